@@ -1,0 +1,33 @@
+"""Shopping advice: a question in, a recommendation that cites products out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ServicesDep
+from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
+from app.api.streaming import sse_response
+
+router = APIRouter(tags=["advice"])
+
+
+@router.post(
+    "/advice",
+    response_model=AnswerResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+        504: {"model": ErrorResponse},
+    },
+)
+def advice(
+    body: AdviceRequest, request: Request, services: ServicesDep
+) -> AnswerResponse | StreamingResponse:
+    """Recommend products for a shopping question; every claim cites a retrieved product."""
+    filters = body.filters.to_filters() if body.filters else None
+    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+        events = services.answers.stream_advice(body.question, filters, rerank=body.rerank)
+        return sse_response(request, events)
+    return AnswerResponse.of(services.answers.advise(body.question, filters, rerank=body.rerank))

@@ -1,0 +1,50 @@
+"""A product, and questions about it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ServicesDep
+from app.api.schemas import AnswerResponse, AskRequest, ErrorResponse, ProductOut
+from app.api.streaming import sse_response
+from generation.answers import UnknownProduct
+from retrieval.schema import Product
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+def _product(services: ServicesDep, product_id: str) -> Product:
+    product = services.store.get_product(product_id)
+    if product is None:
+        msg = f"no product with id '{product_id}'"
+        raise UnknownProduct(msg)
+    return product
+
+
+@router.get("/{product_id}", response_model=ProductOut, responses={404: {"model": ErrorResponse}})
+def get_product(product_id: str, services: ServicesDep) -> ProductOut:
+    """The whole product, with its reviews and Q&A."""
+    return ProductOut(product=_product(services, product_id))
+
+
+@router.post(
+    "/{product_id}/ask",
+    response_model=AnswerResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"},
+        404: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+        504: {"model": ErrorResponse},
+    },
+)
+def ask(
+    product_id: str, body: AskRequest, request: Request, services: ServicesDep
+) -> AnswerResponse | StreamingResponse:
+    """Answer a question from this product's own passages only, citing them."""
+    _product(services, product_id)
+    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+        events = services.answers.stream_ask(product_id, body.question, rerank=body.rerank)
+        return sse_response(request, events)
+    return AnswerResponse.of(services.answers.ask(product_id, body.question, rerank=body.rerank))

@@ -1,0 +1,240 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from generation.answers import Answer
+from generation.prompts import Source
+from retrieval.schema import Filters, Product
+from retrieval.search import ProductHit, SearchResult
+
+
+class FiltersIn(BaseModel):
+    """Structured filters; every one is applied inside both retrievers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(None, max_length=300, examples=["Electronics > Audio"])
+    brands: list[str] | None = Field(None, max_length=50)
+    exclude_brands: list[str] | None = Field(None, max_length=50)
+    price_min: float | None = Field(None, ge=0)
+    price_max: float | None = Field(None, ge=0)
+    in_stock: bool | None = None
+    min_rating: float | None = Field(None, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _price_range(self) -> FiltersIn:
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_min > self.price_max
+        ):
+            msg = "price_min must not be greater than price_max"
+            raise ValueError(msg)
+        return self
+
+    def to_filters(self) -> Filters:
+        """The retrieval filters."""
+        return Filters(**self.model_dump())
+
+
+class SearchRequest(BaseModel):
+    """A product search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=500, examples=["noise cancelling headphones"])
+    filters: FiltersIn | None = None
+    page: int = Field(1, ge=1, le=100)
+    size: int = Field(10, ge=1, le=50)
+    user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
+    rerank: bool = Field(True, description="Re-rank the top candidates when a re-ranker is set.")
+    parse_constraints: bool = Field(
+        True, description="Turn phrases such as 'under $100' or '100元以下' into filters."
+    )
+
+
+class Why(BaseModel):
+    """Why a result matched and where it ranked in each stage."""
+
+    summary: str
+    retrievers: dict[str, dict[str, Any]]
+    matched_terms: dict[str, list[str]]
+    fused_score: float
+    rerank_score: float | None
+
+
+class SearchItem(BaseModel):
+    """One product in a result page."""
+
+    id: str
+    title: str
+    brand: str | None
+    category: str | None
+    price: float | None
+    currency: str
+    rating: float | None
+    in_stock: bool | None
+    score: float
+    why: Why
+
+    @classmethod
+    def from_hit(cls, item: ProductHit) -> SearchItem:
+        """The API form of a search hit."""
+        product, explanation = item.product, item.hit.explanation
+        return cls(
+            id=product.id,
+            title=product.title,
+            brand=product.brand,
+            category=product.category,
+            price=product.price,
+            currency=product.currency,
+            rating=product.rating,
+            in_stock=product.in_stock,
+            score=item.hit.score,
+            why=Why(
+                summary=explanation.summary(),
+                retrievers=explanation.retrievers,
+                matched_terms=explanation.matched_terms,
+                fused_score=explanation.fused_score,
+                rerank_score=explanation.rerank_score,
+            ),
+        )
+
+
+class SearchResponse(BaseModel):
+    """A page of search results."""
+
+    query: str
+    searched_for: str
+    applied_constraints: list[str]
+    filters: dict[str, Any]
+    page: int
+    size: int
+    reranked: bool
+    results: list[SearchItem]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def build(cls, query: str, applied: list[str], result: SearchResult) -> SearchResponse:
+        """The API form of a search result."""
+        return cls(
+            query=query,
+            searched_for=result.query,
+            applied_constraints=applied,
+            filters=result.filters.model_dump(exclude_none=True),
+            page=result.page,
+            size=result.size,
+            reranked=result.reranked,
+            results=[SearchItem.from_hit(h) for h in result.hits],
+            timings_ms=result.timings_ms,
+        )
+
+
+class ProductOut(BaseModel):
+    """A whole product."""
+
+    product: Product
+
+
+class AskRequest(BaseModel):
+    """A question about one product."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        min_length=1, max_length=500, examples=["How long does the battery last?"]
+    )
+    stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
+    rerank: bool = True
+
+
+class AdviceRequest(BaseModel):
+    """A shopping question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        min_length=1, max_length=500, examples=["wireless headphones for the gym under $100"]
+    )
+    filters: FiltersIn | None = None
+    user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
+    stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
+    rerank: bool = True
+
+
+class SourceOut(BaseModel):
+    """A source given to the model; ``number`` is what ``[n]`` in the answer refers to."""
+
+    number: int
+    id: str
+    product_id: str
+    kind: str
+    title: str
+    text: str
+
+    @classmethod
+    def of(cls, source: Source) -> SourceOut:
+        """The API form of a source."""
+        return cls(
+            number=source.number,
+            id=source.source_id,
+            product_id=source.product_id,
+            kind=source.kind,
+            title=source.title,
+            text=source.text,
+        )
+
+
+class AnswerResponse(BaseModel):
+    """A grounded answer: its text cites ``[n]`` sources listed in ``citations``."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[SourceOut]
+    sources: list[SourceOut]
+    dropped_citations: int
+    applied_constraints: list[str]
+    filters: dict[str, Any]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def of(cls, answer: Answer) -> AnswerResponse:
+        """The API form of an answer."""
+        return cls(
+            question=answer.question,
+            answer=answer.text,
+            abstained=answer.abstained,
+            citations=[SourceOut.of(s) for s in answer.cited],
+            sources=[SourceOut.of(s) for s in answer.sources],
+            dropped_citations=answer.dropped_citations,
+            applied_constraints=answer.applied_constraints,
+            filters=answer.filters.model_dump(exclude_none=True),
+            timings_ms=answer.timings_ms,
+        )
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    """Which backends and models are loaded."""
+
+    status: str
+    store: dict[str, Any]
+    models: dict[str, str]

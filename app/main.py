@@ -1,0 +1,63 @@
+"""The FastAPI application: routes, error handlers, request logs, and start-up of the models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.errors import install_error_handlers
+from app.api.routes import advice, health, products, search
+from app.services import Services, build_services
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger("app.requests")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The API; given ``services`` it uses them, otherwise it builds them at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or await run_in_threadpool(
+            build_services, settings or get_settings()
+        )
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Shopping guide",
+        version="0.1.0",
+        description="Hybrid product search, product Q&A and shopping advice with citations.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (search, products, advice, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def log_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - start) * 1000, 2),
+            },
+        )
+        return response
+
+    return app

@@ -1,0 +1,87 @@
+"""All configuration, read once from the environment (prefix ``SHOPGUIDE_``) or a ``.env`` file.
+
+Only the `app` package reads settings; every other package receives plain arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of the service, the indexer and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPGUIDE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Index, assembled models and other state.")
+    store: Literal["embedded"] = "embedded"
+
+    embedder: str = Field(
+        "packaged:all-minilm-l6-v2",
+        description="sentence-transformers model: hub name, local folder, packaged:<name>, "
+        "or 'hashing' for the model-free embedder.",
+    )
+    reranker: str = Field(
+        "none",
+        description="'none', 'nanoranker', or a CrossEncoder model (hub name, local folder, "
+        "packaged:<name>).",
+    )
+    device: str = "cpu"
+    torch_threads: int | None = Field(None, ge=1)
+
+    candidates: int = Field(100, ge=1, le=1000, description="Top k of each retriever.")
+    rrf_k: float = Field(60.0, gt=0)
+    lexical_weight: float = Field(1.0, ge=0)
+    semantic_weight: float = Field(1.0, ge=0)
+    rerank_depth: int = Field(20, ge=1, le=200)
+    semantic_min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="Leave out vector hits less similar than this."
+    )
+
+    llm_backend: Literal["llama-cpp", "openai"] = "llama-cpp"
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="llama-cpp: a packaged model name, a .gguf path, or hf:<repo>/<file>; "
+        "openai: the model name the server serves.",
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. .../v1")
+    llm_api_key: str | None = None
+    llm_threads: int | None = Field(None, ge=1)
+    llm_context: int = Field(4096, ge=512)
+    llm_max_tokens: int = Field(256, ge=16, le=4096)
+    llm_timeout_s: float = Field(120.0, gt=0)
+    advice_sources: int = Field(5, ge=1, le=20)
+    ask_sources: int = Field(5, ge=1, le=20)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Settings:
+        if self.llm_backend == "openai" and not self.llm_base_url:
+            msg = "SHOPGUIDE_LLM_BASE_URL is required when SHOPGUIDE_LLM_BACKEND=openai"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the embedded store keeps its index."""
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where assembled model files are kept."""
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings, read once."""
+    return Settings()

@@ -1,0 +1,316 @@
+"""Grounded answers: shopping advice over products, and questions about one product.
+
+Constraints that code can check (price, brand, stock, rating) become filters before retrieval,
+so the model never has to judge numbers. Sources go to the model numbered; its citations are
+checked against them, and an answer with no valid citation becomes an abstention.
+Answers stream as `TokenEvent`s followed by one `FinalEvent`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from generation.citations import StreamingCitationFilter
+from generation.constraints import parse_constraints
+from generation.llm.base import LLM, GenerationError, GenerationOptions
+from generation.pipelines import build_answer_pipeline
+from generation.prompts import ABSTAIN_MARKER, Source
+from retrieval.schema import Filters, Product
+from retrieval.search import HybridSearch
+from retrieval.text import has_cjk
+
+logger = logging.getLogger(__name__)
+
+NO_ADVICE_EN = "The catalog does not support an answer to this question."
+NO_ADVICE_ZH = "商品目录中没有足以回答这个问题的信息。"
+NO_ANSWER_EN = "This product's page does not answer that question."
+NO_ANSWER_ZH = "该商品的页面信息无法回答这个问题。"
+
+
+class UnknownProduct(LookupError):
+    """No product with this id."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished answer with the sources it cites and the ones it was given."""
+
+    question: str
+    text: str
+    abstained: bool
+    cited: list[Source]
+    sources: list[Source]
+    dropped_citations: int
+    applied_constraints: list[str]
+    filters: Filters
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of the answer as the model writes it (citations already checked)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalEvent:
+    """The finished answer; its text is authoritative."""
+
+    answer: Answer
+
+
+AnswerEvent = TokenEvent | FinalEvent
+
+
+def _abstention(question: str, mode: Literal["advice", "ask"]) -> str:
+    chinese = has_cjk(question)
+    if mode == "advice":
+        return NO_ADVICE_ZH if chinese else NO_ADVICE_EN
+    return NO_ANSWER_ZH if chinese else NO_ANSWER_EN
+
+
+def _product_source(number: int, product: Product) -> Source:
+    facts = []
+    if product.brand:
+        facts.append(f"brand: {product.brand}")
+    if product.price is not None:
+        facts.append(f"price: {product.price:.2f} {product.currency}")
+    if product.rating is not None:
+        count = f" ({product.review_count} reviews)" if product.review_count else ""
+        facts.append(f"rating: {product.rating}/5{count}")
+    if product.in_stock is not None:
+        facts.append(f"in stock: {'yes' if product.in_stock else 'no'}")
+    if product.category:
+        facts.append(f"category: {' > '.join(product.category_path)}")
+    attributes = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in product.attributes.items())
+    text = " | ".join(facts)
+    if attributes:
+        text += f" | {attributes}"
+    if product.description:
+        text += f" | {product.description}"
+    return Source(number, product.id, product.id, "product", product.title, text)
+
+
+class AnswerService:
+    """Shopping advice and product questions on top of hybrid search and an LLM."""
+
+    def __init__(
+        self,
+        search: HybridSearch,
+        llm: LLM,
+        *,
+        options: GenerationOptions | None = None,
+        advice_sources: int = 5,
+        ask_sources: int = 5,
+    ) -> None:
+        self.search = search
+        self.llm = llm
+        self.advice_sources = advice_sources
+        self.ask_sources = ask_sources
+        self._pipelines = {
+            "advice": build_answer_pipeline(llm, "advice", options),
+            "ask": build_answer_pipeline(llm, "ask", options),
+        }
+
+    def warm_up(self) -> None:
+        """Load the model."""
+        self.llm.warm_up()
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def advice_sources_for(
+        self, question: str, filters: Filters | None, *, rerank: bool = True
+    ) -> tuple[list[Source], list[str], Filters, float]:
+        """The products to show the model, the constraints applied, and retrieval time."""
+        start = time.perf_counter()
+        parsed = parse_constraints(question, known_brands=self.search.store.brands())
+        merged = parsed.filters.merged(filters)
+        result = self.search.search(
+            parsed.text, filters=merged, size=self.advice_sources, rerank=rerank
+        )
+        sources = [_product_source(i, h.product) for i, h in enumerate(result.hits, start=1)]
+        return sources, list(parsed.applied), merged, (time.perf_counter() - start) * 1000
+
+    def ask_sources_for(
+        self, product_id: str, question: str, *, rerank: bool = True
+    ) -> tuple[list[Source], float]:
+        """The product's passages that best match the question, numbered."""
+        start = time.perf_counter()
+        product = self.search.store.get_product(product_id)
+        if product is None:
+            msg = f"no product with id '{product_id}'"
+            raise UnknownProduct(msg)
+        hits = self.search.passages(product_id, question, top_k=self.ask_sources, rerank=rerank)
+        sources = [
+            Source(i, h.unit_id, product_id, h.kind, product.title, h.text)
+            for i, h in enumerate(hits, start=1)
+        ]
+        return sources, (time.perf_counter() - start) * 1000
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def stream_advice(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        *,
+        rerank: bool = True,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Advice for a shopping question, streamed."""
+        sources, applied, merged, retrieval_ms = self.advice_sources_for(
+            question, filters, rerank=rerank
+        )
+        yield from self._stream(
+            "advice", question, sources, applied, merged, retrieval_ms, cancelled
+        )
+
+    def stream_ask(
+        self,
+        product_id: str,
+        question: str,
+        *,
+        rerank: bool = True,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """An answer from one product's own passages, streamed."""
+        sources, retrieval_ms = self.ask_sources_for(product_id, question, rerank=rerank)
+        filters = Filters(product_ids=[product_id])
+        yield from self._stream("ask", question, sources, [], filters, retrieval_ms, cancelled)
+
+    def advise(self, question: str, filters: Filters | None = None, **kwargs: Any) -> Answer:
+        """Advice for a shopping question."""
+        return _final(self.stream_advice(question, filters, **kwargs))
+
+    def ask(self, product_id: str, question: str, **kwargs: Any) -> Answer:
+        """An answer from one product's own passages."""
+        return _final(self.stream_ask(product_id, question, **kwargs))
+
+    def _stream(
+        self,
+        mode: Literal["advice", "ask"],
+        question: str,
+        sources: Sequence[Source],
+        applied: list[str],
+        filters: Filters,
+        retrieval_ms: float,
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[AnswerEvent]:
+        start = time.perf_counter()
+
+        def answer(
+            text: str, abstained: bool, cited: list[int], dropped: int, **timing: float
+        ) -> Answer:
+            by_number = {s.number: s for s in sources}
+            return Answer(
+                question=question,
+                text=text,
+                abstained=abstained,
+                cited=[] if abstained else [by_number[n] for n in cited],
+                sources=list(sources),
+                dropped_citations=dropped,
+                applied_constraints=applied,
+                filters=filters,
+                timings_ms={
+                    "retrieval": round(retrieval_ms, 3),
+                    **timing,
+                    "total": round(retrieval_ms + (time.perf_counter() - start) * 1000, 3),
+                },
+            )
+
+        if not sources:
+            text = _abstention(question, mode)
+            yield TokenEvent(text)
+            yield FinalEvent(answer(text, True, [], 0))
+            return
+
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def is_cancelled() -> bool:
+            return stop.is_set() or (cancelled is not None and cancelled())
+
+        def work() -> None:
+            try:
+                result = self._pipelines[mode].run(
+                    {
+                        "prompt": {"question": question, "sources": list(sources)},
+                        "generator": {
+                            "streaming_callback": lambda p: pieces.put(("piece", p)),
+                            "cancelled": is_cancelled,
+                        },
+                        "citations": {"sources": list(sources)},
+                    },
+                    include_outputs_from={"generator"},
+                )
+                pieces.put(("done", result))
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer thread
+                pieces.put(("error", exc))
+
+        worker = threading.Thread(target=work, name=f"{mode}-generation", daemon=True)
+        worker.start()
+        stream_filter = StreamingCitationFilter({s.number for s in sources})
+        held = ""
+        try:
+            while True:
+                kind, value = pieces.get()
+                if kind == "piece":
+                    held += value
+                    if ABSTAIN_MARKER.startswith(held.strip()):
+                        continue  # might be the abstain marker: wait for more
+                    out = stream_filter.feed(held)
+                    held = ""
+                    if out:
+                        yield TokenEvent(out)
+                elif kind == "error":
+                    raise _as_generation_error(value)
+                else:
+                    break
+        finally:
+            stop.set()
+        result = value
+        checked = result["citations"]["answer"]
+        abstained = result["citations"]["abstained"]
+        generator = result["generator"]
+        timing = {
+            "first_token": round(retrieval_ms + generator["first_token_ms"], 3),
+            "generation": round(generator["took_ms"], 3),
+            "pieces": float(generator["pieces"]),
+        }
+        if checked.dropped_citations:
+            logger.info("dropped %d citations to unknown sources", checked.dropped_citations)
+        text = _abstention(question, mode) if abstained else checked.text
+        if abstained or ABSTAIN_MARKER in held:
+            yield TokenEvent(text)
+        else:
+            tail = stream_filter.feed(held) + stream_filter.flush()
+            if tail:
+                yield TokenEvent(tail)
+        yield FinalEvent(
+            answer(text, abstained, checked.cited, checked.dropped_citations, **timing)
+        )
+
+
+def _as_generation_error(exc: BaseException) -> GenerationError:
+    """The model's error, unwrapped from Haystack's pipeline error when wrapped."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, GenerationError):
+            return seen
+        seen = seen.__cause__
+    return GenerationError(f"generation failed: {exc}")
+
+
+def _final(events: Iterator[AnswerEvent]) -> Answer:
+    for event in events:
+        if isinstance(event, FinalEvent):
+            return event.answer
+    msg = "the answer stream ended without a final event"
+    raise GenerationError(msg)

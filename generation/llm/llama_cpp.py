@@ -1,0 +1,165 @@
+"""A local GGUF model run in-process by llama.cpp (through llama-cpp-python).
+
+One llama context is not thread-safe, so calls are serialised by a lock: a second request
+waits for the first to finish (the wait counts against its own ``timeout_s``). The deadline is
+checked between streamed pieces, so a call can overrun it by the time of one token (or of the
+prompt's prefill, which cannot be interrupted).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from generation.llm.base import ChatMessage, GenerationError, GenerationOptions, GenerationTimeout
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+__all__ = ["LlamaCppLLM"]
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_WAIT_S = 30.0
+
+
+class LlamaCppLLM:
+    """The `LLM` protocol over a local GGUF file, loaded lazily by `warm_up`."""
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        chat_format: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.chat_format = chat_format
+        self.seed = seed
+        self._llama: Llama | None = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The model's file name."""
+        return Path(self.model_path).name
+
+    def warm_up(self) -> None:
+        """Load the model; idempotent. Raises `GenerationError` naming the path on failure."""
+        with self._load_lock:
+            if self._llama is not None:
+                return
+            path = Path(self.model_path)
+            if not path.is_file():
+                msg = f"cannot load model {self.model_path}: no such file"
+                raise GenerationError(msg)
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                msg = f"cannot load model {self.model_path}: llama-cpp-python is not installed"
+                raise GenerationError(msg) from exc
+            started = time.perf_counter()
+            try:
+                self._llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    chat_format=self.chat_format,
+                    seed=self.seed,
+                    verbose=False,
+                )
+            except Exception as exc:
+                msg = f"cannot load model {self.model_path}: {exc}"
+                raise GenerationError(msg) from exc
+            logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        *,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece; see `LLM.stream`."""
+        deadline = time.monotonic() + options.timeout_s
+        self.warm_up()
+        if not self._run_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            msg = f"{self.name}: still busy with another request after {options.timeout_s:g} s"
+            raise GenerationTimeout(msg)
+        try:
+            yield from self._generate(messages, options, deadline, cancelled)
+        finally:
+            self._run_lock.release()
+
+    def _generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        deadline: float,
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[str]:
+        llama = self._llama
+        if llama is None:
+            msg = f"model {self.model_path} was closed"
+            raise GenerationError(msg)
+        if cancelled is not None and cancelled():
+            return
+        try:
+            chunks = cast(
+                "Iterator[dict[str, Any]]",
+                llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+                    max_tokens=options.max_tokens,
+                    temperature=options.temperature,
+                    stop=list(options.stop),
+                    seed=self.seed,
+                    stream=True,
+                ),
+            )
+        except Exception as exc:
+            msg = f"{self.name} failed: {exc}"
+            raise GenerationError(msg) from exc
+        try:
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    msg = f"{self.name} failed: {exc}"
+                    raise GenerationError(msg) from exc
+                if cancelled is not None and cancelled():
+                    return
+                if time.monotonic() > deadline:
+                    msg = f"{self.name} gave no complete answer within {options.timeout_s:g} s"
+                    raise GenerationTimeout(msg)
+                choices = chunk.get("choices") or [{}]
+                piece = choices[0].get("delta", {}).get("content")
+                if piece:
+                    yield piece
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def close(self) -> None:
+        """Free the model; a later call loads it again."""
+        with self._load_lock:
+            if not self._run_lock.acquire(timeout=_CLOSE_WAIT_S):
+                logger.warning("%s is still generating; not closing it", self.name)
+                return
+            try:
+                llama, self._llama = self._llama, None
+            finally:
+                self._run_lock.release()
+        if llama is not None:
+            llama.close()

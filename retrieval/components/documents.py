@@ -1,0 +1,36 @@
+"""Conversion between store results and Haystack `Document`s, and the explanation they carry.
+
+Every document that flows through a retrieval pipeline has ``meta["product_id"]``,
+``meta["kind"]`` and ``meta["retrieval"]``: for each retriever that found it, its rank, score
+and (lexical) the matched terms per field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haystack import Document
+
+from retrieval.stores.base import ScoredUnit
+
+
+def to_documents(found: list[ScoredUnit], retriever: str) -> list[Document]:
+    """Haystack documents for a retriever's results, rank 1 first."""
+    documents = []
+    for rank, hit in enumerate(found, start=1):
+        evidence: dict[str, Any] = {"rank": rank, "score": round(hit.score, 6)}
+        if hit.matched:
+            evidence["matched"] = {f: list(terms) for f, terms in hit.matched.items()}
+        documents.append(
+            Document(
+                id=hit.unit.id,
+                content=hit.unit.text,
+                score=hit.score,
+                meta={
+                    "product_id": hit.unit.product_id,
+                    "kind": hit.unit.kind,
+                    "retrieval": {retriever: evidence},
+                },
+            )
+        )
+    return documents

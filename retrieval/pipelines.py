@@ -1,0 +1,45 @@
+"""The retrieval pipelines, built in one place so the graph can be read at a glance.
+
+text ─▶ embedder ─▶ semantic ─┐
+text ─────────────▶ lexical ──┴▶ joiner (RRF) ─▶ ranker ─▶ documents
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from haystack import Pipeline
+
+from retrieval.components.lexical_retriever import StoreLexicalRetriever
+from retrieval.components.query_embedder import QueryEmbedder
+from retrieval.components.reranker import DocumentReranker
+from retrieval.components.rrf_joiner import RRFJoiner
+from retrieval.components.semantic_retriever import StoreSemanticRetriever
+from retrieval.embedders.base import Embedder
+from retrieval.rankers.base import Reranker
+from retrieval.stores.base import DocumentStore
+
+
+def build_hybrid_pipeline(
+    store: DocumentStore,
+    embedder: Embedder,
+    reranker: Reranker | None,
+    *,
+    rrf_k: float = 60.0,
+    weights: Mapping[str, float] | None = None,
+    boosts: Mapping[str, float] | None = None,
+    rerank_depth: int = 20,
+    min_similarity: float | None = None,
+) -> Pipeline:
+    """Hybrid retrieval (BM25 + kNN, fused by RRF) followed by an optional re-ranker."""
+    pipeline = Pipeline()
+    pipeline.add_component("embedder", QueryEmbedder(embedder))
+    pipeline.add_component("lexical", StoreLexicalRetriever(store, boosts=boosts))
+    pipeline.add_component("semantic", StoreSemanticRetriever(store, min_similarity=min_similarity))
+    pipeline.add_component("joiner", RRFJoiner(k=rrf_k, weights=weights))
+    pipeline.add_component("ranker", DocumentReranker(reranker, depth=rerank_depth))
+    pipeline.connect("embedder.embedding", "semantic.query_embedding")
+    pipeline.connect("lexical.documents", "joiner.lexical")
+    pipeline.connect("semantic.documents", "joiner.semantic")
+    pipeline.connect("joiner.documents", "ranker.documents")
+    return pipeline

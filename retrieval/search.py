@@ -1,0 +1,224 @@
+"""Hybrid search over products and over one product's passages, with explanations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from haystack import Document
+
+from retrieval.components.lexical_retriever import DEFAULT_BOOSTS
+from retrieval.embedders.base import Embedder
+from retrieval.pipelines import build_hybrid_pipeline
+from retrieval.rankers.base import Reranker
+from retrieval.schema import PASSAGE_KINDS, Filters, Product, Unit, UnitKind
+from retrieval.stores.base import DocumentStore
+
+STAGES = ("embedder", "lexical", "semantic", "joiner", "ranker")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Tuning of the retrieval stages."""
+
+    candidates: int = 100
+    rrf_k: float = 60.0
+    weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "semantic": 1.0})
+    boosts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BOOSTS))
+    rerank_depth: int = 20
+    passage_candidates: int = 20
+    min_similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a result is where it is."""
+
+    retrievers: dict[str, dict[str, Any]]
+    matched_terms: dict[str, list[str]]
+    fused_score: float
+    rerank_score: float | None
+
+    def summary(self) -> str:
+        """One line a shopper can read."""
+        found = " and ".join(
+            f"{name} #{ev['rank']}" for name, ev in sorted(self.retrievers.items())
+        )
+        parts = [f"found by {found}"]
+        if self.matched_terms:
+            fields = "; ".join(f"{f}: {', '.join(t)}" for f, t in self.matched_terms.items())
+            parts.append(f"matched {fields}")
+        if self.rerank_score is not None:
+            parts.append(f"re-ranked (score {self.rerank_score:.3f})")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked unit: a product (product search) or a passage (questions)."""
+
+    unit_id: str
+    product_id: str
+    kind: UnitKind
+    text: str
+    score: float
+    explanation: Explanation
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    """A product in a result page."""
+
+    product: Product
+    hit: Hit
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of products with what it took to find them."""
+
+    query: str
+    filters: Filters
+    page: int
+    size: int
+    hits: list[ProductHit]
+    candidates: int
+    reranked: bool
+    timings_ms: dict[str, float]
+
+
+def _hit(document: Document) -> Hit:
+    retrieval = document.meta.get("retrieval", {})
+    matched: dict[str, list[str]] = {}
+    for evidence in retrieval.values():
+        for field_name, terms in evidence.get("matched", {}).items():
+            matched.setdefault(field_name, []).extend(terms)
+    return Hit(
+        unit_id=document.id,
+        product_id=document.meta["product_id"],
+        kind=document.meta["kind"],
+        text=document.content or "",
+        score=float(document.score or 0.0),
+        explanation=Explanation(
+            retrievers={
+                name: {k: v for k, v in ev.items() if k != "matched"}
+                for name, ev in retrieval.items()
+            },
+            matched_terms=matched,
+            fused_score=float(document.meta.get("fused_score", 0.0)),
+            rerank_score=document.meta.get("rerank_score"),
+        ),
+    )
+
+
+class HybridSearch:
+    """Product search and passage search through one Haystack hybrid pipeline."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        embedder: Embedder,
+        reranker: Reranker | None = None,
+        config: SearchConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.reranker = reranker
+        self.config = config or SearchConfig()
+        self.pipeline = build_hybrid_pipeline(
+            store,
+            embedder,
+            reranker,
+            rrf_k=self.config.rrf_k,
+            weights=self.config.weights,
+            boosts=self.config.boosts,
+            rerank_depth=self.config.rerank_depth,
+            min_similarity=self.config.min_similarity,
+        )
+
+    def warm_up(self) -> None:
+        """Load every model of the pipeline."""
+        self.pipeline.warm_up()
+
+    def _run(
+        self,
+        query: str,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        rerank: bool,
+    ) -> tuple[list[Hit], dict[str, float]]:
+        start = time.perf_counter()
+        result = self.pipeline.run(
+            {
+                "embedder": {"text": query},
+                "lexical": {"query": query, "kinds": kinds, "filters": filters, "top_k": top_k},
+                "semantic": {"kinds": kinds, "filters": filters, "top_k": top_k},
+                "joiner": {"top_k": top_k},
+                "ranker": {"query": query, "enabled": rerank},
+            },
+            include_outputs_from=set(STAGES),
+        )
+        timings = {stage: round(result[stage]["took_ms"], 3) for stage in STAGES}
+        timings["total"] = round((time.perf_counter() - start) * 1000, 3)
+        return [_hit(d) for d in result["ranker"]["documents"]], timings
+
+    def search(
+        self,
+        query: str,
+        *,
+        filters: Filters | None = None,
+        page: int = 1,
+        size: int = 10,
+        rerank: bool = True,
+    ) -> SearchResult:
+        """A page of products for ``query``; the fusion window always covers the page."""
+        if page < 1 or size < 1:
+            msg = f"page and size must be at least 1, got page={page}, size={size}"
+            raise ValueError(msg)
+        filters = filters or Filters()
+        window = max(self.config.candidates, page * size)
+        rerank = rerank and self.reranker is not None
+        hits, timings = self._run(
+            query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
+        )
+        page_hits = []
+        for hit in hits[(page - 1) * size : page * size]:
+            product = self.store.get_product(hit.product_id)
+            if product is not None:
+                page_hits.append(ProductHit(product, hit))
+        return SearchResult(
+            query=query,
+            filters=filters,
+            page=page,
+            size=size,
+            hits=page_hits,
+            candidates=len(hits),
+            reranked=rerank,
+            timings_ms=timings,
+        )
+
+    def passages(
+        self,
+        product_id: str,
+        question: str,
+        *,
+        top_k: int = 5,
+        rerank: bool = True,
+    ) -> list[Hit]:
+        """The product's passages that best answer ``question``."""
+        hits, _ = self._run(
+            question,
+            kinds=PASSAGE_KINDS,
+            filters=Filters(product_ids=[product_id]),
+            top_k=self.config.passage_candidates,
+            rerank=rerank and self.reranker is not None,
+        )
+        return hits[:top_k]
+
+    def units(self, product_id: str) -> list[Unit]:
+        """All of a product's passages."""
+        return self.store.get_units(product_id, PASSAGE_KINDS)

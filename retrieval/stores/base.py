@@ -1,0 +1,149 @@
+"""The document store interface that the retrievers and the indexer speak.
+
+Two implementations: `EmbeddedStore` (in-process, persisted to a folder; the default) and the
+Elasticsearch store. Errors: `StoreError` for anything a store cannot do, with the subclass
+`StoreUnavailable` when its server cannot be reached (the API answers 503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from retrieval.schema import Filters, Product, Unit, UnitKind
+
+
+class StoreError(RuntimeError):
+    """A store operation failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's server cannot be reached."""
+
+
+@dataclass(frozen=True)
+class ScoredUnit:
+    """A unit a retriever found, with its score and, for lexical search, the matched terms."""
+
+    unit: Unit
+    score: float
+    matched: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """A product ready to store: its units and one embedding row per unit."""
+
+    product: Product
+    units: Sequence[Unit]
+    embeddings: np.ndarray
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """A product the store refused, and why."""
+
+    product_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """What a committed write changed."""
+
+    version: str
+    products: int
+    units: int
+    written: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What a store holds now."""
+
+    backend: str
+    version: str | None
+    products: int
+    units: int
+    embedding_model: str | None
+
+
+class IndexWriter(Protocol):
+    """A batch of writes that becomes visible to searches only on `commit`."""
+
+    def write(self, records: Sequence[ProductRecord]) -> list[WriteFailure]:
+        """Stage products (a product id written again replaces the earlier one)."""
+        ...
+
+    def commit(self) -> CommitReport:
+        """Make the staged products visible, atomically."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the staged products; searches keep the previous index."""
+        ...
+
+
+class DocumentStore(Protocol):
+    """Products and their units, searchable lexically and by vector, with filters."""
+
+    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> IndexWriter:
+        """Start a write. With ``prune`` every product not written is removed on commit."""
+        ...
+
+    def delete_products(self, product_ids: Sequence[str]) -> int:
+        """Remove products and their units now; returns how many existed."""
+        ...
+
+    def lexical(
+        self,
+        query: str,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> list[ScoredUnit]:
+        """BM25 over the fields in ``boosts`` (field → weight), best first."""
+        ...
+
+    def semantic(
+        self,
+        vector: np.ndarray,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units by cosine similarity, best first."""
+        ...
+
+    def get_product(self, product_id: str) -> Product | None:
+        """The product with this id, or None."""
+        ...
+
+    def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
+        """The product's units, optionally only these kinds."""
+        ...
+
+    def known_embeddings(
+        self, units: Sequence[Unit], embedding_model: str
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of the units whose text is unchanged, by unit id (saves re-embedding)."""
+        ...
+
+    def brands(self) -> list[str]:
+        """Every brand in the catalog."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Counts and the catalog version."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...

@@ -1,0 +1,640 @@
+"""The embedded document store: in-process BM25 and vector search, persisted to a folder.
+
+Searches read an immutable snapshot; a commit builds a new snapshot, writes it to a new
+generation folder and then switches the ``CURRENT`` pointer with an atomic rename, so a crash
+mid-write leaves the previous index in place and a restart loads without re-embedding.
+Another process's commit (the indexer CLI while the API runs) is picked up by `refresh`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.schema import Filters, Product, Unit, UnitKind, split_category
+from retrieval.stores.base import (
+    CommitReport,
+    ProductRecord,
+    ScoredUnit,
+    StoreError,
+    StoreStats,
+    WriteFailure,
+)
+from retrieval.text import tokenize
+
+logger = logging.getLogger(__name__)
+
+_KINDS: tuple[UnitKind, ...] = ("product", "description", "attributes", "review", "qa")
+_KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
+_FORMAT = 1
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+
+TermCounts = dict[str, dict[str, int]]  # field -> term -> frequency
+
+
+@dataclass(frozen=True)
+class _Postings:
+    units: np.ndarray  # sorted unit indices holding the term
+    freqs: np.ndarray  # term frequency in each of those units
+
+
+class _Snapshot:
+    """One immutable state of the index."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        embedding_model: str | None,
+        dim: int,
+        products: dict[str, Product],
+        units: list[Unit],
+        vectors: np.ndarray,
+        terms: list[TermCounts],
+    ) -> None:
+        self.version = version
+        self.embedding_model = embedding_model
+        self.dim = dim
+        self.products = products
+        self.units = units
+        self.vectors = vectors
+        self.terms = terms
+        self.unit_index = {unit.id: i for i, unit in enumerate(units)}
+        self.by_product: dict[str, list[int]] = {}
+        for i, unit in enumerate(units):
+            self.by_product.setdefault(unit.product_id, []).append(i)
+        self._build_facets()
+        self._build_postings()
+
+    def _build_facets(self) -> None:
+        self.kind = np.fromiter((_KIND_CODE[u.kind] for u in self.units), np.int8, len(self.units))
+        owners = [self.products[u.product_id] for u in self.units]
+        self.price = np.array([p.price if p.price is not None else np.nan for p in owners], float)
+        self.rating = np.array(
+            [p.rating if p.rating is not None else np.nan for p in owners], float
+        )
+        self.stock = np.array(
+            [-1 if p.in_stock is None else int(p.in_stock) for p in owners], np.int8
+        )
+        self.brand_codes: dict[str, int] = {}
+        self.brand = np.array(
+            [
+                self.brand_codes.setdefault((p.brand or "").casefold(), len(self.brand_codes))
+                for p in owners
+            ],
+            np.int32,
+        )
+        self.category_codes: dict[tuple[str, ...], int] = {}
+        self.category = np.array(
+            [
+                self.category_codes.setdefault(
+                    tuple(level.casefold() for level in p.category_path), len(self.category_codes)
+                )
+                for p in owners
+            ],
+            np.int32,
+        )
+
+    def _build_postings(self) -> None:
+        n = len(self.units)
+        collected: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
+        lengths: dict[str, np.ndarray] = {}
+        for i, counts in enumerate(self.terms):
+            for field_name, terms in counts.items():
+                if field_name not in lengths:
+                    lengths[field_name] = np.zeros(n, np.float32)
+                lengths[field_name][i] = sum(terms.values())
+                field_postings = collected.setdefault(field_name, {})
+                for term, freq in terms.items():
+                    entry = field_postings.setdefault(term, ([], []))
+                    entry[0].append(i)
+                    entry[1].append(freq)
+        self.postings = {
+            field_name: {
+                term: _Postings(np.array(ids, np.int64), np.array(freqs, np.float32))
+                for term, (ids, freqs) in terms.items()
+            }
+            for field_name, terms in collected.items()
+        }
+        self.field_lengths = lengths
+        self.field_docs = {f: int(np.count_nonzero(length)) for f, length in lengths.items()}
+        self.avg_length = {
+            f: float(length.sum()) / max(self.field_docs[f], 1) for f, length in lengths.items()
+        }
+
+    # -- filters ---------------------------------------------------------------------------
+
+    def mask(self, kinds: Sequence[UnitKind], filters: Filters | None) -> np.ndarray:
+        """Which units pass the kind and product filters."""
+        mask = np.isin(self.kind, [_KIND_CODE[k] for k in kinds])
+        if filters is None or filters.is_empty():
+            return mask
+        if filters.product_ids is not None:
+            allowed = np.zeros(len(self.units), bool)
+            for pid in filters.product_ids:
+                allowed[self.by_product.get(pid, [])] = True
+            mask &= allowed
+        if filters.price_min is not None:
+            mask &= self.price >= filters.price_min
+        if filters.price_max is not None:
+            mask &= self.price <= filters.price_max
+        if filters.min_rating is not None:
+            mask &= self.rating >= filters.min_rating
+        if filters.in_stock is not None:
+            mask &= self.stock == int(filters.in_stock)
+        if filters.brands is not None:
+            codes = [
+                self.brand_codes[b.casefold()]
+                for b in filters.brands
+                if b.casefold() in self.brand_codes and b.strip()
+            ]
+            mask &= np.isin(self.brand, codes)
+        if filters.exclude_brands is not None:
+            codes = [
+                self.brand_codes[b.casefold()]
+                for b in filters.exclude_brands
+                if b.casefold() in self.brand_codes
+            ]
+            mask &= ~np.isin(self.brand, codes)
+        if filters.category is not None:
+            prefix = tuple(level.casefold() for level in split_category(filters.category))
+            codes = [c for path, c in self.category_codes.items() if path[: len(prefix)] == prefix]
+            mask &= np.isin(self.category, codes)
+        return mask
+
+    # -- search ----------------------------------------------------------------------------
+
+    def lexical(
+        self,
+        query: str,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> list[ScoredUnit]:
+        n = len(self.units)
+        terms = Counter(tokenize(query))
+        if not n or not terms or top_k <= 0:
+            return []
+        scores = np.zeros(n, np.float32)
+        used: list[tuple[str, str, _Postings]] = []
+        for field_name, boost in boosts.items():
+            field_postings = self.postings.get(field_name)
+            if field_postings is None or boost <= 0:
+                continue
+            docs = self.field_docs[field_name]
+            avg = self.avg_length[field_name] or 1.0
+            lengths = self.field_lengths[field_name]
+            for term, query_freq in terms.items():
+                posting = field_postings.get(term)
+                if posting is None:
+                    continue
+                df = len(posting.units)
+                idf = math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+                tf = posting.freqs
+                norm = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * lengths[posting.units] / avg)
+                scores[posting.units] += (
+                    boost * query_freq * idf * tf * (_BM25_K1 + 1) / (tf + norm)
+                )
+                used.append((field_name, term, posting))
+        scores[~self.mask(kinds, filters)] = 0.0
+        top = _top(scores, top_k)
+        results = []
+        for i in top:
+            matched: dict[str, list[str]] = {}
+            for field_name, term, posting in used:
+                j = np.searchsorted(posting.units, i)
+                if j < len(posting.units) and posting.units[j] == i:
+                    matched.setdefault(field_name, []).append(term)
+            results.append(
+                ScoredUnit(
+                    self.units[i],
+                    float(scores[i]),
+                    {f: tuple(dict.fromkeys(t)) for f, t in matched.items()},
+                )
+            )
+        return results
+
+    def semantic(
+        self,
+        vector: np.ndarray,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        if not len(self.units) or top_k <= 0:
+            return []
+        if vector.shape != (self.dim,):
+            msg = f"query vector has shape {vector.shape}, the index holds {self.dim}-d vectors"
+            raise StoreError(msg)
+        query = vector.astype(np.float32)
+        query /= max(float(np.linalg.norm(query)), 1e-12)
+        mask = self.mask(kinds, filters)
+        candidates = np.flatnonzero(mask)
+        if not len(candidates):
+            return []
+        sims = (
+            self.vectors[candidates] @ query
+            if len(candidates) < len(self.units)
+            else (self.vectors @ query)
+        )
+        order = _top_all(sims, top_k)
+        return [ScoredUnit(self.units[candidates[i]], float(sims[i])) for i in order]
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k highest positive scores, best first, ties by index."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k:
+        part = np.argpartition(-scores[positive], k - 1)[:k]
+        positive = positive[part]
+    return sorted(positive.tolist(), key=lambda i: (-scores[i], i))
+
+
+def _top_all(scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k highest scores, best first, ties by index."""
+    idx = np.arange(len(scores))
+    if len(scores) > k:
+        idx = np.argpartition(-scores, k - 1)[:k]
+    return sorted(idx.tolist(), key=lambda i: (-scores[i], i))
+
+
+def _unit_terms(unit: Unit) -> TermCounts:
+    return {name: dict(Counter(tokenize(text))) for name, text in unit.fields.items() if text}
+
+
+def _new_version() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def _empty_snapshot() -> _Snapshot:
+    return _Snapshot(
+        version="empty",
+        embedding_model=None,
+        dim=0,
+        products={},
+        units=[],
+        vectors=np.zeros((0, 0), np.float32),
+        terms=[],
+    )
+
+
+class EmbeddedStore:
+    """In-process store; with ``data_dir`` it persists there, without it lives in memory."""
+
+    def __init__(self, data_dir: Path | str | None = None, *, refresh_interval_s: float = 1.0):
+        self._dir = Path(data_dir) if data_dir is not None else None
+        self._lock = threading.RLock()
+        self._refresh_interval = refresh_interval_s
+        self._checked_at = 0.0
+        self._snapshot = _empty_snapshot()
+        if self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            loaded = self._load_current()
+            if loaded is not None:
+                self._snapshot = loaded
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _pointer(self) -> Path:
+        assert self._dir is not None
+        return self._dir / "CURRENT"
+
+    def _current_name(self) -> str | None:
+        try:
+            return self._pointer().read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _load_current(self) -> _Snapshot | None:
+        name = self._current_name()
+        if name is None:
+            return None
+        assert self._dir is not None
+        folder = self._dir / name
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            if manifest.get("format") != _FORMAT:
+                msg = f"index format {manifest.get('format')} is not {_FORMAT}: re-index"
+                raise StoreError(msg)
+            with (folder / "products.jsonl").open(encoding="utf-8") as f:
+                products = {p.id: p for p in (Product.model_validate_json(line) for line in f)}
+            with (folder / "units.pkl").open("rb") as f:
+                units, terms = pickle.load(f)  # noqa: S301 - our own file, written below
+            vectors = np.load(folder / "vectors.npy")
+        except (OSError, ValueError, pickle.UnpicklingError, KeyError) as exc:
+            msg = f"cannot load the index in {folder}: {exc}"
+            raise StoreError(msg) from exc
+        logger.info("loaded index %s: %d products, %d units", name, len(products), len(units))
+        return _Snapshot(
+            version=manifest["version"],
+            embedding_model=manifest["embedding_model"],
+            dim=manifest["dim"],
+            products=products,
+            units=units,
+            vectors=vectors,
+            terms=terms,
+        )
+
+    def _persist(self, snapshot: _Snapshot) -> None:
+        if self._dir is None:
+            return
+        name = f"gen-{snapshot.version}"
+        staging = self._dir / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        with (staging / "products.jsonl").open("w", encoding="utf-8") as f:
+            for product in snapshot.products.values():
+                f.write(product.model_dump_json() + "\n")
+        with (staging / "units.pkl").open("wb") as f:
+            pickle.dump((snapshot.units, snapshot.terms), f, protocol=pickle.HIGHEST_PROTOCOL)
+        np.save(staging / "vectors.npy", snapshot.vectors)
+        manifest = {
+            "format": _FORMAT,
+            "version": snapshot.version,
+            "embedding_model": snapshot.embedding_model,
+            "dim": snapshot.dim,
+            "products": len(snapshot.products),
+            "units": len(snapshot.units),
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        for path in staging.iterdir():
+            _fsync(path)
+        staging.rename(self._dir / name)
+        pointer_tmp = self._dir / "CURRENT.tmp"
+        pointer_tmp.write_text(name + "\n", encoding="utf-8")
+        _fsync(pointer_tmp)
+        os.replace(pointer_tmp, self._pointer())
+        _fsync(self._dir)
+        for old in self._dir.glob("gen-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def refresh(self) -> bool:
+        """Load a newer index that another process committed; True when one was loaded."""
+        if self._dir is None:
+            return False
+        now = time.monotonic()
+        if now - self._checked_at < self._refresh_interval:
+            return False
+        self._checked_at = now
+        name = self._current_name()
+        if name is None or name == f"gen-{self._snapshot.version}":
+            return False
+        with self._lock:
+            loaded = self._load_current()
+            if loaded is None:
+                return False
+            self._snapshot = loaded
+            return True
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> EmbeddedWriter:
+        """Start a write; see `DocumentStore.writer`."""
+        current = self._snapshot
+        if current.units and current.embedding_model != embedding_model and not prune:
+            msg = (
+                f"the index was built with the embedding model '{current.embedding_model}', "
+                f"not '{embedding_model}': re-index the whole catalog with prune"
+            )
+            raise StoreError(msg)
+        return EmbeddedWriter(self, embedding_model=embedding_model, dim=dim, prune=prune)
+
+    def _commit(
+        self,
+        records: Mapping[str, ProductRecord],
+        terms: Mapping[str, list[TermCounts]],
+        *,
+        embedding_model: str,
+        dim: int,
+        prune: bool,
+        deleted: Iterable[str] = (),
+    ) -> CommitReport:
+        with self._lock:
+            base = self._snapshot
+            deleted = set(deleted)
+            same_model = base.embedding_model in (None, embedding_model)
+            keep = (
+                []
+                if prune or not same_model
+                else [pid for pid in base.products if pid not in records and pid not in deleted]
+            )
+            products: dict[str, Product] = {}
+            units: list[Unit] = []
+            unit_terms: list[TermCounts] = []
+            vector_rows: list[np.ndarray] = []
+            for pid in keep:
+                products[pid] = base.products[pid]
+                rows = base.by_product.get(pid, [])
+                units.extend(base.units[i] for i in rows)
+                unit_terms.extend(base.terms[i] for i in rows)
+                if rows:
+                    vector_rows.append(base.vectors[rows])
+            for pid, record in records.items():
+                products[pid] = record.product
+                units.extend(record.units)
+                unit_terms.extend(terms[pid])
+                if len(record.units):
+                    vector_rows.append(_normalized(record.embeddings))
+            vectors = (
+                np.vstack(vector_rows).astype(np.float32)
+                if vector_rows
+                else np.zeros((0, dim), np.float32)
+            )
+            removed = len(set(base.products) - set(products))
+            snapshot = _Snapshot(
+                version=_new_version(),
+                embedding_model=embedding_model,
+                dim=dim,
+                products=products,
+                units=units,
+                vectors=vectors,
+                terms=unit_terms,
+            )
+            self._persist(snapshot)
+            self._snapshot = snapshot
+            logger.info(
+                "committed index %s: %d products (%d written, %d removed)",
+                snapshot.version,
+                len(products),
+                len(records),
+                removed,
+            )
+            return CommitReport(
+                version=snapshot.version,
+                products=len(products),
+                units=len(units),
+                written=len(records),
+                removed=removed,
+            )
+
+    def delete_products(self, product_ids: Sequence[str]) -> int:
+        """Remove products and their units now; returns how many existed."""
+        current = self._snapshot
+        existing = [pid for pid in product_ids if pid in current.products]
+        if existing:
+            self._commit(
+                {},
+                {},
+                embedding_model=current.embedding_model or "",
+                dim=current.dim,
+                prune=False,
+                deleted=existing,
+            )
+        return len(existing)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def lexical(
+        self,
+        query: str,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> list[ScoredUnit]:
+        """BM25 over the fields in ``boosts``, best first."""
+        self.refresh()
+        return self._snapshot.lexical(query, kinds, filters, top_k, boosts)
+
+    def semantic(
+        self,
+        vector: np.ndarray,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units by cosine similarity, best first."""
+        self.refresh()
+        return self._snapshot.semantic(vector, kinds, filters, top_k)
+
+    def get_product(self, product_id: str) -> Product | None:
+        """The product with this id, or None."""
+        self.refresh()
+        return self._snapshot.products.get(product_id)
+
+    def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
+        """The product's units, optionally only these kinds."""
+        snapshot = self._snapshot
+        units = [snapshot.units[i] for i in snapshot.by_product.get(product_id, [])]
+        return [u for u in units if kinds is None or u.kind in kinds]
+
+    def known_embeddings(
+        self, units: Sequence[Unit], embedding_model: str
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of the units whose text is unchanged, by unit id."""
+        snapshot = self._snapshot
+        if snapshot.embedding_model != embedding_model:
+            return {}
+        found = {}
+        for unit in units:
+            i = snapshot.unit_index.get(unit.id)
+            if i is not None and snapshot.units[i].text == unit.text:
+                found[unit.id] = snapshot.vectors[i]
+        return found
+
+    def brands(self) -> list[str]:
+        """Every brand in the catalog."""
+        return sorted({p.brand for p in self._snapshot.products.values() if p.brand})
+
+    def stats(self) -> StoreStats:
+        """Counts and the catalog version."""
+        snapshot = self._snapshot
+        return StoreStats(
+            backend="embedded",
+            version=None if snapshot.version == "empty" else snapshot.version,
+            products=len(snapshot.products),
+            units=len(snapshot.units),
+            embedding_model=snapshot.embedding_model,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: every commit is already on disk."""
+
+
+class EmbeddedWriter:
+    """Stages products in memory; `commit` builds and persists the new snapshot."""
+
+    def __init__(self, store: EmbeddedStore, *, embedding_model: str, dim: int, prune: bool):
+        self._store = store
+        self._embedding_model = embedding_model
+        self._dim = dim
+        self._prune = prune
+        self._records: dict[str, ProductRecord] = {}
+        self._terms: dict[str, list[TermCounts]] = {}
+        self._closed = False
+
+    def write(self, records: Sequence[ProductRecord]) -> list[WriteFailure]:
+        """Stage products; a product id written again replaces the earlier one."""
+        if self._closed:
+            msg = "this writer has already been committed or aborted"
+            raise StoreError(msg)
+        failures = []
+        for record in records:
+            rows = record.embeddings.shape
+            if len(record.units) and (rows[0] != len(record.units) or rows[1] != self._dim):
+                failures.append(
+                    WriteFailure(
+                        record.product.id,
+                        f"embeddings of shape {rows} for {len(record.units)} units "
+                        f"of dim {self._dim}",
+                    )
+                )
+                continue
+            self._records[record.product.id] = record
+            self._terms[record.product.id] = [_unit_terms(u) for u in record.units]
+        return failures
+
+    def commit(self) -> CommitReport:
+        """Make the staged products visible, atomically."""
+        if self._closed:
+            msg = "this writer has already been committed or aborted"
+            raise StoreError(msg)
+        self._closed = True
+        return self._store._commit(
+            self._records,
+            self._terms,
+            embedding_model=self._embedding_model,
+            dim=self._dim,
+            prune=self._prune,
+        )
+
+    def abort(self) -> None:
+        """Drop the staged products."""
+        self._closed = True
+        self._records.clear()
+        self._terms.clear()
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["EmbeddedStore", "EmbeddedWriter"]

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import PRODUCTS, write_jsonl
+
+
+@pytest.fixture(autouse=True)
+def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("SHOPGUIDE_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER", "hashing-256")
+    monkeypatch.setenv("SHOPGUIDE_LOG_JSON", "false")
+
+
+def test_index_reports_counts_and_bad_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [*PRODUCTS, "{bad", {"id": "no-title"}])
+    assert main(["index", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"read {len(PRODUCTS) + 2}, indexed {len(PRODUCTS)}, skipped 2" in out
+    assert f"{path}:{len(PRODUCTS) + 1}: invalid JSON" in out
+    assert EmbeddedStore(tmp_path / "state" / "index").stats().products == len(PRODUCTS)
+
+
+def test_prune_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["index", str(write_jsonl(tmp_path / "all.jsonl", PRODUCTS))])
+    assert main(["index", "--prune", str(write_jsonl(tmp_path / "one.jsonl", PRODUCTS[:1]))]) == 0
+    assert f"removed {len(PRODUCTS) - 1}" in capsys.readouterr().out
+
+
+def test_nothing_indexable_exits_non_zero(tmp_path: Path) -> None:
+    assert main(["index", str(write_jsonl(tmp_path / "bad.jsonl", ["{", "{"]))]) == 1
+
+
+def test_missing_catalog_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["index", str(tmp_path / "missing.jsonl")]) == 2
+    assert "catalog not found" in capsys.readouterr().out
+
+
+def test_bad_setting_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHOPGUIDE_RERANK_DEPTH", "lots")
+    assert main(["serve"]) == 2
+    assert "rerank_depth" in capsys.readouterr().out
+
+
+def test_search_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["index", str(write_jsonl(tmp_path / "all.jsonl", PRODUCTS))])
+    capsys.readouterr()
+    # The search command builds every service, the generator included: point it at a server
+    # that is never called.
+    monkeypatch.setenv("SHOPGUIDE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("SHOPGUIDE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    assert main(["search", "cast iron skillet", "--size", "1"]) == 0
+    assert '"id": "pan-lodge"' in capsys.readouterr().out

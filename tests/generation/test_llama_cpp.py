@@ -1,0 +1,98 @@
+"""Tests of the llama.cpp backend; the ``slow`` ones run the real SmolLM2-135M GGUF."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from generation.llm.base import (
+    LLM,
+    ChatMessage,
+    GenerationError,
+    GenerationOptions,
+    GenerationTimeout,
+    generate,
+)
+from generation.llm.gguf import PACKAGED_MODELS, part_files
+from generation.llm.llama_cpp import LlamaCppLLM
+
+PROMPT = [
+    ChatMessage("system", "You are a helpful shopping assistant."),
+    ChatMessage("user", "Name three things to look for in running shoes."),
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Iterator[LlamaCppLLM]:
+    [path] = part_files(PACKAGED_MODELS["smollm2-135m-instruct-q4_1"])
+    llm = LlamaCppLLM(str(path), n_ctx=512, n_threads=2)
+    llm.warm_up()
+    yield llm
+    llm.close()
+
+
+class TestLlamaCppLLM:
+    def test_is_an_llm_named_after_the_file(self) -> None:
+        llm = LlamaCppLLM("/models/some-model.Q4_K_M.gguf")
+        assert isinstance(llm, LLM)
+        assert llm.name == "some-model.Q4_K_M.gguf"
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "absent.gguf"
+        with pytest.raises(GenerationError, match=str(path)):
+            LlamaCppLLM(str(path)).warm_up()
+
+    def test_bad_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "junk.gguf"
+        path.write_bytes(b"not a gguf file" * 100)
+        with pytest.raises(GenerationError, match=str(path)):
+            LlamaCppLLM(str(path)).warm_up()
+
+    @pytest.mark.slow
+    def test_streams_text(self, smollm2: LlamaCppLLM) -> None:
+        pieces = list(smollm2.stream(PROMPT, GenerationOptions(max_tokens=24)))
+        assert pieces
+        assert all(isinstance(piece, str) for piece in pieces)
+        assert "".join(pieces).strip()
+
+    @pytest.mark.slow
+    def test_max_tokens(self, smollm2: LlamaCppLLM) -> None:
+        reply = generate(smollm2, PROMPT, GenerationOptions(max_tokens=5))
+        assert smollm2._llama is not None
+        assert len(smollm2._llama.tokenize(reply.encode(), add_bos=False)) <= 6
+
+    @pytest.mark.slow
+    def test_greedy_is_repeatable(self, smollm2: LlamaCppLLM) -> None:
+        options = GenerationOptions(max_tokens=12, temperature=0.0)
+        assert generate(smollm2, PROMPT, options) == generate(smollm2, PROMPT, options)
+
+    @pytest.mark.slow
+    def test_cancelled_stops_early(self, smollm2: LlamaCppLLM) -> None:
+        pieces: list[str] = []
+        options = GenerationOptions(max_tokens=64)
+        for piece in smollm2.stream(PROMPT, options, cancelled=lambda: len(pieces) >= 2):
+            pieces.append(piece)
+        assert len(pieces) == 2
+
+    @pytest.mark.slow
+    def test_deadline(self, smollm2: LlamaCppLLM) -> None:
+        with pytest.raises(GenerationTimeout):
+            generate(smollm2, PROMPT, GenerationOptions(max_tokens=64, timeout_s=0.0))
+
+    @pytest.mark.slow
+    def test_concurrent_calls_are_serialised(self, smollm2: LlamaCppLLM) -> None:
+        options = GenerationOptions(max_tokens=8)
+        expected = generate(smollm2, PROMPT, options)
+        replies: list[str] = []
+        threads = [
+            threading.Thread(target=lambda: replies.append(generate(smollm2, PROMPT, options)))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert replies == [expected, expected]

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+from indexer.indexer import index_catalog
+from indexer.reader import read_catalog
+from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import PRODUCTS, SAMPLE_CATALOG, write_jsonl
+
+
+def test_counts_and_bad_rows(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [*PRODUCTS[:3], "{oops", {"id": "x"}])
+    store = EmbeddedStore()
+    report = index_catalog(
+        read_catalog(path), store, HashingEmbedder(), progress=False, batch_size=2
+    )
+    assert (report.read, report.indexed, report.skipped) == (5, 3, 2)
+    assert report.ok
+    assert len(report.errors) == 2 and ":4: invalid JSON" in report.errors[0]
+    assert store.stats().products == 3
+
+
+def test_nothing_indexable_is_not_ok_and_keeps_the_old_index(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "idx")
+    good = write_jsonl(tmp_path / "good.jsonl", PRODUCTS[:2])
+    index_catalog(read_catalog(good), store, HashingEmbedder(), progress=False)
+    version = store.stats().version
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["{", {"title": "no id"}])
+    report = index_catalog(read_catalog(bad), store, HashingEmbedder(), prune=True, progress=False)
+    assert not report.ok
+    assert report.indexed == 0
+    assert store.stats().version == version
+    assert store.stats().products == 2
+
+
+def test_repeated_id_later_row_wins(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "c.jsonl", [{"id": "a", "title": "First"}, {"id": "a", "title": "Second"}]
+    )
+    store = EmbeddedStore()
+    report = index_catalog(
+        read_catalog(path), store, HashingEmbedder(), progress=False, batch_size=1
+    )
+    assert report.indexed == 1
+    assert store.get_product("a").title == "Second"
+
+
+def test_the_shipped_sample_catalog_indexes_cleanly() -> None:
+    store = EmbeddedStore()
+    report = index_catalog(read_catalog(SAMPLE_CATALOG), store, HashingEmbedder(), progress=False)
+    assert report.skipped == 0, report.errors
+    assert report.indexed >= 30
+    products = [store.get_product(f"p{i:03d}") for i in range(1, 45)]
+    assert sum(1 for p in products if p and p.currency == "CNY") >= 8

@@ -1,0 +1,120 @@
+from collections.abc import Sequence
+
+import pytest
+
+from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.schema import Filters
+from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.embedded import EmbeddedStore
+
+
+class KeywordReranker:
+    """Stands in for a cross-encoder model: scores by how many times a keyword occurs."""
+
+    name = "keyword"
+
+    def __init__(self, keyword: str) -> None:
+        self.keyword = keyword
+        self.calls: list[int] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        self.calls.append(len(texts))
+        return [float(t.lower().count(self.keyword)) for t in texts]
+
+
+class TestProductSearch:
+    def test_english_query(self, search: HybridSearch) -> None:
+        result = search.search("noise cancelling headphones", size=3)
+        ids = [h.product.id for h in result.hits]
+        assert set(ids[:2]) == {"hp-sony", "hp-anker"}
+
+    def test_chinese_query_finds_chinese_products(self, search: HybridSearch) -> None:
+        assert search.search("降噪蓝牙耳机", size=1).hits[0].product.id == "zh-huawei"
+        assert search.search("跑步鞋", size=1).hits[0].product.id == "zh-lining"
+        assert search.search("电饭煲", size=1).hits[0].product.id == "zh-midea"
+
+    def test_filters_are_honoured(self, search: HybridSearch) -> None:
+        filters = Filters(price_max=100, in_stock=True)
+        result = search.search("headphones", filters=filters)
+        assert result.hits[0].product.id == "hp-anker"
+        assert all(filters.matches(h.product) for h in result.hits)
+        assert "hp-jbl" not in {h.product.id for h in result.hits}  # out of stock
+
+    def test_explanations_say_who_found_it_and_what_matched(self, search: HybridSearch) -> None:
+        top = search.search("anker headphones", size=1).hits[0]
+        why = top.hit.explanation
+        assert top.product.id == "hp-anker"
+        assert set(why.retrievers) == {"lexical", "semantic"}
+        assert why.retrievers["lexical"]["rank"] == 1
+        assert "anker" in why.matched_terms["brand"]
+        assert "lexical #1" in why.summary()
+        assert why.fused_score == pytest.approx(top.hit.score)
+
+    def test_pages_do_not_overlap_and_cover_the_list(self, search: HybridSearch) -> None:
+        everything = [h.product.id for h in search.search("wireless", size=9).hits]
+        pages = [
+            [h.product.id for h in search.search("wireless", page=p, size=2).hits]
+            for p in (1, 2, 3)
+        ]
+        assert [pid for page in pages for pid in page] == everything[:6]
+
+    def test_window_covers_deep_pages(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        small = HybridSearch(store, embedder, config=SearchConfig(candidates=2))
+        assert len(small.search("wireless", page=3, size=2).hits) == 2
+
+    def test_timings_per_stage(self, search: HybridSearch) -> None:
+        timings = search.search("headphones").timings_ms
+        assert {"embedder", "lexical", "semantic", "joiner", "ranker", "total"} <= set(timings)
+
+    @pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0)])
+    def test_bad_paging(self, search: HybridSearch, page: int, size: int) -> None:
+        with pytest.raises(ValueError, match="page and size"):
+            search.search("x", page=page, size=size)
+
+
+class TestReranking:
+    def test_reranker_reorders_only_the_top_depth(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        reranker = KeywordReranker("jbl")
+        search = HybridSearch(store, embedder, reranker, SearchConfig(rerank_depth=3))
+        plain = [h.product.id for h in search.search("headphones", rerank=False, size=9).hits]
+        reranked = search.search("headphones", size=9)
+        ids = [h.product.id for h in reranked.hits]
+        assert reranked.reranked
+        assert reranker.calls == [3]
+        assert sorted(ids[:3]) == sorted(plain[:3])
+        assert ids[3:] == plain[3:]
+        assert "hp-jbl" in plain[:3]
+        assert ids[0] == "hp-jbl"
+        assert reranked.hits[0].hit.explanation.rerank_score == 2.0  # "JBL" in title and brand
+
+    def test_rerank_can_be_switched_off_per_request(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        reranker = KeywordReranker("x")
+        search = HybridSearch(store, embedder, reranker)
+        result = search.search("headphones", rerank=False)
+        assert not result.reranked
+        assert reranker.calls == []
+        assert result.hits[0].hit.explanation.rerank_score is None
+
+
+class TestPassages:
+    def test_only_the_products_own_passages(self, search: HybridSearch) -> None:
+        hits = search.passages("hp-sony", "how long does the battery last")
+        assert hits
+        assert {h.product_id for h in hits} == {"hp-sony"}
+        assert hits[0].unit_id in {"hp-sony#review-2", "hp-sony#attributes"}
+
+    def test_chinese_question(self, search: HybridSearch) -> None:
+        hits = search.passages("zh-huawei", "能连两台设备吗")
+        assert hits[0].unit_id == "zh-huawei#qa-1"
+
+    def test_unknown_product_has_no_passages(self, search: HybridSearch) -> None:
+        assert search.passages("nope", "anything") == []
