@@ -20,6 +20,8 @@ from pathlib import Path
 
 from app.logs import configure_logging
 from app.settings import Settings
+from generation.llm.base import GenerationError
+from retrieval.stores.base import StoreError
 
 logger = logging.getLogger("app.cli")
 
@@ -119,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, json_lines=settings.log_json)
     try:
         return _run(args, settings)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, GenerationError, StoreError) as exc:
         _out(f"error: {exc}")
         return 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from app.settings import Settings
@@ -75,7 +76,9 @@ def build_llm(settings: Settings) -> LLM:
     from generation.llm.llama_cpp import LlamaCppLLM
 
     path = resolve_model_path(settings.llm_model, settings.models_dir)
-    return LlamaCppLLM(str(path), n_ctx=settings.llm_context, n_threads=settings.llm_threads)
+    # llama.cpp would use half the cores by default; generation is the only heavy work then.
+    threads = settings.llm_threads or os.cpu_count() or 1
+    return LlamaCppLLM(str(path), n_ctx=settings.llm_context, n_threads=threads)
 
 
 def search_config(settings: Settings) -> SearchConfig:

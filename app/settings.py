@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     semantic_weight: float = Field(1.0, ge=0)
     rerank_depth: int = Field(20, ge=1, le=200)
     semantic_min_similarity: float | None = Field(
-        None, ge=-1, le=1, description="Leave out vector hits less similar than this."
+        0.3,
+        ge=-1,
+        le=1,
+        description="Leave out vector hits less similar than this (cosine). 0.3 suits the "
+        "default MiniLM, whose unrelated products score below about 0.25; set it per model.",
     )
 
     llm_backend: Literal["llama-cpp", "openai"] = "llama-cpp"

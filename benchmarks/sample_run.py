@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             llm.warm_up()
             result["llm_load_s"] = round(time.perf_counter() - start, 2)
             answers = AnswerService(
-                HybridSearch(store, embedder, None, config), llm,
+                HybridSearch(store, embedder, None, config),
+                llm,
                 options=generation_options(settings),
             )
             runs = []
