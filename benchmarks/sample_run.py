@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 llm,
                 options=generation_options(settings),
             )
-            runs = []
+            runs: list[dict[str, Any]] = []
             for question in ADVICE:
                 answer = answers.advise(question)
                 t = answer.timings_ms
