@@ -42,8 +42,8 @@ class IndexReport:
 
     @property
     def ok(self) -> bool:
-        """False when nothing could be indexed although rows were read."""
-        return self.indexed > 0 or self.read == 0
+        """False when nothing could be indexed (an empty catalog included)."""
+        return self.indexed > 0
 
 
 def _batches(rows: Iterable[Row | RowError], size: int) -> Iterator[list[Row | RowError]]:
@@ -97,7 +97,7 @@ def index_catalog(
                 )
             report.indexed += len(products) - len(failures)
             bar.update(len(batch))
-        if report.indexed == 0 and report.read > 0:
+        if report.indexed == 0:  # never let an empty or broken file prune the index
             writer.abort()
         else:
             committed = writer.commit()

@@ -150,13 +150,19 @@ class HybridSearch:
         filters: Filters | None,
         top_k: int,
         rerank: bool,
+        similarity_floor: bool = True,
     ) -> tuple[list[Hit], dict[str, float]]:
         start = time.perf_counter()
         result = self.pipeline.run(
             {
                 "embedder": {"text": query},
                 "lexical": {"query": query, "kinds": kinds, "filters": filters, "top_k": top_k},
-                "semantic": {"kinds": kinds, "filters": filters, "top_k": top_k},
+                "semantic": {
+                    "kinds": kinds,
+                    "filters": filters,
+                    "top_k": top_k,
+                    "similarity_floor": similarity_floor,
+                },
                 "joiner": {"top_k": top_k},
                 "ranker": {"query": query, "enabled": rerank},
             },
@@ -216,6 +222,7 @@ class HybridSearch:
             filters=Filters(product_ids=[product_id]),
             top_k=self.config.passage_candidates,
             rerank=rerank and self.reranker is not None,
+            similarity_floor=False,  # a product has few passages: rank them all
         )
         return hits[:top_k]
 

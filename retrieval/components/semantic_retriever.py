@@ -31,17 +31,18 @@ class StoreSemanticRetriever:
         kinds: Sequence[UnitKind],
         filters: Filters | None = None,
         top_k: int | None = None,
+        similarity_floor: bool = True,
     ) -> dict[str, object]:
         """The ``top_k`` units of the given kinds nearest to the query vector.
 
-        With ``min_similarity`` set, units less similar than that are left out, so that a
-        query's unrelated neighbours do not fill the list.
+        With ``min_similarity`` set (and ``similarity_floor`` on), units less similar than that
+        are left out, so that a query's unrelated neighbours do not fill the list.
         """
         start = time.perf_counter()
         found = self.store.semantic(
             query_embedding, kinds=kinds, filters=filters, top_k=top_k or self.top_k
         )
-        if self.min_similarity is not None:
+        if self.min_similarity is not None and similarity_floor:
             found = [hit for hit in found if hit.score >= self.min_similarity]
         return {
             "documents": to_documents(found, "semantic"),

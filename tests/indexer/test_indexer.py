@@ -51,3 +51,20 @@ def test_the_shipped_sample_catalog_indexes_cleanly() -> None:
     assert report.indexed >= 30
     products = [store.get_product(f"p{i:03d}") for i in range(1, 45)]
     assert sum(1 for p in products if p and p.currency == "CNY") >= 8
+
+
+def test_an_empty_file_never_prunes_the_index(tmp_path: Path) -> None:
+    store = EmbeddedStore()
+    index_catalog(
+        read_catalog(write_jsonl(tmp_path / "c.jsonl", PRODUCTS)),
+        store,
+        HashingEmbedder(),
+        progress=False,
+    )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    report = index_catalog(
+        read_catalog(empty), store, HashingEmbedder(), prune=True, progress=False
+    )
+    assert not report.ok
+    assert store.stats().products == len(PRODUCTS)

@@ -118,3 +118,20 @@ class TestPassages:
 
     def test_unknown_product_has_no_passages(self, search: HybridSearch) -> None:
         assert search.passages("nope", "anything") == []
+
+
+class TestSimilarityFloor:
+    def test_unrelated_vector_hits_are_left_out_of_product_search(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        loose = HybridSearch(store, embedder)
+        strict = HybridSearch(store, embedder, config=SearchConfig(min_similarity=0.2))
+        assert len(loose.search("skillet").hits) == 9  # kNN returns every product
+        assert [h.product.id for h in strict.search("skillet").hits] == ["pan-lodge"]
+
+    def test_passages_of_the_product_are_all_ranked(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        strict = HybridSearch(store, embedder, config=SearchConfig(min_similarity=0.99))
+        hits = strict.passages("hp-sony", "fold")
+        assert len(hits) == 5  # description, attributes, 2 reviews, 1 Q&A
