@@ -112,6 +112,7 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     embedder = build_embedder(settings)
     reranker = build_reranker(settings)
     search = HybridSearch(store, embedder, reranker, search_config(settings))
+    prime = settings.llm_prime and settings.llm_backend == "llama-cpp" and llm is None
     llm = llm or build_llm(settings)
     answers = AnswerService(
         search,
@@ -122,7 +123,7 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     )
     text.warm_up()
     search.warm_up()
-    answers.warm_up()
+    answers.warm_up(prime=prime)
     logger.info(
         "services ready: store=%s embedder=%s reranker=%s llm=%s",
         settings.store,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, ge=512)
     llm_max_tokens: int = Field(256, ge=16, le=4096)
     llm_timeout_s: float = Field(120.0, gt=0)
+    llm_prime: bool = Field(
+        True, description="Read the prompts' fixed instructions into the cache at start-up."
+    )
     advice_sources: int = Field(5, ge=1, le=20)
     ask_sources: int = Field(5, ge=1, le=20)
 

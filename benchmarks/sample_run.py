@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 llm,
                 options=generation_options(settings),
             )
+            answers.warm_up(prime=True)  # as the service does at start-up
             runs: list[dict[str, Any]] = []
             for question in ADVICE:
                 answer = answers.advise(question)

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from generation.citations import StreamingCitationFilter
 from generation.constraints import parse_constraints
-from generation.llm.base import LLM, GenerationError, GenerationOptions
+from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
-from generation.prompts import ABSTAIN_MARKER, Source
+from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
 from retrieval.schema import Filters, Product
 from retrieval.search import HybridSearch
 from retrieval.text import has_cjk
@@ -119,9 +119,16 @@ class AnswerService:
             "ask": build_answer_pipeline(llm, "ask", options),
         }
 
-    def warm_up(self) -> None:
-        """Load the model."""
+    def warm_up(self, *, prime: bool = False) -> None:
+        """Load the model; with ``prime``, also run each prompt's fixed instructions once, so
+        that a backend with a prompt cache answers the first shopper as fast as the next."""
         self.llm.warm_up()
+        if prime:
+            started = time.perf_counter()
+            empty: list[Source] = []
+            for build in (advice_messages, ask_messages):
+                generate(self.llm, build("", empty), GenerationOptions(max_tokens=1))
+            logger.info("primed the prompt cache in %.1f s", time.perf_counter() - started)
 
     # -- sources ---------------------------------------------------------------------------
 

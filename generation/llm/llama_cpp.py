@@ -38,8 +38,10 @@ class LlamaCppLLM:
         n_threads: int | None = None,
         chat_format: str | None = None,
         seed: int = 0,
+        prompt_cache_bytes: int = 512 << 20,
     ) -> None:
         self.model_path = model_path
+        self.prompt_cache_bytes = prompt_cache_bytes
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.chat_format = chat_format
@@ -80,6 +82,12 @@ class LlamaCppLLM:
             except Exception as exc:
                 msg = f"cannot load model {self.model_path}: {exc}"
                 raise GenerationError(msg) from exc
+            if self.prompt_cache_bytes > 0:
+                # Keeps the model state after each prompt, so that a prompt starting like an
+                # earlier one (the same instructions) skips re-reading that prefix.
+                from llama_cpp import LlamaRAMCache
+
+                self._llama.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_bytes))
             logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
 
     def stream(
