@@ -502,7 +502,18 @@ def parse_constraints(
     for pattern in _RATING_PATTERNS:
         scan.apply(pattern, _rating)
     scan.apply(_STOCK, _stock)
-    matcher = _brand_matcher(tuple(known_brands), tuple(sorted((brand_aliases or {}).items())))
+    # Only brands whose first word occurs in the query can match: a catalog's thousands of
+    # brands then cost a substring test each, not a place in one huge regular expression.
+    folded = " ".join(query.split()).casefold()
+
+    def mentioned(name: str) -> bool:
+        words = name.split()
+        return bool(words) and words[0].casefold() in folded
+
+    matcher = _brand_matcher(
+        tuple(b for b in known_brands if mentioned(b)),
+        tuple(sorted((k, v) for k, v in (brand_aliases or {}).items() if mentioned(k))),
+    )
     if matcher is not None:
         exclude, include = _brand_handlers(matcher)
         scan.apply(matcher.exclude, exclude)

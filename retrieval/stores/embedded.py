@@ -77,6 +77,7 @@ class _Snapshot:
         self.by_product: dict[str, list[int]] = {}
         for i, unit in enumerate(units):
             self.by_product.setdefault(unit.product_id, []).append(i)
+        self.brands = sorted({p.brand for p in products.values() if p.brand})
         self._build_facets()
         self._build_postings()
 
@@ -552,7 +553,7 @@ class EmbeddedStore:
 
     def brands(self) -> list[str]:
         """Every brand in the catalog."""
-        return sorted({p.brand for p in self._snapshot.products.values() if p.brand})
+        return self._snapshot.brands
 
     def stats(self) -> StoreStats:
         """Counts and the catalog version."""

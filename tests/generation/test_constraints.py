@@ -272,3 +272,11 @@ def test_empty_query() -> None:
     parsed = parse_constraints("  ")
     assert parsed.text == ""
     assert parsed.filters.is_empty()
+
+
+def test_a_catalog_with_thousands_of_brands() -> None:
+    brands = [f"Maker{i}" for i in range(3000)] + ["Anker Soundcore", "华为"]
+    parsed = parse_constraints("anker soundcore headphones, not maker2999", known_brands=brands)
+    assert parsed.filters.brands == ["Anker Soundcore"]
+    assert parsed.filters.exclude_brands == ["Maker2999"]
+    assert parse_constraints("华为耳机", known_brands=brands).filters.brands == ["华为"]
