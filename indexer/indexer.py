@@ -97,6 +97,8 @@ def index_catalog(
                 )
             report.indexed += len(products) - len(failures)
             bar.update(len(batch))
+            if not progress and report.read % (batch_size * 20) < len(batch):
+                logger.info("read %d rows, indexed %d products", report.read, report.indexed)
         if report.indexed == 0:  # never let an empty or broken file prune the index
             writer.abort()
         else:
