@@ -76,6 +76,17 @@ def _abstention(question: str, mode: Literal["advice", "ask"]) -> str:
     return NO_ANSWER_ZH if chinese else NO_ANSWER_EN
 
 
+_ADVICE_DESCRIPTION_CHARS = 220  # prompt length is time to first token on a CPU
+
+
+def _first_sentences(text: str, limit: int) -> str:
+    """Whole sentences from the start of ``text``, at most ``limit`` characters if possible."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(mark, 0, limit) for mark in (". ", "。", "! ", "? ", "！", "？"))
+    return text[: cut + 1] if cut > 0 else text[:limit].rstrip() + "…"
+
+
 def _product_source(number: int, product: Product) -> Source:
     facts = []
     if product.brand:
@@ -94,7 +105,7 @@ def _product_source(number: int, product: Product) -> Source:
     if attributes:
         text += f" | {attributes}"
     if product.description:
-        text += f" | {product.description}"
+        text += f" | {_first_sentences(product.description, _ADVICE_DESCRIPTION_CHARS)}"
     return Source(number, product.id, product.id, "product", product.title, text)
 
 

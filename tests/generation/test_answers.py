@@ -167,3 +167,12 @@ class TestModelFailures:
         service = AnswerService(search, RecordingLLM(fail_with=error))
         with pytest.raises(type(error)):
             service.advise("headphones")
+
+
+def test_long_descriptions_are_cut_at_a_sentence_for_advice() -> None:
+    from generation.answers import _first_sentences
+
+    text = "First sentence is here. Second one follows. " * 10
+    assert _first_sentences(text, 60) == "First sentence is here. Second one follows."
+    assert _first_sentences("短句。" * 100, 10) == "短句。短句。短句。"
+    assert _first_sentences("x" * 50, 10) == "x" * 10 + "…"
