@@ -10,11 +10,10 @@ from collections.abc import Mapping
 
 from haystack import Pipeline
 
-from retrieval.components.lexical_retriever import StoreLexicalRetriever
+from retrieval.components.hybrid_retriever import StoreHybridRetriever
 from retrieval.components.query_embedder import QueryEmbedder
 from retrieval.components.reranker import DocumentReranker
 from retrieval.components.rrf_joiner import RRFJoiner
-from retrieval.components.semantic_retriever import StoreSemanticRetriever
 from retrieval.embedders.base import Embedder
 from retrieval.rankers.base import Reranker
 from retrieval.stores.base import DocumentStore
@@ -34,12 +33,13 @@ def build_hybrid_pipeline(
     """Hybrid retrieval (BM25 + kNN, fused by RRF) followed by an optional re-ranker."""
     pipeline = Pipeline()
     pipeline.add_component("embedder", QueryEmbedder(embedder))
-    pipeline.add_component("lexical", StoreLexicalRetriever(store, boosts=boosts))
-    pipeline.add_component("semantic", StoreSemanticRetriever(store, min_similarity=min_similarity))
+    pipeline.add_component(
+        "retriever", StoreHybridRetriever(store, boosts=boosts, min_similarity=min_similarity)
+    )
     pipeline.add_component("joiner", RRFJoiner(k=rrf_k, weights=weights))
     pipeline.add_component("ranker", DocumentReranker(reranker, depth=rerank_depth))
-    pipeline.connect("embedder.embedding", "semantic.query_embedding")
-    pipeline.connect("lexical.documents", "joiner.lexical")
-    pipeline.connect("semantic.documents", "joiner.semantic")
+    pipeline.connect("embedder.embedding", "retriever.query_embedding")
+    pipeline.connect("retriever.lexical", "joiner.lexical")
+    pipeline.connect("retriever.semantic", "joiner.semantic")
     pipeline.connect("joiner.documents", "ranker.documents")
     return pipeline

@@ -9,14 +9,14 @@ from typing import Any
 
 from haystack import Document
 
-from retrieval.components.lexical_retriever import DEFAULT_BOOSTS
+from retrieval.components.hybrid_retriever import DEFAULT_BOOSTS
 from retrieval.embedders.base import Embedder
 from retrieval.pipelines import build_hybrid_pipeline
 from retrieval.rankers.base import Reranker
 from retrieval.schema import PASSAGE_KINDS, Filters, Product, Unit, UnitKind
 from retrieval.stores.base import DocumentStore
 
-STAGES = ("embedder", "lexical", "semantic", "joiner", "ranker")
+STAGES = ("embedder", "retriever", "joiner", "ranker")
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,8 @@ class HybridSearch:
         result = self.pipeline.run(
             {
                 "embedder": {"text": query},
-                "lexical": {"query": query, "kinds": kinds, "filters": filters, "top_k": top_k},
-                "semantic": {
+                "retriever": {
+                    "query": query,
                     "kinds": kinds,
                     "filters": filters,
                     "top_k": top_k,

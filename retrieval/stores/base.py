@@ -122,6 +122,20 @@ class DocumentStore(Protocol):
         """Nearest units by cosine similarity, best first."""
         ...
 
+    def hybrid(
+        self,
+        query: str,
+        vector: np.ndarray,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> tuple[list[ScoredUnit], list[ScoredUnit]]:
+        """`lexical` and `semantic` with the same filters, in one round trip where the store
+        has a server; returns (lexical hits, semantic hits)."""
+        ...
+
     def get_product(self, product_id: str) -> Product | None:
         """The product with this id, or None."""
         ...

@@ -526,6 +526,24 @@ class EmbeddedStore:
         self.refresh()
         return self._snapshot.semantic(vector, kinds, filters, top_k)
 
+    def hybrid(
+        self,
+        query: str,
+        vector: np.ndarray,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> tuple[list[ScoredUnit], list[ScoredUnit]]:
+        """Both searches on one snapshot."""
+        self.refresh()
+        snapshot = self._snapshot
+        return (
+            snapshot.lexical(query, kinds, filters, top_k, boosts),
+            snapshot.semantic(vector, kinds, filters, top_k),
+        )
+
     def get_product(self, product_id: str) -> Product | None:
         """The product with this id, or None."""
         self.refresh()

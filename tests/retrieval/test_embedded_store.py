@@ -208,3 +208,17 @@ class TestWrites:
         assert [f.product_id for f in failures] == ["bad-vectors"]
         writer.commit()
         assert store.get_product("bad-vectors") is None
+
+
+def test_hybrid_is_both_searches_with_the_same_filters(
+    store: EmbeddedStore, embedder: HashingEmbedder
+) -> None:
+    filters = Filters(price_max=100)
+    vector = embedder.embed_query("headphones")
+    lexical, semantic = store.hybrid(
+        "headphones", vector, kinds=("product",), filters=filters, top_k=5, boosts=BOOSTS
+    )
+    assert lexical == store.lexical(
+        "headphones", kinds=("product",), filters=filters, top_k=5, boosts=BOOSTS
+    )
+    assert semantic == store.semantic(vector, kinds=("product",), filters=filters, top_k=5)

@@ -69,7 +69,7 @@ class TestProductSearch:
 
     def test_timings_per_stage(self, search: HybridSearch) -> None:
         timings = search.search("headphones").timings_ms
-        assert {"embedder", "lexical", "semantic", "joiner", "ranker", "total"} <= set(timings)
+        assert {"embedder", "retriever", "joiner", "ranker", "total"} <= set(timings)
 
     @pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0)])
     def test_bad_paging(self, search: HybridSearch, page: int, size: int) -> None:
