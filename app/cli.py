@@ -132,9 +132,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "start":
-        from retrieval.stores.embedded import EmbeddedStore
+        from app.services import build_store
 
-        stats = EmbeddedStore(settings.index_dir).stats()
+        stats = build_store(settings).stats()
         if stats.products == 0:
             code = _index(settings, args.catalog, prune=True, batch_size=256)
             if code:

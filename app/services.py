@@ -6,18 +6,23 @@ import logging
 import os
 from dataclasses import dataclass
 
+from app.caching import ResultCache
 from app.settings import Settings
 from generation.answers import AnswerService
 from generation.llm.base import LLM, GenerationOptions
+from generation.prompts import PROMPT_VERSION
 from retrieval import text
+from retrieval.caches.base import Cache
+from retrieval.caches.memory import MemoryCache
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.cached import CachedEmbedder
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.rankers.base import Reranker
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.search import HybridSearch, SearchConfig
-from retrieval.stores.base import DocumentStore
+from retrieval.stores.base import DocumentStore, StoreError
 from retrieval.stores.embedded import EmbeddedStore
 
 logger = logging.getLogger(__name__)
@@ -34,15 +39,70 @@ class Services:
     search: HybridSearch
     llm: LLM
     answers: AnswerService
+    cache: Cache | None
+    results: ResultCache | None
 
     def close(self) -> None:
         """Release models and connections."""
         self.llm.close()
         self.store.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def catalog_version(self) -> str | None:
+        """The version of the catalog behind the index (part of every cache key)."""
+        return self.store.stats().version
+
+    def config_key(self) -> dict[str, object]:
+        """Everything besides the request that changes a search result or an answer."""
+        config = self.search.config
+        return {
+            "embedder": self.embedder.name,
+            "reranker": self.reranker.name if self.reranker else None,
+            "llm": self.llm.name,
+            "prompt": PROMPT_VERSION,
+            "search": [
+                config.candidates,
+                config.rrf_k,
+                sorted(config.weights.items()),
+                sorted(config.boosts.items()),
+                config.rerank_depth,
+                config.min_similarity,
+            ],
+            "sources": [
+                self.settings.advice_sources,
+                self.settings.ask_sources,
+                self.settings.llm_max_tokens,
+            ],
+        }
+
+
+def build_cache(settings: Settings) -> Cache | None:
+    """The configured cache: in-process, Redis, or none."""
+    if settings.cache == "none":
+        return None
+    if settings.cache == "redis":
+        from retrieval.caches.redis import RedisCache
+
+        return RedisCache(
+            settings.redis_url,
+            socket_timeout_s=settings.redis_timeout_s,
+            retry_after_s=settings.redis_retry_after_s,
+        )
+    return MemoryCache()
 
 
 def build_store(settings: Settings) -> DocumentStore:
-    """The configured document store."""
+    """The configured document store (Elasticsearch connects lazily, on first use)."""
+    if settings.store == "elasticsearch":
+        from retrieval.stores.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore(
+            settings.elasticsearch_url,
+            alias=settings.elasticsearch_alias,
+            shards=settings.elasticsearch_shards,
+            replicas=settings.elasticsearch_replicas,
+        )
     return EmbeddedStore(settings.index_dir)
 
 
@@ -109,7 +169,10 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     """Every backend, loaded and warm."""
     configure_threads(settings)
     store = build_store(settings)
+    cache = build_cache(settings)
     embedder = build_embedder(settings)
+    if cache is not None:
+        embedder = CachedEmbedder(embedder, cache, ttl_s=settings.cache_embedding_ttl_s)
     reranker = build_reranker(settings)
     search = HybridSearch(store, embedder, reranker, search_config(settings))
     prime = settings.llm_prime and settings.llm_backend == "llama-cpp" and llm is None
@@ -131,4 +194,20 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
         reranker.name if reranker else "none",
         llm.name,
     )
-    return Services(settings, store, embedder, reranker, search, llm, answers)
+    results = (
+        ResultCache(
+            cache,
+            search_ttl_s=settings.cache_search_ttl_s,
+            answer_ttl_s=settings.cache_answer_ttl_s,
+        )
+        if cache is not None
+        else None
+    )
+    try:
+        stats = store.stats()
+        logger.info(
+            "store %s: %d products, catalog %s", stats.backend, stats.products, stats.version
+        )
+    except StoreError as exc:
+        logger.error("the %s store is not available yet: %s", settings.store, exc)
+    return Services(settings, store, embedder, reranker, search, llm, answers, cache, results)

@@ -19,7 +19,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPGUIDE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("var"), description="Index, assembled models and other state.")
-    store: Literal["embedded"] = "embedded"
+    model_dir: Path | None = Field(None, description="Assembled models (default: DATA_DIR/models).")
+    store: Literal["embedded", "elasticsearch"] = "embedded"
+    elasticsearch_url: str = Field(
+        "http://localhost:9200", description="Used when store=elasticsearch."
+    )
+    elasticsearch_alias: str = Field("shopguide-units", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    elasticsearch_shards: int = Field(1, ge=1, le=64)
+    elasticsearch_replicas: int = Field(0, ge=0, le=8)
+
+    cache: Literal["memory", "redis", "none"] = "memory"
+    redis_url: str = Field("redis://localhost:6379/0", description="Used when cache=redis.")
+    redis_timeout_s: float = Field(
+        0.1, gt=0, le=10, description="Bound on each Redis connect and reply."
+    )
+    redis_retry_after_s: float = Field(
+        5.0, ge=0, description="After a Redis failure, serve without cache this long, then retry."
+    )
+    cache_search_ttl_s: float = Field(300.0, gt=0)
+    cache_answer_ttl_s: float = Field(3600.0, gt=0)
+    cache_embedding_ttl_s: float = Field(86400.0, gt=0)
 
     embedder: str = Field(
         "packaged:all-minilm-l6-v2",
@@ -85,7 +104,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         """Where assembled model files are kept."""
-        return self.data_dir / "models"
+        return self.model_dir or self.data_dir / "models"
 
 
 @lru_cache

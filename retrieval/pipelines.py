@@ -7,8 +7,10 @@ text ─────────────▶ lexical ──┴▶ joiner (RRF
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from haystack import Pipeline
+from haystack.core.errors import PipelineRuntimeError
 
 from retrieval.components.hybrid_retriever import StoreHybridRetriever
 from retrieval.components.query_embedder import QueryEmbedder
@@ -17,6 +19,20 @@ from retrieval.components.rrf_joiner import RRFJoiner
 from retrieval.embedders.base import Embedder
 from retrieval.rankers.base import Reranker
 from retrieval.stores.base import DocumentStore
+
+
+def run_pipeline(pipeline: Pipeline, data: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``pipeline.run``, raising a component's own error (a `StoreUnavailable`, say) rather
+    than Haystack's `PipelineRuntimeError` around it, so callers can tell failures apart."""
+    try:
+        return pipeline.run(data, **options)
+    except PipelineRuntimeError as exc:
+        cause: BaseException = exc
+        while isinstance(cause, PipelineRuntimeError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if cause is exc:
+            raise
+        raise cause  # noqa: B904 - its own __cause__ (the client error, say) stays as it was
 
 
 def build_hybrid_pipeline(

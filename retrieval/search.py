@@ -11,7 +11,7 @@ from haystack import Document
 
 from retrieval.components.hybrid_retriever import DEFAULT_BOOSTS
 from retrieval.embedders.base import Embedder
-from retrieval.pipelines import build_hybrid_pipeline
+from retrieval.pipelines import build_hybrid_pipeline, run_pipeline
 from retrieval.rankers.base import Reranker
 from retrieval.schema import PASSAGE_KINDS, Filters, Product, Unit, UnitKind
 from retrieval.stores.base import DocumentStore
@@ -153,7 +153,8 @@ class HybridSearch:
         similarity_floor: bool = True,
     ) -> tuple[list[Hit], dict[str, float]]:
         start = time.perf_counter()
-        result = self.pipeline.run(
+        result = run_pipeline(
+            self.pipeline,
             {
                 "embedder": {"text": query},
                 "retriever": {

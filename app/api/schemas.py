@@ -55,6 +55,7 @@ class SearchRequest(BaseModel):
     parse_constraints: bool = Field(
         True, description="Turn phrases such as 'under $100' or '100元以下' into filters."
     )
+    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
 
 
 class Why(BaseModel):
@@ -117,6 +118,7 @@ class SearchResponse(BaseModel):
     reranked: bool
     results: list[SearchItem]
     timings_ms: dict[str, float]
+    cached: bool = Field(False, description="Served from the cache (timings are the original's).")
 
     @classmethod
     def build(cls, query: str, applied: list[str], result: SearchResult) -> SearchResponse:
@@ -150,6 +152,7 @@ class AskRequest(BaseModel):
     )
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
+    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
 
 
 class AdviceRequest(BaseModel):
@@ -164,6 +167,7 @@ class AdviceRequest(BaseModel):
     user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
+    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
 
 
 class SourceOut(BaseModel):
@@ -201,6 +205,7 @@ class AnswerResponse(BaseModel):
     applied_constraints: list[str]
     filters: dict[str, Any]
     timings_ms: dict[str, float]
+    cached: bool = Field(False, description="Served from the cache (timings are the original's).")
 
     @classmethod
     def of(cls, answer: Answer) -> AnswerResponse:
@@ -235,6 +240,7 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     """Which backends and models are loaded."""
 
-    status: str
+    status: str = Field(description="ok, empty (nothing indexed) or unavailable (store down)")
     store: dict[str, Any]
+    cache: dict[str, Any]
     models: dict[str, str]

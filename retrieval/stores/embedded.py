@@ -575,6 +575,7 @@ class EmbeddedStore:
 
     def stats(self) -> StoreStats:
         """Counts and the catalog version."""
+        self.refresh()
         snapshot = self._snapshot
         return StoreStats(
             backend="embedded",

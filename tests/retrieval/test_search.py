@@ -5,6 +5,7 @@ import pytest
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import Filters
 from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.base import StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
 
 
@@ -135,3 +136,16 @@ class TestSimilarityFloor:
         strict = HybridSearch(store, embedder, config=SearchConfig(min_similarity=0.99))
         hits = strict.passages("hp-sony", "fold")
         assert len(hits) == 5  # description, attributes, 2 reviews, 1 Q&A
+
+
+def test_a_store_failure_reaches_the_caller_as_the_store_error(
+    search: HybridSearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not as Haystack's PipelineRuntimeError, so the API can answer 503."""
+
+    def down(*_: object, **__: object) -> None:
+        raise StoreUnavailable("the store at http://x cannot be reached")
+
+    monkeypatch.setattr(search.store, "hybrid", down)
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        search.search("headphones")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from app.api.cached import through_cache
 from app.api.deps import ServicesDep
 from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
 from app.api.streaming import sse_response
@@ -30,4 +31,17 @@ def advice(
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         events = services.answers.stream_advice(body.question, filters, rerank=body.rerank)
         return sse_response(request, events)
-    return AnswerResponse.of(services.answers.advise(body.question, filters, rerank=body.rerank))
+    return through_cache(
+        services,
+        "advice",
+        {
+            "text": body.question,
+            "filters": filters.model_dump(mode="json") if filters else None,
+            "rerank": body.rerank,
+        },
+        lambda: AnswerResponse.of(
+            services.answers.advise(body.question, filters, rerank=body.rerank)
+        ),
+        model=AnswerResponse,
+        use_cache=body.cache,
+    )

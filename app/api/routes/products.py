@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from app.api.cached import through_cache
 from app.api.deps import ServicesDep
 from app.api.schemas import AnswerResponse, AskRequest, ErrorResponse, ProductOut
 from app.api.streaming import sse_response
@@ -47,4 +48,13 @@ def ask(
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         events = services.answers.stream_ask(product_id, body.question, rerank=body.rerank)
         return sse_response(request, events)
-    return AnswerResponse.of(services.answers.ask(product_id, body.question, rerank=body.rerank))
+    return through_cache(
+        services,
+        "ask",
+        {"product": product_id, "text": body.question, "rerank": body.rerank},
+        lambda: AnswerResponse.of(
+            services.answers.ask(product_id, body.question, rerank=body.rerank)
+        ),
+        model=AnswerResponse,
+        use_cache=body.cache,
+    )

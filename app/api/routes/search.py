@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.api.cached import through_cache
 from app.api.deps import ServicesDep
 from app.api.schemas import ErrorResponse, FiltersIn, SearchRequest, SearchResponse
 from app.services import Services
@@ -19,7 +20,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def run_search(services: Services, request: SearchRequest) -> SearchResponse:
-    """Search with explicit filters plus the constraints stated in the query."""
+    """Search with explicit filters plus the constraints stated in the query, cached."""
+    # user_id does not change results yet; personalization must add it to the key.
+    key = request.model_dump(exclude={"query", "cache", "user_id"}, mode="json")
+    response = through_cache(
+        services,
+        "search",
+        {**key, "text": request.query},
+        lambda: _search(services, request),
+        model=SearchResponse,
+        use_cache=request.cache,
+    )
+    return response.model_copy(update={"query": request.query})
+
+
+def _search(services: Services, request: SearchRequest) -> SearchResponse:
     filters = request.filters.to_filters() if request.filters else None
     query, applied = request.query, []
     if request.parse_constraints:
@@ -51,6 +66,7 @@ def search_get(
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     size: Annotated[int, Query(ge=1, le=50)] = 10,
     rerank: bool = True,
+    cache: bool = True,
 ) -> SearchResponse:
     """The same search with the filters as query parameters."""
     filters = FiltersIn(
@@ -61,5 +77,7 @@ def search_get(
         in_stock=in_stock,
         min_rating=min_rating,
     )
-    request = SearchRequest(query=q, filters=filters, page=page, size=size, rerank=rerank)
+    request = SearchRequest(
+        query=q, filters=filters, page=page, size=size, rerank=rerank, cache=cache
+    )
     return run_search(services, request)

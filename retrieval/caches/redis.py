@@ -1,0 +1,195 @@
+"""A cache in Redis, shared by every worker, that never fails a request.
+
+Any Redis error (refused connection, timeout, an error reply) is counted, logged once, and
+answered as a miss; the cache then stops calling Redis for ``retry_after_s`` (a circuit
+breaker), after which one call probes it, so the cache comes back by itself with Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from retrieval.caches.base import CacheStats
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_FAILURES = (redis.RedisError, OSError)
+_BATCH = 500
+_Mode = Literal["skip", "call", "probe"]
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with Redis glob characters escaped, for SCAN MATCH."""
+    return "".join(f"\\{c}" if c in "*?[]\\^-" else c for c in text)
+
+
+class RedisCache:
+    """Values in Redis with SET ... PX; keys removed by prefix with SCAN + UNLINK.
+
+    ``socket_timeout_s`` bounds each connect and each reply, so a hung Redis costs a request
+    at most about that long before the breaker opens. A ``client`` given is used as it is (it
+    must not decode responses) and is not closed by `close`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout_s: float = 0.1,
+        retry_after_s: float = 5.0,
+        client: redis.Redis | None = None,
+    ) -> None:
+        if socket_timeout_s <= 0 or retry_after_s < 0:
+            msg = "socket_timeout_s must be positive and retry_after_s not negative"
+            raise ValueError(msg)
+        self.socket_timeout_s = socket_timeout_s
+        self.retry_after_s = retry_after_s
+        self._owns_client = client is None
+        # Connects lazily, on the first command. One retry on a connection error replaces a
+        # pooled connection that a Redis restart closed; timeouts are not retried.
+        self._client = (
+            client
+            if client is not None
+            else redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+        )
+        self._lock = threading.Lock()
+        self._down_until: float | None = None  # None: the breaker is closed
+        self._hits = 0
+        self._misses = 0
+        self._errors = 0
+
+    # -- the breaker -----------------------------------------------------------------------
+
+    def _mode(self, *, force: bool = False) -> _Mode:
+        """Call Redis, skip it (breaker open), or probe it (the one call after the pause)."""
+        with self._lock:
+            if self._down_until is None:
+                return "call"
+            now = time.monotonic()
+            if now < self._down_until and not force:
+                return "skip"
+            self._down_until = now + self.retry_after_s  # other callers skip meanwhile
+            return "probe"
+
+    def _run(
+        self, operation: str, action: Callable[[redis.Redis], T], *, force: bool = False
+    ) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered; (False, None) when skipped or failed."""
+        mode = self._mode(force=force)
+        if mode == "skip":
+            return False, None
+        try:
+            result = action(self._client)
+        except _FAILURES as exc:
+            self._failed(operation, exc)
+            return False, None
+        if mode == "probe":
+            self._recovered()
+        return True, result
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        with self._lock:
+            self._errors += 1
+            was_up = self._down_until is None
+            self._down_until = time.monotonic() + self.retry_after_s
+        if was_up:
+            logger.warning(
+                "redis cache unavailable (%s failed: %s); serving without it, retrying in %.1f s",
+                operation,
+                exc,
+                self.retry_after_s,
+                extra={"cache": "redis", "operation": operation, "error": type(exc).__name__},
+            )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was_down = self._down_until is not None
+            self._down_until = None
+        if was_down:
+            logger.info("redis cache available again", extra={"cache": "redis"})
+
+    # -- the cache -------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        """The value, or None when absent, expired, or Redis is unavailable."""
+        ok, value = self._run("GET", lambda client: client.get(key))
+        with self._lock:
+            if ok and value is not None:
+                self._hits += 1
+            else:
+                self._misses += 1
+        if isinstance(value, str):  # a client that decodes responses
+            return value.encode()
+        return value
+
+    def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """SET with a PX expiry; nothing when ``ttl_s`` is not positive or Redis is down."""
+        if ttl_s <= 0:
+            return
+        px = max(1, round(ttl_s * 1000))
+        self._run("SET", lambda client: client.set(key, value, px=px))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """UNLINK every key under ``prefix`` (SCAN in batches); 0 when Redis is down.
+
+        Tried even while the breaker is open, as erasure matters more than latency.
+        """
+        if not prefix:
+            msg = "refusing to delete with an empty prefix"
+            raise ValueError(msg)
+        pattern = _glob_escape(prefix) + "*"
+
+        def unlink_all(client: redis.Redis) -> int:
+            removed = 0
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=pattern, count=_BATCH):
+                batch.append(key)
+                if len(batch) >= _BATCH:
+                    removed += client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += client.unlink(*batch)
+            return removed
+
+        ok, removed = self._run("UNLINK", unlink_all, force=True)
+        if not ok:
+            logger.error(
+                "could not delete the cache keys under %r",
+                prefix,
+                extra={"cache": "redis", "prefix": prefix},
+            )
+        return removed or 0
+
+    def stats(self) -> CacheStats:
+        """Counters, and whether the breaker is closed (probing Redis when a retry is due)."""
+        with self._lock:
+            due = self._down_until is not None and time.monotonic() >= self._down_until
+        if due:
+            self._run("PING", lambda client: client.ping())
+        with self._lock:
+            return CacheStats(
+                "redis", self._hits, self._misses, self._errors, self._down_until is None
+            )
+
+    def close(self) -> None:
+        """Close the connections this cache opened."""
+        if self._owns_client:
+            try:
+                self._client.close()
+            except _FAILURES as exc:  # closing a broken pool must not fail a shutdown
+                logger.debug("closing the redis client: %s", exc)

@@ -1,0 +1,205 @@
+"""The same catalog, embedder and searches on both stores give the same products.
+
+BM25 scores differ between the stores (Elasticsearch analyses CJK text into bigrams only, the
+embedded store adds jieba words; field statistics differ), so lexical results are compared by
+top-1 and by result set; cosine similarity is exact in both, so vector hits must be identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from indexer.indexer import index_catalog
+from indexer.reader import read_catalog
+from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.schema import PASSAGE_KINDS, Filters, UnitKind
+from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.base import DocumentStore
+from retrieval.stores.elasticsearch import ElasticsearchStore
+from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import PRODUCTS
+
+pytestmark = pytest.mark.integration
+
+CONFIG = SearchConfig(min_similarity=0.2)  # as the `search` fixture of tests/conftest.py
+
+# Specific queries: one product is the answer, whichever store.
+TOP_1 = [
+    ("anker headphones", "hp-anker"),
+    ("cast iron skillet", "pan-lodge"),
+    ("running shoes", "shoe-pegasus"),
+    ("sweat resistant earbuds", "ear-sport"),
+    ("降噪耳机", "zh-huawei"),
+    ("电饭煲", "zh-midea"),
+    ("跑鞋", "zh-lining"),
+]
+# Broad queries with filters: the same set of products, whatever their order.
+FILTERED = [
+    ("headphones", Filters(price_max=100)),
+    ("wireless headphones", Filters(category="electronics > audio")),
+    ("noise cancelling", Filters(exclude_brands=["SONY"])),
+    ("shoes", Filters(brands=["nike", "李宁"])),
+    ("耳机", Filters(in_stock=True, min_rating=4.5)),
+    ("headphones earbuds", Filters(price_min=100, price_max=400)),
+]
+QUERIES = [query for query, _ in TOP_1] + [query for query, _ in FILTERED]
+
+
+def _build(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> DocumentStore:
+    if kind == "embedded":
+        return EmbeddedStore(tmp_path / "index")
+    es_url: str = request.getfixturevalue("es_url")
+    es_alias: str = request.getfixturevalue("es_alias")
+    return ElasticsearchStore(es_url, alias=es_alias)
+
+
+def _indexed(store: DocumentStore, catalog_path: Path, embedder: HashingEmbedder) -> None:
+    report = index_catalog(read_catalog(catalog_path), store, embedder, progress=False)
+    assert report.indexed == len(PRODUCTS), report.errors
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def any_store(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    catalog_path: Path,
+    embedder: HashingEmbedder,
+) -> Iterator[DocumentStore]:
+    """Each store in turn, with the shared test catalog."""
+    store = _build(request.param, request, tmp_path)
+    _indexed(store, catalog_path, embedder)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def both_stores(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    catalog_path: Path,
+    embedder: HashingEmbedder,
+) -> Iterator[tuple[DocumentStore, DocumentStore]]:
+    """(embedded, Elasticsearch), both with the shared test catalog."""
+    stores = (_build("embedded", request, tmp_path), _build("elasticsearch", request, tmp_path))
+    for store in stores:
+        _indexed(store, catalog_path, embedder)
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def _product_ids(
+    store: DocumentStore, embedder: HashingEmbedder, query: str, filters: Filters | None
+) -> list[str]:
+    search = HybridSearch(store, embedder, config=CONFIG)
+    result = search.search(query, filters=filters, size=10, rerank=False)
+    return [hit.product.id for hit in result.hits]
+
+
+class TestContract:
+    """What every store must answer for the shared catalog."""
+
+    @pytest.mark.parametrize(("query", "expected"), TOP_1)
+    def test_specific_query_top_1(
+        self, any_store: DocumentStore, embedder: HashingEmbedder, query: str, expected: str
+    ) -> None:
+        assert _product_ids(any_store, embedder, query, None)[0] == expected
+
+    @pytest.mark.parametrize(("query", "filters"), FILTERED)
+    def test_filtered_results_match_the_filters(
+        self, any_store: DocumentStore, embedder: HashingEmbedder, query: str, filters: Filters
+    ) -> None:
+        found = _product_ids(any_store, embedder, query, filters)
+        assert found
+        for product_id in found:
+            product = any_store.get_product(product_id)
+            assert product is not None and filters.matches(product)
+
+    def test_passages_answer_about_one_product(
+        self, any_store: DocumentStore, embedder: HashingEmbedder
+    ) -> None:
+        search = HybridSearch(any_store, embedder, config=CONFIG)
+        hits = search.passages("pan-lodge", "does it work on induction", rerank=False)
+        assert hits[0].unit_id == "pan-lodge#qa-1"
+        assert "induction" in hits[0].explanation.matched_terms["body"]
+        assert {hit.product_id for hit in hits} == {"pan-lodge"}
+
+
+class TestSameResults:
+    """Elasticsearch and the embedded store side by side."""
+
+    @pytest.mark.parametrize(
+        ("query", "filters"), [*((query, None) for query, _ in TOP_1), *FILTERED]
+    )
+    def test_same_products(
+        self,
+        both_stores: tuple[DocumentStore, DocumentStore],
+        embedder: HashingEmbedder,
+        query: str,
+        filters: Filters | None,
+    ) -> None:
+        embedded, elasticsearch = (
+            _product_ids(store, embedder, query, filters) for store in both_stores
+        )
+        assert set(elasticsearch) == set(embedded)
+        assert elasticsearch[0] == embedded[0] or filters is not None
+
+    @pytest.mark.parametrize("query", QUERIES)
+    @pytest.mark.parametrize("kinds", [("product",), PASSAGE_KINDS])
+    def test_semantic_hits_are_identical(
+        self,
+        both_stores: tuple[DocumentStore, DocumentStore],
+        embedder: HashingEmbedder,
+        query: str,
+        kinds: tuple[UnitKind, ...],
+    ) -> None:
+        vector = embedder.embed_query(query)
+        embedded, elasticsearch = (
+            store.semantic(vector, kinds=kinds, filters=None, top_k=100) for store in both_stores
+        )
+        assert [h.score for h in elasticsearch] == pytest.approx(
+            [h.score for h in embedded], abs=1e-5
+        )
+        assert {h.unit.id for h in elasticsearch} == {h.unit.id for h in embedded}
+        # Unrelated texts tie at a cosine of about 0, in any order; related ones must not move.
+        related = 0.05
+        assert [h.unit for h in elasticsearch if h.score > related] == [
+            h.unit for h in embedded if h.score > related
+        ]
+
+    @pytest.mark.parametrize(("query", "filters"), FILTERED)
+    def test_lexical_hits_cover_the_same_units(
+        self,
+        both_stores: tuple[DocumentStore, DocumentStore],
+        query: str,
+        filters: Filters,
+    ) -> None:
+        embedded, elasticsearch = (
+            store.lexical(
+                query,
+                kinds=("product",),
+                filters=filters,
+                top_k=20,
+                boosts=CONFIG.boosts,
+            )
+            for store in both_stores
+        )
+        assert {h.unit.id for h in elasticsearch} == {h.unit.id for h in embedded}
+        for es_hit in elasticsearch:
+            assert set(es_hit.matched) <= set(CONFIG.boosts)
+
+    def test_same_stats_and_brands(self, both_stores: tuple[DocumentStore, DocumentStore]) -> None:
+        embedded, elasticsearch = both_stores
+        assert elasticsearch.brands() == embedded.brands()
+        es_stats, em_stats = elasticsearch.stats(), embedded.stats()
+        assert (es_stats.products, es_stats.units, es_stats.embedding_model) == (
+            em_stats.products,
+            em_stats.units,
+            em_stats.embedding_model,
+        )
+        for row in PRODUCTS:
+            assert elasticsearch.get_product(row["id"]) == embedded.get_product(row["id"])
+            assert elasticsearch.get_units(row["id"]) == embedded.get_units(row["id"])
