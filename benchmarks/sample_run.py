@@ -56,7 +56,7 @@ ADVICE = [
 ]
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
     def pick(q: float) -> float:
@@ -79,7 +79,7 @@ def _latency(search: HybridSearch, rerank: bool, rounds: int) -> dict[str, float
             start = time.perf_counter()
             search.search(query, rerank=rerank)
             samples.append((time.perf_counter() - start) * 1000)
-    return _percentiles(samples)
+    return percentiles(samples)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             result["advice"] = {
                 "model": llm.name,
                 "runs": runs,
-                "first_token_ms": _percentiles([r["first_token_ms"] for r in runs]),
+                "first_token_ms": percentiles([r["first_token_ms"] for r in runs]),
                 "tokens_per_s_median": statistics.median(r["tokens_per_s"] for r in runs),
             }
     args.out.parent.mkdir(parents=True, exist_ok=True)

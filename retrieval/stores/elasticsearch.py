@@ -49,7 +49,7 @@ from retrieval.stores.base import (
 
 logger = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: attribute facets
 DEFAULT_URL = "http://localhost:9200"
 
 # Unit field (the names `DEFAULT_BOOSTS` uses) -> Elasticsearch text field.
@@ -154,6 +154,7 @@ def index_body(
                 "brand": folded,
                 "brand_display": keyword,
                 "category_path": folded,
+                "facets": {**folded, "ignore_above": 256},
                 "currency": keyword,
                 "price": {"type": "double"},
                 "rating": {"type": "double"},
@@ -172,6 +173,26 @@ def index_body(
             },
         },
     }
+
+
+def attribute_facets(attributes: Mapping[str, Any]) -> list[str]:
+    """``name=value`` keywords of a product's attributes (one per item of a list), for facet
+    counts and exact attribute filters: ``{"color": "Teal", "ipx": 7}`` -> ``["color=teal",
+    "ipx=7"]``. Booleans read ``true``/``false``."""
+    facets: list[str] = []
+    for name, value in attributes.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool):
+                text = "true" if item else "false"
+            elif isinstance(item, float) and item.is_integer():
+                text = str(int(item))
+            elif isinstance(item, (str, int, float)):
+                text = str(item).strip()
+            else:
+                continue
+            if text:
+                facets.append(f"{name}={text}".casefold())
+    return facets
 
 
 def category_prefixes(category: str | None) -> list[str]:
@@ -203,6 +224,9 @@ def unit_document(
     prefixes = category_prefixes(product.category)
     if prefixes:
         doc["category_path"] = prefixes
+    facets = attribute_facets(product.attributes)
+    if facets:
+        doc["facets"] = facets
     if product.price is not None:
         doc["price"] = product.price
     if product.rating is not None:
@@ -480,6 +504,12 @@ class ElasticsearchStore:
         otherwise products are upserted into the live index.
         """
         current = None if prune else self._generation(fresh=True)
+        if current is not None and current.meta.get("format") != INDEX_FORMAT:
+            msg = (
+                f"the index {current.index} has format {current.meta.get('format')}, this "
+                f"version writes format {INDEX_FORMAT}: re-index the whole catalog with prune"
+            )
+            raise StoreError(msg)
         if current is not None and (
             current.embedding_model != embedding_model or current.meta.get("dim") != dim
         ):
@@ -913,6 +943,19 @@ class ElasticsearchStore:
         with self._lock:
             self._stats_cache = (now, stats)
         return stats
+
+    def drop(self) -> list[str]:
+        """Delete every index of this alias's generations (and so the alias); returns their
+        names. Indices of other aliases sharing the prefix are left alone."""
+        own = re.compile(rf"{re.escape(self.alias)}-\d{{8}}t\d{{6}}-[0-9a-f]{{8}}")
+        with self._errors("delete the indices"):
+            found = self._admin.indices.get(index=f"{self.alias}-*", expand_wildcards="all")
+            names = sorted(name for name in found.body if own.fullmatch(name))
+            if names:  # by exact names: wildcard deletes are refused by default
+                self._admin.indices.delete(index=",".join(names))
+        self._invalidate()
+        logger.info("dropped %s: %s", self.alias, ", ".join(names) or "nothing")
+        return names
 
     def close(self) -> None:
         """Close the client's connections (a client passed in is left open)."""

@@ -58,6 +58,10 @@ class TestIndexLayout:
         assert doc["brand"] == "sony" and doc["brand_display"] == "Sony"
         assert doc["category_path"] == category_prefixes("Electronics > Audio > Headphones")
         assert doc["price"] == 348.0 and doc["in_stock"] is True
+        assert doc["facets"] == ["battery_life_hours=30", "noise_cancelling=true", "color=black"]
+        facet = {"term": {"facets": "noise_cancelling=true"}}
+        found = es_client.search(index=es_indexed.alias, query=facet, size=100)["hits"]["hits"]
+        assert {h["_source"]["product_id"] for h in found} == {"hp-sony", "hp-anker"}
         assert "product" not in doc  # the full product sits on the product unit only
 
     def test_empty_store(self, es_store: ElasticsearchStore, embedder: HashingEmbedder) -> None:
@@ -342,6 +346,16 @@ class TestWrites:
         )
         assert [h.unit.product_id for h in found] == ["pan-lodge"]
 
+    def test_an_index_of_an_older_format_needs_a_full_reindex(
+        self, es_indexed: ElasticsearchStore, es_client: Elasticsearch, embedder: HashingEmbedder
+    ) -> None:
+        meta = es_client.indices.get_mapping(index=es_indexed.alias)
+        ((name, body),) = meta.body.items()
+        es_client.indices.put_mapping(index=name, meta={**body["mappings"]["_meta"], "format": 1})
+        with pytest.raises(StoreError, match=r"has format 1.*re-index the whole catalog"):
+            es_indexed.writer(embedding_model=embedder.name, dim=embedder.dim)
+        es_indexed.writer(embedding_model=embedder.name, dim=embedder.dim, prune=True).abort()
+
     def test_uncommitted_writes_are_invisible(
         self, es_indexed: ElasticsearchStore, embedder: HashingEmbedder
     ) -> None:
@@ -454,6 +468,22 @@ def test_a_search_that_loses_its_index_is_retried_once(
     failures = iter([{"responses": [gone]}] * 2)
     with pytest.raises(StoreError, match="index_not_found"):
         es_indexed.lexical("skillet", kinds=("product",), filters=None, top_k=3, boosts=BOOSTS)
+
+
+def test_drop_deletes_only_this_alias_s_indices(
+    es_client: Elasticsearch, es_indexed: ElasticsearchStore, embedder: HashingEmbedder
+) -> None:
+    neighbour = ElasticsearchStore(client=es_client, alias=f"{es_indexed.alias}-x")
+    writer = neighbour.writer(embedding_model=embedder.name, dim=embedder.dim, prune=True)
+    writer.commit()
+    try:
+        dropped = es_indexed.drop()
+        assert len(dropped) == 1 and dropped[0].startswith(es_indexed.alias)
+        assert es_indexed.stats().products == 0
+        assert not es_client.indices.exists_alias(name=es_indexed.alias)
+        assert es_client.indices.exists_alias(name=neighbour.alias)
+    finally:
+        neighbour.drop()
 
 
 def test_a_client_passed_in_stays_open(es_client: Elasticsearch, es_alias: str) -> None:
