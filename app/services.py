@@ -18,6 +18,8 @@ from retrieval.embedders.base import Embedder
 from retrieval.embedders.cached import CachedEmbedder
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
+from retrieval.embedders.use_onnx import PACKAGED_NAME as USE_PACKAGED
+from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.base import Reranker
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
@@ -111,6 +113,8 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder.startswith("hashing"):
         _, _, dim = settings.embedder.partition("-")
         return HashingEmbedder(int(dim) if dim else 256)
+    if settings.embedder == USE_PACKAGED or settings.embedder.endswith(".onnx"):
+        return UseOnnxEmbedder(settings.embedder)
     return SentenceTransformerEmbedder(settings.embedder, device=settings.device)
 
 

@@ -15,6 +15,7 @@ from generation.llm.llama_cpp import LlamaCppLLM
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
+from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.schema import Filters
@@ -53,6 +54,18 @@ def qwen() -> Iterator[LlamaCppLLM]:
 
 
 class TestEmbedder:
+    def test_packaged_use_is_multilingual(self) -> None:
+        use = UseOnnxEmbedder("packaged:use-multilingual")
+        products = ["Sony noise cancelling headphones", "Lodge cast iron skillet", "跑步鞋 男款"]
+        vectors = use.embed_documents(products, progress=False)
+        assert vectors.shape == (3, 512)
+        assert [round(float(n), 4) for n in (vectors**2).sum(axis=1)] == [1.0, 1.0, 1.0]
+        for query, best in (("降噪耳机", 0), ("铸铁锅", 1), ("running shoes", 2)):
+            scores = vectors @ use.embed_query(query)
+            assert int(scores.argmax()) == best, (query, scores)
+        single = use.embed_query(products[1])
+        assert float(single @ vectors[1]) > 0.999  # a batch and a single text agree
+
     def test_packaged_minilm_loads_offline(self, minilm: SentenceTransformerEmbedder) -> None:
         vectors = minilm.embed_documents(["wireless headphones", "cast iron pan"])
         assert vectors.shape == (2, 384)

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from app.services import build_cache, build_embedder, build_reranker
+from app.settings import Settings
+from retrieval.caches.memory import MemoryCache
+from retrieval.caches.redis import RedisCache
+from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
+from retrieval.embedders.use_onnx import UseOnnxEmbedder
+from retrieval.rankers.nanoranker import NanoReranker
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(**values, _env_file=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("hashing-64", HashingEmbedder),
+        ("packaged:use-multilingual", UseOnnxEmbedder),
+        ("/models/use.onnx", UseOnnxEmbedder),
+        ("packaged:all-minilm-l6-v2", SentenceTransformerEmbedder),
+        ("sentence-transformers/all-MiniLM-L6-v2", SentenceTransformerEmbedder),
+    ],
+)
+def test_the_embedder_setting_picks_the_backend(spec: str, kind: type) -> None:
+    embedder = build_embedder(_settings(embedder=spec))  # nothing loads yet
+    assert isinstance(embedder, kind)
+    assert embedder.name == ("hashing-64" if spec == "hashing-64" else spec)
+
+
+def test_an_onnx_path_that_does_not_exist_fails_clearly(tmp_path: Path) -> None:
+    embedder = build_embedder(_settings(embedder=str(tmp_path / "missing.onnx")))
+    with pytest.raises(ValueError, match=r"no ONNX model at .*missing\.onnx"):
+        embedder.warm_up()
+
+
+def test_reranker_off_and_nanoranker() -> None:
+    assert build_reranker(_settings(reranker="none")) is None
+    assert isinstance(build_reranker(_settings(reranker="nanoranker")), NanoReranker)
+
+
+def test_cache_backends() -> None:
+    assert build_cache(_settings(cache="none")) is None
+    assert isinstance(build_cache(_settings(cache="memory")), MemoryCache)
+    redis_cache = build_cache(
+        _settings(cache="redis", redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.5)
+    )
+    assert isinstance(redis_cache, RedisCache)
+    assert redis_cache.socket_timeout_s == 0.5
+    redis_cache.close()
