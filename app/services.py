@@ -145,12 +145,27 @@ def build_llm(settings: Settings) -> LLM:
     return LlamaCppLLM(str(path), n_ctx=settings.llm_context, n_threads=threads)
 
 
+# Embedders that only know English: their vectors for Chinese text are noise.
+ENGLISH_ONLY_EMBEDDERS = frozenset(
+    {"packaged:all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
+)
+
+
+def _cjk_semantic_weight(settings: Settings) -> float:
+    if settings.semantic_weight_cjk is not None:
+        return settings.semantic_weight_cjk
+    if settings.embedder.casefold() in ENGLISH_ONLY_EMBEDDERS:
+        return 0.0
+    return settings.semantic_weight
+
+
 def search_config(settings: Settings) -> SearchConfig:
     """Retrieval tuning from the settings."""
     return SearchConfig(
         candidates=settings.candidates,
         rrf_k=settings.rrf_k,
         weights={"lexical": settings.lexical_weight, "semantic": settings.semantic_weight},
+        cjk_weights={"semantic": _cjk_semantic_weight(settings)},
         rerank_depth=settings.rerank_depth,
         min_similarity=settings.semantic_min_similarity,
     )

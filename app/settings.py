@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     rrf_k: float = Field(60.0, gt=0)
     lexical_weight: float = Field(1.0, ge=0)
     semantic_weight: float = Field(1.0, ge=0)
+    semantic_weight_cjk: float | None = Field(
+        None,
+        ge=0,
+        description="Vector-side weight for queries in Chinese, Japanese or Korean. Unset: 0 "
+        "with the English-only default MiniLM (it lowered Chinese MRR@10 from 0.887 to 0.720), "
+        "otherwise SEMANTIC_WEIGHT.",
+    )
     rerank_depth: int = Field(20, ge=1, le=200)
     semantic_min_similarity: float | None = Field(
         0.3,

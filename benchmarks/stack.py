@@ -4,10 +4,11 @@
         [--catalog data/sample_catalog.jsonl] [--rounds 5] [--out bench-results/stack.json]
 
 For each store (embedded, Elasticsearch) the catalog is indexed afresh with the configured
-embedder and timed; then every query of the sample set (English and Chinese) goes through the
+embedder and timed. Every query of the sample set (English and Chinese) then goes through the
 API's search function (`app.api.routes.search.run_search`: constraint parsing, hybrid retrieval,
 no re-ranker, no HTTP) with no cache at all (the query embedded every time), then through the
-cache after one warm pass: in-process for the embedded store, Redis for Elasticsearch. Prints a table and writes the JSON result. Leaves no index behind.
+cache after one warm pass: in-process for the embedded store, Redis for Elasticsearch. Prints a
+table and writes the JSON result. Leaves no index behind.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 from haystack import Document
 
+from retrieval import text
 from retrieval.components.hybrid_retriever import DEFAULT_BOOSTS
 from retrieval.embedders.base import Embedder
 from retrieval.pipelines import build_hybrid_pipeline, run_pipeline
@@ -30,6 +31,15 @@ class SearchConfig:
     rerank_depth: int = 20
     passage_candidates: int = 20
     min_similarity: float | None = None
+    # Fusion weights for queries with Chinese, Japanese or Korean characters (None: `weights`).
+    # With an English-only embedder, {"semantic": 0} routes them around its noise.
+    cjk_weights: Mapping[str, float] | None = None
+
+    def weights_for(self, query: str) -> Mapping[str, float]:
+        """The fusion weights for this query."""
+        if self.cjk_weights is not None and text.has_cjk(query):
+            return {**self.weights, **self.cjk_weights}
+        return self.weights
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ class HybridSearch:
                     "top_k": top_k,
                     "similarity_floor": similarity_floor,
                 },
-                "joiner": {"top_k": top_k},
+                "joiner": {"top_k": top_k, "weights": self.config.weights_for(query)},
                 "ranker": {"query": query, "enabled": rerank},
             },
             include_outputs_from=set(STAGES),
@@ -192,11 +202,11 @@ class HybridSearch:
         hits, timings = self._run(
             query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
         )
-        page_hits = []
-        for hit in hits[(page - 1) * size : page * size]:
-            product = self.store.get_product(hit.product_id)
-            if product is not None:
-                page_hits.append(ProductHit(product, hit))
+        shown = hits[(page - 1) * size : page * size]
+        products = self.store.get_products([hit.product_id for hit in shown])
+        page_hits = [
+            ProductHit(products[h.product_id], h) for h in shown if h.product_id in products
+        ]
         return SearchResult(
             query=query,
             filters=filters,

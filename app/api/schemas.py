@@ -55,7 +55,9 @@ class SearchRequest(BaseModel):
     parse_constraints: bool = Field(
         True, description="Turn phrases such as 'under $100' or '100元以下' into filters."
     )
-    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
+    cache: bool = Field(
+        True, description="false: compute afresh; the result cache is neither read nor written."
+    )
 
 
 class Why(BaseModel):
@@ -152,7 +154,9 @@ class AskRequest(BaseModel):
     )
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
-    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
+    cache: bool = Field(
+        True, description="false: compute afresh; the result cache is neither read nor written."
+    )
 
 
 class AdviceRequest(BaseModel):
@@ -167,7 +171,9 @@ class AdviceRequest(BaseModel):
     user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
-    cache: bool = Field(True, description="false: compute afresh, neither read nor write cache.")
+    cache: bool = Field(
+        True, description="false: compute afresh; the result cache is neither read nor written."
+    )
 
 
 class SourceOut(BaseModel):

@@ -28,19 +28,30 @@ class RRFJoiner:
 
     @component.output_types(documents=list[Document], took_ms=float)
     def run(
-        self, lexical: list[Document], semantic: list[Document], top_k: int | None = None
+        self,
+        lexical: list[Document],
+        semantic: list[Document],
+        top_k: int | None = None,
+        weights: dict[str, float] | None = None,
     ) -> dict[str, object]:
-        """One fused list, best first, at most ``top_k`` long."""
+        """One fused list, best first, at most ``top_k`` long; ``weights`` overrides the
+        configured weights for this query. A list with weight 0 contributes nothing."""
         start = time.perf_counter()
+        weights = self.weights if weights is None else weights
+        lists = {
+            name: documents
+            for name, documents in (("lexical", lexical), ("semantic", semantic))
+            if weights.get(name, 1.0) != 0  # off for this query: neither ranks nor explains
+        }
         by_id: dict[str, Document] = {}
         evidence: dict[str, dict[str, Any]] = {}
-        for document in [*lexical, *semantic]:
+        for document in [d for documents in lists.values() for d in documents]:
             by_id.setdefault(document.id, document)
             evidence.setdefault(document.id, {}).update(document.meta.get("retrieval", {}))
         fused = reciprocal_rank_fusion(
-            {"lexical": [d.id for d in lexical], "semantic": [d.id for d in semantic]},
+            {name: [d.id for d in documents] for name, documents in lists.items()},
             k=self.k,
-            weights=self.weights,
+            weights=weights,
         )
         if top_k is not None:
             fused = fused[:top_k]

@@ -140,6 +140,10 @@ class DocumentStore(Protocol):
         """The product with this id, or None."""
         ...
 
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The products with these ids (unknown ids left out), in one round trip."""
+        ...
+
     def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
         """The product's units, optionally only these kinds."""
         ...

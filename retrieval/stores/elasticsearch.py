@@ -49,7 +49,7 @@ from retrieval.stores.base import (
 
 logger = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2  # 2: attribute facets
+INDEX_FORMAT = 2  # 2: attribute facets, offsets for highlighting
 DEFAULT_URL = "http://localhost:9200"
 
 # Unit field (the names `DEFAULT_BOOSTS` uses) -> Elasticsearch text field.
@@ -84,10 +84,15 @@ def index_body(
     the built-in ``cjk`` analyzer (width folding, lower-casing, CJK bigrams) keeping only CJK
     tokens, so a Latin word is not counted twice.
     """
+    # Offsets in the postings let the unified highlighter (matched terms for explanations)
+    # skip re-analysing every hit's text.
     text = {
         "type": "text",
         "analyzer": "shopguide_english",
-        "fields": {"cjk": {"type": "text", "analyzer": "shopguide_cjk"}},
+        "index_options": "offsets",
+        "fields": {
+            "cjk": {"type": "text", "analyzer": "shopguide_cjk", "index_options": "offsets"}
+        },
     }
     keyword = {"type": "keyword"}
     folded = {"type": "keyword", "normalizer": "shopguide_lowercase"}
@@ -824,6 +829,30 @@ class ElasticsearchStore:
         if not hits:
             return None
         return Product.model_validate(hits[0]["_source"]["product"])
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The products with these ids (unknown ids left out), in one search."""
+        wanted = list(dict.fromkeys(product_ids))[:_MAX_WINDOW]
+        if not wanted:
+            return {}
+        (hits,) = self._msearch(
+            [
+                {
+                    "size": len(wanted),
+                    "query": {
+                        "bool": {
+                            "filter": [
+                                {"terms": {"product_id": wanted}},
+                                {"term": {"kind": "product"}},
+                            ]
+                        }
+                    },
+                    "_source": ["product"],
+                }
+            ]
+        )
+        products = (Product.model_validate(h["_source"]["product"]) for h in hits)
+        return {p.id: p for p in products}
 
     def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
         """The product's units in their indexed order, optionally only these kinds."""

@@ -549,6 +549,12 @@ class EmbeddedStore:
         self.refresh()
         return self._snapshot.products.get(product_id)
 
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The products with these ids (unknown ids left out)."""
+        self.refresh()
+        products = self._snapshot.products
+        return {i: products[i] for i in product_ids if i in products}
+
     def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
         """The product's units, optionally only these kinds."""
         snapshot = self._snapshot

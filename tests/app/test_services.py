@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services import build_cache, build_embedder, build_reranker
+from app.services import build_cache, build_embedder, build_reranker, search_config
 from app.settings import Settings
 from retrieval.caches.memory import MemoryCache
 from retrieval.caches.redis import RedisCache
@@ -52,3 +52,17 @@ def test_cache_backends() -> None:
     assert isinstance(redis_cache, RedisCache)
     assert redis_cache.socket_timeout_s == 0.5
     redis_cache.close()
+
+
+@pytest.mark.parametrize(
+    ("values", "cjk_semantic"),
+    [
+        ({"embedder": "packaged:all-minilm-l6-v2"}, 0.0),  # English-only: BM25 for Chinese
+        ({"embedder": "packaged:use-multilingual", "semantic_weight": 0.7}, 0.7),
+        ({"embedder": "packaged:all-minilm-l6-v2", "semantic_weight_cjk": 0.5}, 0.5),
+    ],
+)
+def test_vector_weight_for_chinese_queries(values: dict[str, object], cjk_semantic: float) -> None:
+    config = search_config(_settings(**values))
+    assert config.weights_for("降噪耳机")["semantic"] == cjk_semantic
+    assert config.weights_for("headphones")["semantic"] == config.weights["semantic"]

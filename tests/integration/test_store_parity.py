@@ -191,6 +191,17 @@ class TestSameResults:
         for es_hit in elasticsearch:
             assert set(es_hit.matched) <= set(CONFIG.boosts)
 
+    def test_same_products_fetched_in_one_call(
+        self, both_stores: tuple[DocumentStore, DocumentStore]
+    ) -> None:
+        embedded, elasticsearch = both_stores
+        ids = [*[row["id"] for row in PRODUCTS][::-1], "missing", PRODUCTS[0]["id"]]
+        fetched = elasticsearch.get_products(ids)
+        assert fetched == embedded.get_products(ids)
+        assert set(fetched) == {row["id"] for row in PRODUCTS}
+        assert fetched[PRODUCTS[0]["id"]] == embedded.get_product(PRODUCTS[0]["id"])
+        assert elasticsearch.get_products([]) == {}
+
     def test_same_stats_and_brands(self, both_stores: tuple[DocumentStore, DocumentStore]) -> None:
         embedded, elasticsearch = both_stores
         assert elasticsearch.brands() == embedded.brands()

@@ -149,3 +149,20 @@ def test_a_store_failure_reaches_the_caller_as_the_store_error(
     monkeypatch.setattr(search.store, "hybrid", down)
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         search.search("headphones")
+
+
+def test_cjk_queries_can_leave_the_vector_side_out(
+    store: EmbeddedStore, embedder: HashingEmbedder
+) -> None:
+    """With an English-only embedder, a Chinese query is ranked by BM25 alone."""
+    both = HybridSearch(store, embedder, config=SearchConfig(min_similarity=-1.0))
+    routed = HybridSearch(
+        store, embedder, config=SearchConfig(min_similarity=-1.0, cjk_weights={"semantic": 0.0})
+    )
+    mixed = both.search("降噪耳机")
+    assert any("semantic" in h.hit.explanation.retrievers for h in mixed.hits)
+    lexical_only = routed.search("降噪耳机")
+    assert [h.product.id for h in lexical_only.hits][:1] == ["zh-huawei"]
+    assert all(set(h.hit.explanation.retrievers) == {"lexical"} for h in lexical_only.hits)
+    english = routed.search("noise cancelling headphones")  # English keeps both sides
+    assert any("semantic" in h.hit.explanation.retrievers for h in english.hits)

@@ -1,0 +1,938 @@
+"""Retrieval quality on human-judged data: the project's search stages against a textbook peer.
+
+    python -m benchmarks.relevance [--data ../shared/datasets]
+        [--datasets crowdflower,multicpr,epqa] [--embedder packaged:all-minilm-l6-v2]
+        [--reranker nanoranker] [--rerank-depth 20] [--weights lexical=1,semantic=1]
+        [--limit-queries N] [--out bench-results/relevance.json]
+
+Each data set is indexed once with the project's indexer into an `EmbeddedStore` (a temporary
+folder); every project system searches that one index:
+
+1. ``bm25``: the store's BM25 alone (the product's field boosts),
+2. ``dense``: the query embedding and the store's kNN alone (with the product's similarity floor
+   where the product applies it),
+3. ``hybrid``: `HybridSearch` (one store call for both, RRF), no re-ranker,
+4. ``hybrid+rerank``: the same with the re-ranker over the top ``--rerank-depth`` (the product),
+5. ``textbook``: Haystack's documented hybrid pipeline (`benchmarks.textbook`) with the same
+   embedder and the same unit texts.
+
+Tasks and metrics follow ``shared/datasets/README.md``: CrowdFlower product search over the
+whole catalog (nDCG@10, Recall@100), Multi-CPR Chinese product search (MRR@10, Recall@10), and
+ePQA passage ranking, per product (the question's own product's page, candidates shuffled with a
+fixed seed) and pooled over all passages (lower bounds: most of a pooled top 10 is unjudged).
+Coverage and diversity describe the result lists; per-stage latency is median/p95/p99 over the
+queries. Prints one table per task and a latency table, and writes JSON with the machine and the
+settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from app.logs import configure_logging
+from app.services import build_embedder, build_reranker, configure_threads, search_config
+from app.settings import Settings
+from benchmarks import metrics
+from benchmarks.datasets import (
+    Item,
+    JudgedQuery,
+    PageProduct,
+    PageQASet,
+    ProductSearchSet,
+    Question,
+    load_crowdflower,
+    load_epqa,
+    load_multicpr,
+)
+from benchmarks.textbook import TextbookHybrid, documents_from_units, product_filter
+from indexer.indexer import IndexReport, index_catalog
+from indexer.reader import Row
+from indexer.units import passage_units, product_unit
+from retrieval import text as text_analysis
+from retrieval.embedders.base import Embedder
+from retrieval.rankers.base import Reranker
+from retrieval.schema import PASSAGE_KINDS, Filters, Product, QAPair, Review, UnitKind
+from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.embedded import EmbeddedStore
+
+logger = logging.getLogger("benchmarks.relevance")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+DATASETS = ("crowdflower", "multicpr", "epqa")
+SYSTEMS = ("bm25", "dense", "hybrid", "hybrid+rerank", "textbook")
+STAGES = ("embedding", "bm25", "knn", "bm25+knn", "fusion", "rerank", "other", "total")
+WARM_UP_QUERIES = 3
+
+
+# -- systems -------------------------------------------------------------------------------
+
+
+class SharedDocumentVectors:
+    """An `Embedder` that remembers document vectors by text, so the textbook peer reuses the
+    vectors the project's indexer computed (same model, same texts) instead of embedding the
+    catalog twice. Queries are always embedded afresh."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._vectors: dict[str, np.ndarray] = {}
+        self.embedded = 0
+
+    @property
+    def name(self) -> str:
+        """The wrapped model's name."""
+        return self.embedder.name
+
+    @property
+    def dim(self) -> int:
+        """The wrapped model's vector size."""
+        return self.embedder.dim
+
+    def warm_up(self) -> None:
+        """Load the wrapped model."""
+        self.embedder.warm_up()
+
+    def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors of texts seen before come from memory; the rest from the model."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            vectors = self.embedder.embed_documents(missing, progress=progress)
+            self._vectors.update(zip(missing, vectors, strict=True))
+            self.embedded += len(missing)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.vstack([self._vectors[t] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The wrapped model's query vector."""
+        return self.embedder.embed_query(text)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one task searches: unit kinds, filters, depth, and the textbook's filter."""
+
+    kinds: tuple[UnitKind, ...]
+    top_k: int
+    filters: Filters | None = None
+    similarity_floor: bool = True
+    textbook_filters: dict[str, Any] | None = None
+    product_search: bool = False
+
+
+@dataclass
+class Systems:
+    """The five systems over one data set's index."""
+
+    store: EmbeddedStore
+    embedder: Embedder
+    config: SearchConfig
+    hybrid: HybridSearch
+    full: HybridSearch | None
+    textbook: TextbookHybrid | None
+
+    def run(self, query: str, scope: Scope) -> dict[str, tuple[list[str], dict[str, float]]]:
+        """Every system's ranked unit ids (best first) and stage timings in ms for ``query``."""
+        out: dict[str, tuple[list[str], dict[str, float]]] = {}
+        start = time.perf_counter()
+        lexical = self.store.lexical(
+            query,
+            kinds=scope.kinds,
+            filters=scope.filters,
+            top_k=scope.top_k,
+            boosts=self.config.boosts,
+        )
+        took = _ms(start)
+        out["bm25"] = ([h.unit.id for h in lexical], {"bm25": took, "total": took})
+
+        start = time.perf_counter()
+        vector = self.embedder.embed_query(query)
+        embedded = time.perf_counter()
+        semantic = self.store.semantic(
+            vector, kinds=scope.kinds, filters=scope.filters, top_k=scope.top_k
+        )
+        floor = self.config.min_similarity
+        if floor is not None and scope.similarity_floor:
+            semantic = [h for h in semantic if h.score >= floor]
+        out["dense"] = (
+            [h.unit.id for h in semantic],
+            {"embedding": _ms(start, embedded), "knn": _ms(embedded), "total": _ms(start)},
+        )
+
+        out["hybrid"] = self._hybrid(self.hybrid, query, scope, rerank=False)
+        if self.full is not None:
+            out["hybrid+rerank"] = self._hybrid(self.full, query, scope, rerank=True)
+        if self.textbook is not None:
+            result = self.textbook.search(query, top_k=scope.top_k, filters=scope.textbook_filters)
+            out["textbook"] = ([d.id for d in result.documents], result.timings_ms)
+        return {name: (ids, _with_other(t)) for name, (ids, t) in out.items()}
+
+    @staticmethod
+    def _hybrid(
+        search: HybridSearch, query: str, scope: Scope, *, rerank: bool
+    ) -> tuple[list[str], dict[str, float]]:
+        if scope.product_search:
+            result = search.search(query, size=scope.top_k, rerank=rerank)
+            ids = [h.product.id for h in result.hits]
+            timings = result.timings_ms
+        else:
+            # HybridSearch has no public timed passage search: `passages` calls `_run` exactly
+            # like this (checked once per task by `check_passages`).
+            hits, timings = search._run(
+                query,
+                kinds=scope.kinds,
+                filters=scope.filters,
+                top_k=scope.top_k,
+                rerank=rerank,
+                similarity_floor=scope.similarity_floor,
+            )
+            ids = [h.unit_id for h in hits]
+        return ids, {
+            "embedding": timings["embedder"],
+            "bm25+knn": timings["retriever"],
+            "fusion": timings["joiner"],
+            "rerank": timings["ranker"],
+            "total": timings["total"],
+        }
+
+    def check_passages(self, product_id: str, question: str) -> None:
+        """Fail loudly if the timed passage search differs from `HybridSearch.passages`."""
+        scope = Scope(
+            kinds=PASSAGE_KINDS,
+            top_k=self.config.passage_candidates,
+            filters=Filters(product_ids=[product_id]),
+            similarity_floor=False,
+        )
+        for search, rerank in ((self.hybrid, False), (self.full, True)):
+            if search is None:
+                continue
+            timed, _ = self._hybrid(search, question, scope, rerank=rerank)
+            public = [h.unit_id for h in search.passages(product_id, question, top_k=10)]
+            if timed[:10] != public:
+                msg = f"timed passage search differs from HybridSearch.passages: {timed} {public}"
+                raise RuntimeError(msg)
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return ((end if end is not None else time.perf_counter()) - start) * 1000
+
+
+def _with_other(timings: dict[str, float]) -> dict[str, float]:
+    """Adds ``other``: the part of the total no stage accounts for (pipeline overhead)."""
+    parts = sum(v for k, v in timings.items() if k != "total")
+    return {**timings, "other": max(timings["total"] - parts, 0.0)}
+
+
+def _build_systems(
+    store: EmbeddedStore,
+    embedder: Embedder,
+    reranker: Reranker | None,
+    config: SearchConfig,
+    textbook: TextbookHybrid | None,
+) -> Systems:
+    hybrid = HybridSearch(store, embedder, None, config)
+    full = HybridSearch(store, embedder, reranker, config) if reranker is not None else None
+    hybrid.warm_up()
+    if full is not None:
+        full.warm_up()
+    return Systems(store, embedder, config, hybrid, full, textbook)
+
+
+# -- running a task ------------------------------------------------------------------------
+
+
+@dataclass
+class TaskRun:
+    """Per system: each query's ranked ids and stage timings."""
+
+    ranked: dict[str, list[list[str]]] = field(default_factory=dict)
+    raw: dict[str, list[list[str]]] = field(default_factory=dict)
+    timings: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _run_task(
+    systems: Systems,
+    queries: Sequence[tuple[str, Scope]],
+    *,
+    label: str,
+    progress: bool,
+    translate: Callable[[list[str]], list[str]] = lambda ids: ids,
+) -> TaskRun:
+    """Run every query through every system (interleaved, so load affects all alike)."""
+    for query, scope in queries[:WARM_UP_QUERIES]:  # first-call costs stay out of the timings
+        systems.run(query, scope)
+    run = TaskRun()
+    started = time.perf_counter()
+    bar = tqdm(
+        queries,
+        desc=label,
+        unit=" queries",
+        disable=not progress,
+        mininterval=0.5 if sys.stderr.isatty() else 15.0,
+    )
+    for query, scope in bar:
+        for name, (ids, timings) in systems.run(query, scope).items():
+            run.ranked.setdefault(name, []).append(translate(ids))
+            run.raw.setdefault(name, []).append(ids)
+            run.timings.setdefault(name, []).append(timings)
+    bar.close()
+    run.seconds = time.perf_counter() - started
+    logger.info("%s: %d queries in %.1f s", label, len(queries), run.seconds)
+    return run
+
+
+def _latency(run: TaskRun) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, samples in run.timings.items():
+        out[name] = {
+            stage: metrics.latency_summary([t[stage] for t in samples])
+            for stage in STAGES
+            if any(stage in t for t in samples)
+        }
+    return out
+
+
+MetricFn = Callable[[list[str], int], float | None]  # (ranked, query index) -> value
+
+
+def _score(
+    run: TaskRun, per_query: Mapping[str, MetricFn], n_queries: int
+) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
+    """Mean of each per-query metric per system, and how many queries each mean is over."""
+    values: dict[str, dict[str, float | None]] = {}
+    scored: dict[str, int] = {}
+    for name, lists in run.ranked.items():
+        values[name] = {}
+        for metric, fn in per_query.items():
+            per = [fn(lists[i], i) for i in range(n_queries)]
+            values[name][metric] = _round(metrics.mean(per))
+            scored[metric] = metrics.count_defined(per)
+    return values, scored
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# -- product search: CrowdFlower, Multi-CPR ------------------------------------------------
+
+
+def _product(item: Item) -> Product:
+    return Product(
+        id=item.id,
+        title=item.title,
+        description=item.description,
+        brand=item.brand,
+        category=item.category,
+    )
+
+
+def _index(
+    name: str, products: list[Product], store: EmbeddedStore, embedder: Embedder, progress: bool
+) -> IndexReport:
+    rows = (Row(name, i, p) for i, p in enumerate(products, start=1))
+    report = index_catalog(rows, store, embedder, progress=progress, batch_size=256)
+    if report.skipped:
+        logger.warning("%s: %d products skipped: %s", name, report.skipped, report.errors[:5])
+    return report
+
+
+def _index_textbook(
+    textbook: TextbookHybrid | None, units: list[Any], progress: bool
+) -> dict[str, Any] | None:
+    if textbook is None:
+        return None
+    start = time.perf_counter()
+    textbook.warm_up()
+    documents = textbook.index(documents_from_units(units), progress=progress)
+    return {"documents": documents, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _product_search(
+    data: ProductSearchSet,
+    options: Options,
+    folder: Path,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    products = [_product(item) for item in data.items]
+    embedder = SharedDocumentVectors(options.embedder)
+    store = EmbeddedStore(folder / data.name)
+    report = _index(data.name, products, store, embedder, options.progress)
+    textbook = _textbook(options, embedder)
+    textbook_index = _index_textbook(
+        textbook, [product_unit(p) for p in products], options.progress
+    )
+    systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
+    queries = data.queries[: options.limit_queries or None]
+    depth = max(options.config.candidates, 100 if data.name == "crowdflower" else 10)
+    scope = Scope(kinds=("product",), top_k=depth, product_search=True)
+    run = _run_task(
+        systems,
+        [(q.text, scope) for q in queries],
+        label=f"{data.name} product search",
+        progress=options.progress,
+    )
+    by_id = {item.id: item for item in data.items}
+    per_query = _product_metrics(data, queries)
+    values, scored = _score(run, per_query, len(queries))
+    for name, lists in run.ranked.items():
+        values[name]["coverage@10"] = _round(metrics.coverage(lists, len(data.items), 10))
+        values[name]["brands@10"] = _round(
+            metrics.diversity([[by_id[i].brand for i in ids[:10]] for ids in lists])
+        )
+        values[name]["categories@10"] = _round(
+            metrics.diversity([[by_id[i].category for i in ids[:10]] for ids in lists])
+        )
+    return {
+        "catalog": {"products": len(products), "units": report.units},
+        "queries": len(queries),
+        "index": {
+            "project": {
+                "seconds": round(report.seconds, 2),
+                "products": report.indexed,
+                "units": report.units,
+                "embedded": report.embedded,
+            },
+            "textbook": textbook_index,
+        },
+        "tasks": {
+            "product_search": {
+                "description": "search each query over the whole catalog",
+                "queries": len(queries),
+                "depth": depth,
+                "coverage_ceiling": _round(min(1.0, 10 * len(queries) / max(len(data.items), 1))),
+                "scored_queries": scored,
+                "metrics": values,
+                "latency_ms": _latency(run),
+                "seconds": round(run.seconds, 2),
+            }
+        },
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _product_metrics(data: ProductSearchSet, queries: list[JudgedQuery]) -> dict[str, MetricFn]:
+    relevant = [q.relevant(data.relevant_gain) for q in queries]
+    if data.name == "crowdflower":
+        return {
+            "nDCG@10": lambda ids, i: metrics.ndcg_at_k(ids, queries[i].gains, 10),
+            "Recall@100": lambda ids, i: metrics.recall_at_k(ids, relevant[i], 100),
+        }
+    return {
+        "MRR@10": lambda ids, i: metrics.reciprocal_rank_at_k(ids, relevant[i], 10),
+        "Recall@10": lambda ids, i: metrics.recall_at_k(ids, relevant[i], 10),
+    }
+
+
+# -- ePQA: passages of a product, and pooled ------------------------------------------------
+
+
+def _page_product(page: PageProduct) -> tuple[Product, list[str]]:
+    """The product whose passage units are exactly the page's passages, and each unit's text.
+
+    Community Q&A candidates ("answer Question: question") become Q&A pairs; every other
+    candidate (reviews, attributes, bullets, description sentences) becomes a review-shaped
+    passage with its text unchanged, so that each judged candidate is one searchable unit
+    (the product's single description and attribute passages would merge them).
+    """
+    reviews: list[str] = []
+    pairs: list[tuple[str, str, str]] = []
+    for passage in page.passages:
+        answer, marker, question = passage.text.partition("Question:")
+        if passage.source == "cqa" and marker and answer.strip() and question.strip():
+            pairs.append((question.strip(), answer.strip(), passage.text))
+        else:
+            reviews.append(passage.text)
+    product = Product(
+        id=page.id,
+        title=page.title,
+        reviews=[Review(text=t) for t in reviews],
+        qa=[QAPair(question=q, answer=a) for q, a, _ in pairs],
+    )
+    return product, reviews + [t for _, _, t in pairs]
+
+
+def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    products: list[Product] = []
+    unit_text: dict[str, str] = {}
+    unit_product: dict[str, str] = {}
+    passage_units_all = []
+    for page in data.products:
+        product, texts = _page_product(page)
+        units = passage_units(product)
+        if [u.kind for u in units] != ["review"] * len(product.reviews) + ["qa"] * len(product.qa):
+            msg = f"unexpected passage units for {page.id}: {[u.kind for u in units]}"
+            raise RuntimeError(msg)
+        for unit, passage_text in zip(units, texts, strict=True):
+            unit_text[unit.id] = passage_text
+            unit_product[unit.id] = page.id
+        passage_units_all.extend(units)
+        products.append(product)
+    embedder = SharedDocumentVectors(options.embedder)
+    store = EmbeddedStore(folder / data.name)
+    report = _index(data.name, products, store, embedder, options.progress)
+    textbook = _textbook(options, embedder)
+    textbook_index = _index_textbook(textbook, passage_units_all, options.progress)
+    systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
+    questions = data.questions[: options.limit_queries or None]
+    if questions:
+        systems.check_passages(questions[0].product_id, questions[0].text)
+    distinct_texts = len(set(unit_text.values()))
+
+    def to_texts(ids: list[str]) -> list[str]:
+        return list(dict.fromkeys(unit_text[i] for i in ids if i in unit_text))
+
+    per_product = [
+        (
+            q.text,
+            Scope(
+                kinds=PASSAGE_KINDS,
+                top_k=options.config.passage_candidates,
+                filters=Filters(product_ids=[q.product_id]),
+                similarity_floor=False,  # as HybridSearch.passages
+                textbook_filters=product_filter(q.product_id),
+            ),
+        )
+        for q in questions
+    ]
+    pooled_scope = Scope(kinds=PASSAGE_KINDS, top_k=options.config.candidates)
+    tasks: dict[str, Any] = {}
+    for task, queries, description in (
+        ("per_product", per_product, "rank the passages of the question's own product"),
+        ("pooled", [(q.text, pooled_scope) for q in questions], "rank all passages"),
+    ):
+        run = _run_task(
+            systems,
+            queries,
+            label=f"epqa {task}",
+            progress=options.progress,
+            translate=to_texts,
+        )
+        values, scored = _score(run, _epqa_metrics(questions), len(questions))
+        if task == "pooled":
+            for name, lists in run.ranked.items():
+                values[name]["coverage@10"] = _round(metrics.coverage(lists, distinct_texts, 10))
+                values[name]["products@10"] = _round(
+                    metrics.diversity(
+                        [_top_products(ids, unit_text, unit_product) for ids in run.raw[name]]
+                    )
+                )
+        tasks[task] = {
+            "description": description,
+            "queries": len(questions),
+            "depth": queries[0][1].top_k if queries else 0,
+            "coverage_ceiling": _round(min(1.0, 10 * len(questions) / max(distinct_texts, 1)))
+            if task == "pooled"
+            else None,
+            "scored_queries": scored,
+            "metrics": values,
+            "latency_ms": _latency(run),
+            "seconds": round(run.seconds, 2),
+        }
+    return {
+        "catalog": {
+            "products": len(products),
+            "passages": len(unit_text),
+            "distinct_passage_texts": distinct_texts,
+            "skipped_empty_candidates": data.skipped_empty,
+            "shuffle_seed": data.seed,
+        },
+        "queries": len(questions),
+        "index": {
+            "project": {
+                "seconds": round(report.seconds, 2),
+                "products": report.indexed,
+                "units": report.units,
+                "embedded": report.embedded,
+            },
+            "textbook": textbook_index,
+        },
+        "tasks": tasks,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _epqa_metrics(questions: list[Question]) -> dict[str, MetricFn]:
+    gains = [{t: float(label) for t, label in q.labels.items()} for q in questions]
+    answers = [{t for t, label in q.labels.items() if label == 2} for q in questions]
+    judged = [set(q.labels) for q in questions]
+    return {
+        "nDCG@10": lambda ids, i: metrics.ndcg_at_k(ids, gains[i], 10),
+        "MRR@10": lambda ids, i: metrics.reciprocal_rank_at_k(ids, answers[i], 10),
+        "judged@10": lambda ids, i: metrics.judged_share_at_k(ids, judged[i], 10),
+    }
+
+
+def _top_products(
+    ids: list[str], unit_text: Mapping[str, str], unit_product: Mapping[str, str], k: int = 10
+) -> list[str | None]:
+    """The products of the first ``k`` distinct passage texts of a pooled result list."""
+    seen: set[str] = set()
+    owners: list[str | None] = []
+    for unit_id in ids:
+        text = unit_text[unit_id]
+        if text not in seen:
+            seen.add(text)
+            owners.append(unit_product[unit_id])
+            if len(owners) == k:
+                break
+    return owners
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """Everything a run needs, built once from the command line."""
+
+    settings: Settings
+    embedder: Embedder
+    reranker: Reranker | None
+    config: SearchConfig
+    limit_queries: int | None
+    progress: bool
+    textbook: bool
+    textbook_reembed: bool
+
+
+def _textbook(options: Options, shared: SharedDocumentVectors) -> TextbookHybrid | None:
+    if not options.textbook:
+        return None
+    return TextbookHybrid(options.embedder if options.textbook_reembed else shared)
+
+
+def _weights(value: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for part in value.split(","):
+        name, sep, number = part.partition("=")
+        name = name.strip()
+        if not sep or name not in ("lexical", "semantic"):
+            msg = f"expected lexical=W,semantic=W, got '{value}'"
+            raise argparse.ArgumentTypeError(msg)
+        try:
+            weights[name] = float(number)
+        except ValueError:
+            msg = f"weight of {name} is not a number: '{number}'"
+            raise argparse.ArgumentTypeError(msg) from None
+        if weights[name] < 0:
+            msg = f"weight of {name} must not be negative"
+            raise argparse.ArgumentTypeError(msg)
+    return weights
+
+
+def _datasets(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        msg = f"unknown data set(s) {unknown}; choose from {', '.join(DATASETS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.relevance",
+        description=(__doc__ or "").splitlines()[0],
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="the shared datasets folder"
+    )
+    parser.add_argument("--datasets", type=_datasets, default=list(DATASETS))
+    parser.add_argument(
+        "--embedder",
+        default="packaged:all-minilm-l6-v2",
+        help="as SHOPGUIDE_EMBEDDER: packaged:<name>, a model folder or hub name, hashing-<dim>",
+    )
+    parser.add_argument(
+        "--reranker",
+        default="nanoranker",
+        help="as SHOPGUIDE_RERANKER: nanoranker, none, or a CrossEncoder model",
+    )
+    parser.add_argument("--rerank-depth", type=int, default=20)
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="as SHOPGUIDE_TORCH_THREADS (default: torch's own choice, every core)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        default={"lexical": 1.0, "semantic": 1.0},
+        help="RRF weights of the project's hybrid, e.g. lexical=1,semantic=1",
+    )
+    parser.add_argument(
+        "--min-similarity",
+        default="default",
+        help="the semantic similarity floor (a cosine, or 'none'); default: the app's setting",
+    )
+    parser.add_argument(
+        "--limit-queries", type=int, default=None, help="only the first N queries of each task"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the ePQA shuffle")
+    parser.add_argument("--no-textbook", action="store_true", help="skip the Haystack peer")
+    parser.add_argument(
+        "--textbook-reembed",
+        action="store_true",
+        help="let the textbook peer embed the catalog itself (default: reuse the vectors the "
+        "project's indexer computed with the same model)",
+    )
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/relevance.json"))
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "embedder": args.embedder,
+        "reranker": args.reranker,
+        "rerank_depth": args.rerank_depth,
+        "lexical_weight": args.weights.get("lexical", 1.0),
+        "semantic_weight": args.weights.get("semantic", 1.0),
+        "torch_threads": args.torch_threads,
+    }
+    floor = args.min_similarity.casefold()
+    if floor in ("none", "off"):
+        overrides["semantic_min_similarity"] = None
+    elif floor != "default":
+        overrides["semantic_min_similarity"] = float(floor)
+    return Settings(**overrides)
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return info
+
+
+def _git() -> dict[str, Any] | None:
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed arguments
+                ["git", *args],  # noqa: S607 - git from PATH
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 on success."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:  # a bad --min-similarity, or a setting out of its range
+        parser.error(str(exc))
+    configure_logging("INFO", json_lines=False)
+    started = time.perf_counter()
+    config = search_config(settings)
+    progress = not args.no_progress
+    configure_threads(settings)  # as the app does at start-up
+    embedder = build_embedder(settings)
+    reranker = build_reranker(settings)
+    load_start = time.perf_counter()
+    embedder.warm_up()
+    if reranker is not None:
+        reranker.warm_up()
+    text_analysis.warm_up()
+    options = Options(
+        settings=settings,
+        embedder=embedder,
+        reranker=reranker,
+        config=config,
+        limit_queries=args.limit_queries,
+        progress=progress,
+        textbook=not args.no_textbook,
+        textbook_reembed=args.textbook_reembed,
+    )
+    result: dict[str, Any] = {
+        "benchmark": "relevance",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": _machine(),
+        "git": _git(),
+        "settings": {
+            "data": str(args.data),
+            "datasets": args.datasets,
+            "embedder": embedder.name,
+            "embedding_dim": embedder.dim,
+            "reranker": reranker.name if reranker else None,
+            "rerank_depth": config.rerank_depth,
+            "weights": dict(config.weights),
+            "rrf_k": config.rrf_k,
+            "candidates": config.candidates,
+            "passage_candidates": config.passage_candidates,
+            "min_similarity": config.min_similarity,
+            "boosts": dict(config.boosts),
+            "limit_queries": args.limit_queries,
+            "torch_threads": settings.torch_threads,
+            "epqa_seed": args.seed,
+            "textbook": None
+            if args.no_textbook
+            else {
+                "pipeline": "InMemoryBM25Retriever + InMemoryEmbeddingRetriever -> "
+                "DocumentJoiner(reciprocal_rank_fusion), InMemoryDocumentStore defaults",
+                "embedder": f"the project's {embedder.name} behind Haystack's embedder "
+                "interface (haystack-ai 3.4 core has no SentenceTransformers embedders)",
+                "document_vectors": "embedded by the peer"
+                if args.textbook_reembed
+                else "shared with the project's index (same model, same texts)",
+            },
+        },
+        "model_load_s": round(time.perf_counter() - load_start, 2),
+        "systems": [
+            name
+            for name in SYSTEMS
+            if not (name == "hybrid+rerank" and reranker is None)
+            and not (name == "textbook" and args.no_textbook)
+        ],
+        "datasets": {},
+    }
+    loaders: dict[str, Callable[[], Any]] = {
+        "crowdflower": lambda: load_crowdflower(args.data),
+        "multicpr": lambda: load_multicpr(args.data),
+        "epqa": lambda: load_epqa(args.data, seed=args.seed),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="relevance-") as folder:
+        for name in args.datasets:
+            logger.info("%s: loading from %s", name, args.data)
+            data = loaders[name]()
+            if isinstance(data, PageQASet):
+                result["datasets"][name] = _epqa(data, options, Path(folder))
+            else:
+                result["datasets"][name] = _product_search(data, options, Path(folder))
+            _write(result, started, args.out)  # what is done so far survives an interruption
+    _write(result, started, args.out)
+    _print(result)
+    sys.stdout.write(f"\nwritten to {args.out}\n")
+    return 0
+
+
+def _write(result: dict[str, Any], started: float, path: Path) -> None:
+    result["wall_s"] = round(time.perf_counter() - started, 2)
+    if hasattr(os, "getloadavg"):
+        result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+# -- printing --------------------------------------------------------------------------------
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
+def _catalog_line(catalog: Mapping[str, Any]) -> str:
+    parts = [f"{catalog['products']} products"]
+    if "passages" in catalog:
+        parts.append(
+            f"{catalog['passages']} passages ({catalog['distinct_passage_texts']} distinct texts)"
+        )
+    elif "units" in catalog:
+        parts.append(f"{catalog['units']} units")
+    return ", ".join(parts)
+
+
+def _print(result: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    s = result["settings"]
+    out(
+        f"embedder {s['embedder']}, re-ranker {s['reranker'] or 'none'} "
+        f"(depth {s['rerank_depth']}), weights {s['weights']}, "
+        f"min similarity {s['min_similarity']}, queries {s['limit_queries'] or 'all'}\n"
+    )
+    for name, dataset in result["datasets"].items():
+        index = dataset["index"]
+        textbook = index["textbook"]
+        out(
+            f"\n== {name}: {_catalog_line(dataset['catalog'])}; "
+            f"index {index['project']['seconds']} s"
+            + (f", textbook index {textbook['seconds']} s" if textbook else "")
+            + f"; {dataset['seconds']} s in all\n"
+        )
+        for task_name, task in dataset["tasks"].items():
+            columns = list(next(iter(task["metrics"].values())))
+            scored = ", ".join(f"{m} over {n}" for m, n in task["scored_queries"].items())
+            if task.get("coverage_ceiling") is not None:
+                scored += f"; coverage@10 can reach {task['coverage_ceiling']}"
+            out(
+                f"\n{name} / {task_name}: {task['queries']} queries, "
+                f"{task['seconds']} s ({scored})\n"
+            )
+            widths = [max(len(c), 7) for c in columns]
+            header = "".join(f" {c:>{w}}" for c, w in zip(columns, widths, strict=True))
+            out(f"{'system':<15}{header}\n")
+            for system, values in task["metrics"].items():
+                row = "".join(
+                    f" {_cell(values[c], w)}" for c, w in zip(columns, widths, strict=True)
+                )
+                out(f"{system:<15}{row}\n")
+    out("\nlatency, ms: median / p95 / p99 over the queries\n")
+    label = 30
+    for name, dataset in result["datasets"].items():
+        for task_name, task in dataset["tasks"].items():
+            systems = list(task["latency_ms"])
+            title = f"{name} / {task_name}"
+            out(f"\n{title:<{label}}" + "".join(f" {s:>20}" for s in systems) + "\n")
+            for stage in STAGES:
+                if not any(stage in task["latency_ms"][s] for s in systems):
+                    continue
+                cells = []
+                for system in systems:
+                    stats = task["latency_ms"][system].get(stage)
+                    cells.append(
+                        f"{stats['median']:.1f}/{stats['p95']:.1f}/{stats['p99']:.1f}"
+                        if stats and stats.get("n")
+                        else "-"
+                    )
+                out(f"{'  ' + stage:<{label}}" + "".join(f" {c:>20}" for c in cells) + "\n")
+    machine = result["machine"]
+    out(
+        f"\nwall time {result['wall_s']} s on {machine['cpu_count']} CPUs; load average "
+        f"{machine.get('load_average_at_start', ['?'])[0]} at start, "
+        f"{machine.get('load_average_at_end', ['?'])[0]} at end\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

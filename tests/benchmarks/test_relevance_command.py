@@ -1,0 +1,248 @@
+"""The relevance benchmark command end to end on tiny data sets in the published file formats."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.datasets import load_crowdflower, load_epqa, load_multicpr
+from benchmarks.relevance import main
+
+CROWDFLOWER = [
+    ("wireless headphones", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 4),
+    ("wireless headphones", "JBL Wireless On-Ear Headphones", "", 3),
+    ("wireless headphones", "Stainless Steel Kettle", "Boils water fast.", 1),
+    ("kettle", "Stainless Steel Kettle", "Boils water fast.", 4),
+    ("kettle", "Glass Electric Kettle", "1.7 litre, blue light.", 4),
+    ("kettle", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 1),
+    ("running shoes", "Trail Running Shoes", "Grippy sole for mud.", 4),
+    ("running shoes", "Trail Running Shoes", "Grippy sole for mud.", 3),  # judged twice
+    ("running shoes", "Leather Office Shoes", "", 2),
+]
+MULTICPR_PRODUCTS = [
+    ("zh0000", "华为无线降噪蓝牙耳机"),
+    ("zh0001", "李宁男子轻便跑步鞋"),
+    ("zh0002", "美的智能电饭煲4升"),
+    ("zh0003", "不锈钢保温杯500毫升"),
+]
+MULTICPR_QUERIES = [("降噪耳机", ["zh0000"]), ("跑步鞋", ["zh0001"]), ("电饭煲", ["zh0002"])]
+EPQA_PAGES = {
+    "B001": (
+        "Frigidaire Crisper Drawer",
+        [
+            ("it fits the frs20 model. Question: will it fit frs20? ", "cqa"),
+            ("the drawer is made of clear plastic.", "bullet"),
+            ("color:  { value:clear }", "attribute"),
+            ("arrived cracked, returned it.", "review"),
+            ("keeps vegetables fresh longer.", "description"),
+        ],
+    ),
+    "B002": (
+        "Espresso Machine",
+        [
+            ("makes great espresso every morning.", "review"),
+            ("water tank:  { value:1.5 litre }", "attribute"),
+            ("yes it has a milk frother. Question: does it froth milk? ", "cqa"),
+            ("", "description"),  # the real file has one empty candidate
+        ],
+    ),
+}
+EPQA_QUESTIONS = [
+    ("1", "does this drawer fit a frs20 fridge?", "B001", [2, 0, 0, 1, 0]),
+    ("2", "what colour is the drawer?", "B001", [0, 1, 2, 0, 0]),
+    ("3", "can it froth milk?", "B002", [1, 0, 2, 0]),
+    ("4", "is it dishwasher safe?", "B002", [0, 0, 0, 0]),  # the page does not answer it
+]
+
+
+def write_datasets(root: Path) -> Path:
+    """The three data sets in their published layouts and formats, tiny."""
+    (root / "crowdflower").mkdir(parents=True)
+    with (root / "crowdflower" / "train.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "id",
+                "query",
+                "product_title",
+                "product_description",
+                "median_relevance",
+                "relevance_variance",
+            ]
+        )
+        for i, (query, title, description, relevance) in enumerate(CROWDFLOWER, start=1):
+            writer.writerow([i, query, title, description, relevance, 0])
+    (root / "multicpr-zh").mkdir()
+    (root / "multicpr-zh" / "products.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "title": t}, ensure_ascii=False) + "\n"
+            for i, t in MULTICPR_PRODUCTS
+        ),
+        encoding="utf-8",
+    )
+    (root / "multicpr-zh" / "queries-dev.jsonl").write_text(
+        "".join(
+            json.dumps({"query": q, "relevant": r}, ensure_ascii=False) + "\n"
+            for q, r in MULTICPR_QUERIES
+        ),
+        encoding="utf-8",
+    )
+    (root / "epqa").mkdir()
+    with (root / "epqa" / "dev.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "qid",
+                "question",
+                "ASIN",
+                "candidate",
+                "source",
+                "qa_pair_id",
+                "title",
+                "label",
+                "answer",
+            ]
+        )
+        pair = 0
+        for qid, question, asin, labels in EPQA_QUESTIONS:
+            title, candidates = EPQA_PAGES[asin]
+            for (candidate, source), label in zip(candidates, labels, strict=True):
+                pair += 1
+                answer = "an answer" if label else ""
+                writer.writerow(
+                    [qid, question, asin, candidate, source, pair, title, label, answer]
+                )
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_datasets(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="module")
+def result(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("out") / "relevance.json"
+    code = main(
+        [
+            "--data",
+            str(data),
+            "--embedder",
+            "hashing-256",
+            "--reranker",
+            "none",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+class TestLoaders:
+    def test_crowdflower_catalog_is_the_distinct_pairs(self, data: Path) -> None:
+        cf = load_crowdflower(data)
+        assert len(cf.items) == 6
+        assert len({i.id for i in cf.items}) == 6
+        assert [q.text for q in cf.queries] == ["wireless headphones", "kettle", "running shoes"]
+        shoes = cf.queries[2]
+        assert sorted(shoes.gains.values()) == [1.0, 3.0]  # the higher of two judgments
+        assert load_crowdflower(data).items[0].id == cf.items[0].id  # stable ids
+
+    def test_multicpr(self, data: Path) -> None:
+        cpr = load_multicpr(data)
+        assert len(cpr.items) == 4
+        assert cpr.queries[0].gains == {"zh0000": 1.0}
+
+    def test_epqa_pages_are_shuffled_with_the_seed(self, data: Path) -> None:
+        first, again = load_epqa(data, seed=0), load_epqa(data, seed=0)
+        assert [p.passages for p in first.products] == [p.passages for p in again.products]
+        assert first.skipped_empty == 2  # rows: both questions about B002 have it
+        page = {p.id: p for p in first.products}["B001"]
+        assert len(page.passages) == 5  # two questions, one page, texts deduplicated
+        orders = {
+            tuple(
+                p.text for p in {q.id: q for q in load_epqa(data, seed=s).products}["B001"].passages
+            )
+            for s in range(10)
+        }
+        assert len(orders) > 1
+        question = first.questions[0]
+        assert question.labels["it fits the frs20 model. Question: will it fit frs20?"] == 2
+
+
+class TestCommand:
+    def test_settings_machine_and_systems(self, result: dict[str, Any]) -> None:
+        assert result["settings"]["embedder"] == "hashing-256"
+        assert result["settings"]["reranker"] is None
+        assert result["machine"]["cpu_count"] >= 1
+        assert "platform" in result["machine"]
+        assert "git" in result
+        assert result["systems"] == ["bm25", "dense", "hybrid", "textbook"]
+
+    def test_product_search_tables(self, result: dict[str, Any]) -> None:
+        cf = result["datasets"]["crowdflower"]
+        assert cf["catalog"]["products"] == 6
+        task = cf["tasks"]["product_search"]
+        assert task["queries"] == 3
+        assert set(task["metrics"]) == {"bm25", "dense", "hybrid", "textbook"}
+        for values in task["metrics"].values():
+            assert set(values) == {
+                "nDCG@10",
+                "Recall@100",
+                "coverage@10",
+                "brands@10",
+                "categories@10",
+            }
+            assert 0 <= values["nDCG@10"] <= 1
+            assert values["brands@10"] is None  # the data has no brands: n/a
+        assert task["metrics"]["bm25"]["nDCG@10"] > 0.5
+        cpr = result["datasets"]["multicpr"]["tasks"]["product_search"]
+        assert set(cpr["metrics"]["hybrid"]) >= {"MRR@10", "Recall@10", "coverage@10"}
+        assert cpr["metrics"]["bm25"]["MRR@10"] == 1.0  # Chinese words are found
+
+    def test_epqa_tasks(self, result: dict[str, Any]) -> None:
+        epqa = result["datasets"]["epqa"]
+        assert epqa["catalog"]["passages"] == 8
+        assert set(epqa["tasks"]) == {"per_product", "pooled"}
+        per_product = epqa["tasks"]["per_product"]
+        assert per_product["scored_queries"]["nDCG@10"] == 3  # one page does not answer
+        assert set(per_product["metrics"]["hybrid"]) == {"nDCG@10", "MRR@10", "judged@10"}
+        pooled = epqa["tasks"]["pooled"]["metrics"]["textbook"]
+        assert {"coverage@10", "products@10"} <= set(pooled)
+
+    def test_latency_per_stage(self, result: dict[str, Any]) -> None:
+        latency = result["datasets"]["crowdflower"]["tasks"]["product_search"]["latency_ms"]
+        assert set(latency["bm25"]) == {"bm25", "other", "total"}
+        assert {"embedding", "knn", "total"} <= set(latency["dense"])
+        assert {"embedding", "bm25+knn", "fusion", "rerank", "total"} <= set(latency["hybrid"])
+        assert {"embedding", "bm25", "knn", "fusion", "total"} <= set(latency["textbook"])
+        assert set(latency["hybrid"]["total"]) == {"median", "p95", "p99", "max", "n"}
+        assert latency["hybrid"]["total"]["n"] == 3
+
+    def test_limit_and_dataset_choice(self, data: Path, tmp_path: Path) -> None:
+        out = tmp_path / "small.json"
+        args = ["--data", str(data), "--embedder", "hashing-64", "--reranker", "none"]
+        args += ["--datasets", "multicpr", "--limit-queries", "1", "--no-textbook"]
+        args += ["--weights", "lexical=1,semantic=0.5", "--no-progress", "--out", str(out)]
+        assert main(args) == 0
+        small = json.loads(out.read_text(encoding="utf-8"))
+        assert list(small["datasets"]) == ["multicpr"]
+        assert small["settings"]["weights"] == {"lexical": 1.0, "semantic": 0.5}
+        assert small["datasets"]["multicpr"]["tasks"]["product_search"]["queries"] == 1
+        assert small["systems"] == ["bm25", "dense", "hybrid"]
+
+    def test_bad_weights_are_refused(self) -> None:
+        with pytest.raises(SystemExit):
+            main(["--weights", "bm25=1"])
+
+    def test_bad_settings_are_refused(self) -> None:
+        with pytest.raises(SystemExit):
+            main(["--min-similarity", "high"])
+        with pytest.raises(SystemExit):
+            main(["--rerank-depth", "0"])
