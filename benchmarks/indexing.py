@@ -11,8 +11,8 @@ catalog, with ``--catalog``). A catalog of N products is the first N products of
 the id ``{id}-v{k}`` and appends a variant to its title: " - Red", " - Navy Blue", ... (12
 colours for copies 1-12), then " - Red, Small" and so on (colour and size, copies 13-108).
 Every product unit's text is therefore new; description units repeat the base text under a new
-unit id, and are embedded again all the same (nothing in `index_catalog` reuses a vector by
-text, only by unit id from the store). Each catalog is written as JSONL to a temporary folder
+unit id: `index_catalog` embeds a text repeated within one batch once, so the raw-throughput
+ratio can exceed 1.0 on expanded catalogs. Each catalog is written as JSONL to a temporary folder
 and read back with `indexer.reader.read_catalog`, as ``shopguide index`` does.
 
 Method. Every measurement runs in a fresh subprocess (``--job``), one after the other, so peak

@@ -130,12 +130,13 @@ def _records(
     all_units = [u for units in units_of.values() for u in units]
     known = store.known_embeddings(all_units, embedder.name)
     missing = [u for u in all_units if u.id not in known]
-    if missing:
-        vectors = embedder.embed_documents([u.text for u in missing])
-        known.update({u.id: v for u, v in zip(missing, vectors, strict=True)})
+    texts = list(dict.fromkeys(u.text for u in missing))  # a text repeated in the batch: once
+    if texts:
+        by_text = dict(zip(texts, embedder.embed_documents(texts), strict=True))
+        known.update({u.id: by_text[u.text] for u in missing})
     report.units += len(all_units)
-    report.embedded += len(missing)
-    report.reused_embeddings += len(all_units) - len(missing)
+    report.embedded += len(texts)
+    report.reused_embeddings += len(all_units) - len(texts)
     return [
         ProductRecord(
             product=p,

@@ -61,7 +61,7 @@ def test_indexing_command_writes_the_figures(tmp_path: Path) -> None:
     assert (raw["products"], raw["embedder"]) == (10, "hashing-256")
     (run,) = result["runs"]
     assert (run["store"], run["size"], run["products"]) == ("embedded", 10, 10)
-    assert run["units"] == raw["units"] == run["embedded"]
+    assert run["units"] == raw["units"] >= run["embedded"] > 0  # repeats embed once
     assert set(run["stages_s"]) == set(indexing.STAGES)
     assert run["dominant_stage"] in indexing.STAGES
     assert run["peak_rss_mb"] > 0 and run["ratio_to_raw"] > 0

@@ -68,3 +68,34 @@ def test_an_empty_file_never_prunes_the_index(tmp_path: Path) -> None:
     )
     assert not report.ok
     assert store.stats().products == len(PRODUCTS)
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed_documents(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+        self.texts.extend(texts)
+        return super().embed_documents(texts, progress=progress)
+
+
+def test_a_text_repeated_in_a_batch_is_embedded_once(tmp_path: Path) -> None:
+    shared = "Same stainless steel body and the same long description for both variants."
+    rows = [
+        {"id": "red", "title": "Kettle, red", "description": shared},
+        {"id": "blue", "title": "Kettle, blue", "description": shared},
+    ]
+    embedder = CountingEmbedder()
+    store = EmbeddedStore()
+    report = index_catalog(
+        read_catalog(write_jsonl(tmp_path / "c.jsonl", rows)), store, embedder, progress=False
+    )
+    assert embedder.texts.count(shared) == 1
+    assert report.embedded == len(embedder.texts) == report.units - 1
+    assert report.reused_embeddings == 1
+    hits = store.semantic(
+        embedder.embed_query(shared), kinds=("description",), filters=None, top_k=2
+    )
+    assert sorted(h.unit.product_id for h in hits) == ["blue", "red"]
+    assert hits[0].score == hits[1].score
