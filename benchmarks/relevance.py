@@ -624,8 +624,8 @@ def _weights(value: str) -> dict[str, float]:
     for part in value.split(","):
         name, sep, number = part.partition("=")
         name = name.strip()
-        if not sep or name not in ("lexical", "semantic"):
-            msg = f"expected lexical=W,semantic=W, got '{value}'"
+        if not sep or name not in ("lexical", "semantic", "semantic_cjk"):
+            msg = f"expected lexical=W,semantic=W[,semantic_cjk=W], got '{value}'"
             raise argparse.ArgumentTypeError(msg)
         try:
             weights[name] = float(number)
@@ -677,7 +677,8 @@ def _parser() -> argparse.ArgumentParser:
         "--weights",
         type=_weights,
         default={"lexical": 1.0, "semantic": 1.0},
-        help="RRF weights of the project's hybrid, e.g. lexical=1,semantic=1",
+        help="RRF weights of the project's hybrid, e.g. lexical=1,semantic=1; semantic_cjk=W "
+        "sets the vector weight for Chinese queries (default: the app's rule)",
     )
     parser.add_argument(
         "--min-similarity",
@@ -707,6 +708,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "rerank_depth": args.rerank_depth,
         "lexical_weight": args.weights.get("lexical", 1.0),
         "semantic_weight": args.weights.get("semantic", 1.0),
+        "semantic_weight_cjk": args.weights.get("semantic_cjk"),
         "torch_threads": args.torch_threads,
     }
     floor = args.min_similarity.casefold()
@@ -798,6 +800,7 @@ def main(argv: list[str] | None = None) -> int:
             "reranker": reranker.name if reranker else None,
             "rerank_depth": config.rerank_depth,
             "weights": dict(config.weights),
+            "cjk_weights": dict(config.cjk_weights) if config.cjk_weights is not None else None,
             "rrf_k": config.rrf_k,
             "candidates": config.candidates,
             "passage_candidates": config.passage_candidates,
@@ -878,7 +881,8 @@ def _print(result: dict[str, Any]) -> None:
     s = result["settings"]
     out(
         f"embedder {s['embedder']}, re-ranker {s['reranker'] or 'none'} "
-        f"(depth {s['rerank_depth']}), weights {s['weights']}, "
+        f"(depth {s['rerank_depth']}), weights {s['weights']} "
+        f"(Chinese queries {s['cjk_weights']}), "
         f"min similarity {s['min_similarity']}, queries {s['limit_queries'] or 'all'}\n"
     )
     for name, dataset in result["datasets"].items():

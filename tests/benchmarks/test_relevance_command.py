@@ -229,11 +229,18 @@ class TestCommand:
         out = tmp_path / "small.json"
         args = ["--data", str(data), "--embedder", "hashing-64", "--reranker", "none"]
         args += ["--datasets", "multicpr", "--limit-queries", "1", "--no-textbook"]
-        args += ["--weights", "lexical=1,semantic=0.5", "--no-progress", "--out", str(out)]
+        args += [
+            "--weights",
+            "lexical=1,semantic=0.5,semantic_cjk=0.25",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
         assert main(args) == 0
         small = json.loads(out.read_text(encoding="utf-8"))
         assert list(small["datasets"]) == ["multicpr"]
         assert small["settings"]["weights"] == {"lexical": 1.0, "semantic": 0.5}
+        assert small["settings"]["cjk_weights"] == {"semantic": 0.25}
         assert small["datasets"]["multicpr"]["tasks"]["product_search"]["queries"] == 1
         assert small["systems"] == ["bm25", "dense", "hybrid"]
 
