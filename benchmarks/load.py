@@ -40,6 +40,7 @@ import contextlib
 import csv
 import gc
 import json
+import logging
 import math
 import os
 import platform
@@ -56,9 +57,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from benchmarks import crowdflower_catalog as cf
+from benchmarks.embedders import MemoEmbedder
 
 DEFAULT_EMBEDDER = "packaged:all-minilm-l6-v2"
 _UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # /search never calls the generator
@@ -122,47 +123,6 @@ def catalog_and_queries(
 # -- building the index --------------------------------------------------------------------
 
 
-class _OnceEmbedder:
-    """Embeds each distinct text once and gives back the same vector after that."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.vectors: dict[str, np.ndarray] = {}
-        self.computed = 0
-        self._started = self._shown = time.perf_counter()
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-        self._started = self._shown = time.perf_counter()
-
-    def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
-        if missing:
-            vectors = self.inner.embed_documents(missing, progress=progress)
-            self.vectors.update(zip(missing, np.asarray(vectors, np.float32), strict=True))
-            self.computed += len(missing)
-            now = time.perf_counter()
-            if now - self._shown >= 10:  # progress, also when stderr is not a terminal
-                self._shown = now
-                rate = self.computed / (now - self._started)
-                sys.stderr.write(f"  {self.computed} texts embedded, {rate:.1f}/s\n")
-                sys.stderr.flush()
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        return np.vstack([self.vectors[t] for t in texts])
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return np.asarray(self.inner.embed_query(text), np.float32)
-
-
 def build_indexes(
     catalog: Path,
     stores: Sequence[str],
@@ -184,14 +144,14 @@ def build_indexes(
         elasticsearch_alias=alias,
     )
     configure_threads(settings)
-    embedder = _OnceEmbedder(build_embedder(settings))
+    embedder = MemoEmbedder(build_embedder(settings), log_every_s=10)
     start = time.perf_counter()
     embedder.warm_up()
     builds: list[dict[str, Any]] = [{"model_load_s": round(time.perf_counter() - start, 2)}]
     for name in stores:
         store = build_store(settings.model_copy(update={"store": name}))
         sys.stderr.write(f"indexing {catalog} into the {name} store with {embedder.name}\n")
-        before = embedder.computed
+        before = embedder.embedded
         report = index_catalog(
             read_catalog(catalog), store, embedder, prune=True, progress=sys.stderr.isatty()
         )
@@ -205,7 +165,7 @@ def build_indexes(
                 "products": report.indexed,
                 "skipped": report.skipped,
                 "units": report.units,
-                "texts_embedded": embedder.computed - before,
+                "texts_embedded": embedder.embedded - before,
                 "seconds": round(report.seconds, 1),
                 "version": report.version,
             }
@@ -573,8 +533,11 @@ def _progress_line(store: str, cache: str, run: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the load test."""
+    from app.logs import configure_logging
     from app.settings import Settings
 
+    configure_logging("WARNING", json_lines=False)
+    logging.getLogger("benchmarks").setLevel(logging.INFO)  # index-build progress
     settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=cf.DEFAULT_TRAIN_CSV)

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from app.logs import configure_logging
@@ -59,6 +58,7 @@ from benchmarks.datasets import (
     load_epqa,
     load_multicpr,
 )
+from benchmarks.embedders import MemoEmbedder
 from benchmarks.textbook import TextbookHybrid, documents_from_units, product_filter
 from indexer.indexer import IndexReport, index_catalog
 from indexer.reader import Row
@@ -81,46 +81,6 @@ WARM_UP_QUERIES = 3
 
 
 # -- systems -------------------------------------------------------------------------------
-
-
-class SharedDocumentVectors:
-    """An `Embedder` that remembers document vectors by text, so the textbook peer reuses the
-    vectors the project's indexer computed (same model, same texts) instead of embedding the
-    catalog twice. Queries are always embedded afresh."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-        self._vectors: dict[str, np.ndarray] = {}
-        self.embedded = 0
-
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.embedder.name
-
-    @property
-    def dim(self) -> int:
-        """The wrapped model's vector size."""
-        return self.embedder.dim
-
-    def warm_up(self) -> None:
-        """Load the wrapped model."""
-        self.embedder.warm_up()
-
-    def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """Vectors of texts seen before come from memory; the rest from the model."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            vectors = self.embedder.embed_documents(missing, progress=progress)
-            self._vectors.update(zip(missing, vectors, strict=True))
-            self.embedded += len(missing)
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        return np.vstack([self._vectors[t] for t in texts])
-
-    def embed_query(self, text: str) -> np.ndarray:
-        """The wrapped model's query vector."""
-        return self.embedder.embed_query(text)
 
 
 @dataclass(frozen=True)
@@ -371,7 +331,7 @@ def _product_search(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     products = [_product(item) for item in data.items]
-    embedder = SharedDocumentVectors(options.embedder)
+    embedder = MemoEmbedder(options.embedder)
     store = EmbeddedStore(folder / data.name)
     report = _index(data.name, products, store, embedder, options.progress)
     textbook = _textbook(options, embedder)
@@ -485,7 +445,7 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
             unit_product[unit.id] = page.id
         passage_units_all.extend(units)
         products.append(product)
-    embedder = SharedDocumentVectors(options.embedder)
+    embedder = MemoEmbedder(options.embedder)
     store = EmbeddedStore(folder / data.name)
     report = _index(data.name, products, store, embedder, options.progress)
     textbook = _textbook(options, embedder)
@@ -613,7 +573,7 @@ class Options:
     textbook_reembed: bool
 
 
-def _textbook(options: Options, shared: SharedDocumentVectors) -> TextbookHybrid | None:
+def _textbook(options: Options, shared: MemoEmbedder) -> TextbookHybrid | None:
     if not options.textbook:
         return None
     return TextbookHybrid(options.embedder if options.textbook_reembed else shared)

@@ -22,6 +22,7 @@ from typing import Any
 from app.logs import configure_logging
 from app.services import build_embedder, build_llm, generation_options, search_config
 from app.settings import Settings
+from benchmarks.metrics import latency_summary
 from generation.answers import AnswerService
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
@@ -56,20 +57,6 @@ ADVICE = [
 ]
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "median": round(statistics.median(ordered), 2),
-        "p95": round(pick(0.95), 2),
-        "max": round(ordered[-1], 2),
-        "n": len(ordered),
-    }
-
-
 def _latency(search: HybridSearch, rerank: bool, rounds: int) -> dict[str, float]:
     for query in QUERIES:  # warm-up
         search.search(query, rerank=rerank)
@@ -79,7 +66,7 @@ def _latency(search: HybridSearch, rerank: bool, rounds: int) -> dict[str, float
             start = time.perf_counter()
             search.search(query, rerank=rerank)
             samples.append((time.perf_counter() - start) * 1000)
-    return percentiles(samples)
+    return latency_summary(samples)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             result["advice"] = {
                 "model": llm.name,
                 "runs": runs,
-                "first_token_ms": percentiles([r["first_token_ms"] for r in runs]),
+                "first_token_ms": latency_summary([r["first_token_ms"] for r in runs]),
                 "tokens_per_s_median": statistics.median(r["tokens_per_s"] for r in runs),
             }
     args.out.parent.mkdir(parents=True, exist_ok=True)

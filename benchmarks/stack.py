@@ -28,7 +28,8 @@ from app.api.schemas import SearchRequest
 from app.logs import configure_logging
 from app.services import Services, build_services
 from app.settings import Settings
-from benchmarks.sample_run import QUERIES, percentiles
+from benchmarks.metrics import latency_summary
+from benchmarks.sample_run import QUERIES
 from generation.llm.fake import RecordingLLM
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
@@ -48,7 +49,7 @@ def _latency(services: Services, *, cache: bool, rounds: int) -> dict[str, float
             if response.cached != cache:
                 msg = f"expected cached={cache} for {query!r}"
                 raise RuntimeError(msg)
-    return percentiles(samples)
+    return latency_summary(samples)
 
 
 def _measure(settings: Settings, catalog: Path, rounds: int) -> dict[str, Any]:
