@@ -176,17 +176,21 @@ def generation_options(settings: Settings) -> GenerationOptions:
     return GenerationOptions(max_tokens=settings.llm_max_tokens, timeout_s=settings.llm_timeout_s)
 
 
-def configure_threads(settings: Settings) -> None:
-    """Pin torch's thread count where the settings ask for it."""
-    if settings.torch_threads:
+def configure_threads(settings: Settings, *, serving: bool = False) -> None:
+    """Set torch's thread count: the configured one, else one thread while serving (a
+    query is a batch of one: a second thread gains nothing, and under CPU contention from
+    Elasticsearch or other requests one thread stays steady where several spin) and torch's
+    own choice, every core, for indexing's large batches."""
+    threads = settings.torch_threads or (1 if serving else None)
+    if threads:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(threads)
 
 
 def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     """Every backend, loaded and warm."""
-    configure_threads(settings)
+    configure_threads(settings, serving=True)
     store = build_store(settings)
     cache = build_cache(settings)
     embedder = build_embedder(settings)

@@ -161,12 +161,14 @@ class HybridSearch:
         top_k: int,
         rerank: bool,
         similarity_floor: bool = True,
-    ) -> tuple[list[Hit], dict[str, float]]:
+    ) -> tuple[list[Document], dict[str, float]]:
         start = time.perf_counter()
+        weights = self.config.weights_for(query)
         result = run_pipeline(
             self.pipeline,
             {
-                "embedder": {"text": query},
+                # a query whose semantic weight is 0 is neither embedded nor searched by kNN
+                "embedder": {"text": query, "enabled": weights.get("semantic", 1.0) != 0},
                 "retriever": {
                     "query": query,
                     "kinds": kinds,
@@ -174,14 +176,14 @@ class HybridSearch:
                     "top_k": top_k,
                     "similarity_floor": similarity_floor,
                 },
-                "joiner": {"top_k": top_k, "weights": self.config.weights_for(query)},
+                "joiner": {"top_k": top_k, "weights": weights},
                 "ranker": {"query": query, "enabled": rerank},
             },
             include_outputs_from=set(STAGES),
         )
         timings = {stage: round(result[stage]["took_ms"], 3) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - start) * 1000, 3)
-        return [_hit(d) for d in result["ranker"]["documents"]], timings
+        return result["ranker"]["documents"], timings
 
     def search(
         self,
@@ -199,10 +201,10 @@ class HybridSearch:
         filters = filters or Filters()
         window = max(self.config.candidates, page * size)
         rerank = rerank and self.reranker is not None
-        hits, timings = self._run(
+        documents, timings = self._run(
             query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
         )
-        shown = hits[(page - 1) * size : page * size]
+        shown = [_hit(d) for d in documents[(page - 1) * size : page * size]]
         products = self.store.get_products([hit.product_id for hit in shown])
         page_hits = [
             ProductHit(products[h.product_id], h) for h in shown if h.product_id in products
@@ -213,7 +215,7 @@ class HybridSearch:
             page=page,
             size=size,
             hits=page_hits,
-            candidates=len(hits),
+            candidates=len(documents),
             reranked=rerank,
             timings_ms=timings,
         )
@@ -227,7 +229,7 @@ class HybridSearch:
         rerank: bool = True,
     ) -> list[Hit]:
         """The product's passages that best answer ``question``."""
-        hits, _ = self._run(
+        documents, _ = self._run(
             question,
             kinds=PASSAGE_KINDS,
             filters=Filters(product_ids=[product_id]),
@@ -235,7 +237,7 @@ class HybridSearch:
             rerank=rerank and self.reranker is not None,
             similarity_floor=False,  # a product has few passages: rank them all
         )
-        return hits[:top_k]
+        return [_hit(d) for d in documents[:top_k]]
 
     def units(self, product_id: str) -> list[Unit]:
         """All of a product's passages."""

@@ -25,6 +25,7 @@ DEFAULT_BOOSTS: Mapping[str, float] = {
 @component
 class StoreHybridRetriever:
     """Runs BM25 (fields weighted by ``boosts``) and kNN in one store call, filters inside both.
+    Without a query embedding, only BM25 runs.
 
     With ``min_similarity`` set (and ``similarity_floor`` on for the call), vector hits less
     similar than that are left out, so that a query's unrelated neighbours do not fill the list.
@@ -47,7 +48,7 @@ class StoreHybridRetriever:
     def run(
         self,
         query: str,
-        query_embedding: np.ndarray,
+        query_embedding: np.ndarray | None,
         kinds: Sequence[UnitKind],
         filters: Filters | None = None,
         top_k: int | None = None,

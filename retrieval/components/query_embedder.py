@@ -21,9 +21,10 @@ class QueryEmbedder:
         """Load the model."""
         self.embedder.warm_up()
 
-    @component.output_types(embedding=np.ndarray, took_ms=float)
-    def run(self, text: str) -> dict[str, object]:
-        """Embed ``text``."""
+    @component.output_types(embedding=np.ndarray | None, took_ms=float)
+    def run(self, text: str, enabled: bool = True) -> dict[str, object]:
+        """Embed ``text``; with ``enabled=False`` (the query's semantic weight is 0) the
+        embedding is None and the model is not run."""
         start = time.perf_counter()
-        embedding = self.embedder.embed_query(text)
+        embedding = self.embedder.embed_query(text) if enabled else None
         return {"embedding": embedding, "took_ms": (time.perf_counter() - start) * 1000}

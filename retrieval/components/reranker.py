@@ -6,6 +6,7 @@ import time
 
 from haystack import Document, component
 
+from retrieval.components.documents import SharedDocument
 from retrieval.rankers.base import Reranker
 
 
@@ -46,7 +47,7 @@ class DocumentReranker:
         for document, score in zip(head, scores, strict=True):
             meta = {**document.meta, "rerank_score": score}
             rescored.append(
-                Document(id=document.id, content=document.content, score=score, meta=meta)
+                SharedDocument(id=document.id, content=document.content, score=score, meta=meta)
             )
         order = sorted(range(len(rescored)), key=lambda i: (-scores[i], i))
         return {

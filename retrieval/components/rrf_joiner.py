@@ -8,6 +8,7 @@ from typing import Any
 
 from haystack import Document, component
 
+from retrieval.components.documents import SharedDocument
 from retrieval.fusion import reciprocal_rank_fusion
 
 
@@ -59,5 +60,7 @@ class RRFJoiner:
         for doc_id, score in fused:
             original = by_id[doc_id]
             meta = {**original.meta, "retrieval": evidence[doc_id], "fused_score": score}
-            documents.append(Document(id=doc_id, content=original.content, score=score, meta=meta))
+            documents.append(
+                SharedDocument(id=doc_id, content=original.content, score=score, meta=meta)
+            )
         return {"documents": documents, "took_ms": (time.perf_counter() - start) * 1000}

@@ -125,7 +125,7 @@ class DocumentStore(Protocol):
     def hybrid(
         self,
         query: str,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         *,
         kinds: Sequence[UnitKind],
         filters: Filters | None,
@@ -133,7 +133,8 @@ class DocumentStore(Protocol):
         boosts: Mapping[str, float],
     ) -> tuple[list[ScoredUnit], list[ScoredUnit]]:
         """`lexical` and `semantic` with the same filters, in one round trip where the store
-        has a server; returns (lexical hits, semantic hits)."""
+        has a server; returns (lexical hits, semantic hits). With no ``vector`` only
+        `lexical` runs and the semantic hits are empty."""
         ...
 
     def get_product(self, product_id: str) -> Product | None:

@@ -792,21 +792,20 @@ class ElasticsearchStore:
     def hybrid(
         self,
         query: str,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         *,
         kinds: Sequence[UnitKind],
         filters: Filters | None,
         top_k: int,
         boosts: Mapping[str, float],
     ) -> tuple[list[ScoredUnit], list[ScoredUnit]]:
-        """Both searches with the same filters in one ``_msearch`` round trip."""
-        lexical, semantic = self._msearch(
-            [
-                self._lexical_body(query, kinds, filters, top_k, boosts),
-                self._semantic_body(vector, kinds, filters, top_k),
-            ]
-        )
-        return self._lexical_hits(lexical), self._semantic_hits(semantic)
+        """Both searches with the same filters in one ``_msearch`` round trip (only BM25
+        when there is no ``vector``)."""
+        bodies = [self._lexical_body(query, kinds, filters, top_k, boosts)]
+        if vector is not None:
+            bodies.append(self._semantic_body(vector, kinds, filters, top_k))
+        lexical, *semantic = self._msearch(bodies)
+        return self._lexical_hits(lexical), self._semantic_hits(semantic[0]) if semantic else []
 
     def get_product(self, product_id: str) -> Product | None:
         """The product with this id, or None."""

@@ -214,13 +214,14 @@ class _Snapshot:
                 used.append((field_name, term, posting))
         scores[~self.mask(kinds, filters)] = 0.0
         top = _top(scores, top_k)
+        matched_by_unit: list[dict[str, list[str]]] = [{} for _ in top]
+        top_units = np.asarray(top, dtype=np.int64)
+        for field_name, term, posting in used:  # postings are sorted: binary search them
+            at = np.minimum(np.searchsorted(posting.units, top_units), len(posting.units) - 1)
+            for slot in np.flatnonzero(posting.units[at] == top_units):
+                matched_by_unit[slot].setdefault(field_name, []).append(term)
         results = []
-        for i in top:
-            matched: dict[str, list[str]] = {}
-            for field_name, term, posting in used:
-                j = np.searchsorted(posting.units, i)
-                if j < len(posting.units) and posting.units[j] == i:
-                    matched.setdefault(field_name, []).append(term)
+        for i, matched in zip(top, matched_by_unit, strict=True):
             results.append(
                 ScoredUnit(
                     self.units[i],
@@ -248,10 +249,12 @@ class _Snapshot:
         candidates = np.flatnonzero(mask)
         if not len(candidates):
             return []
+        # A few candidates (one product's passages): gather their rows. Many: one product
+        # over the whole matrix is cheaper than copying most of it first.
         sims = (
             self.vectors[candidates] @ query
-            if len(candidates) < len(self.units)
-            else (self.vectors @ query)
+            if len(candidates) * 4 < len(self.units)
+            else (self.vectors @ query)[candidates]
         )
         order = _top_all(sims, top_k)
         return [ScoredUnit(self.units[candidates[i]], float(sims[i])) for i in order]
@@ -529,7 +532,7 @@ class EmbeddedStore:
     def hybrid(
         self,
         query: str,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         *,
         kinds: Sequence[UnitKind],
         filters: Filters | None,
@@ -541,7 +544,7 @@ class EmbeddedStore:
         snapshot = self._snapshot
         return (
             snapshot.lexical(query, kinds, filters, top_k, boosts),
-            snapshot.semantic(vector, kinds, filters, top_k),
+            [] if vector is None else snapshot.semantic(vector, kinds, filters, top_k),
         )
 
     def get_product(self, product_id: str) -> Product | None:

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from app.services import build_cache, build_embedder, build_reranker, search_config
+from app.services import (
+    build_cache,
+    build_embedder,
+    build_reranker,
+    configure_threads,
+    search_config,
+)
 from app.settings import Settings
 from retrieval.caches.memory import MemoryCache
 from retrieval.caches.redis import RedisCache
@@ -66,3 +72,20 @@ def test_vector_weight_for_chinese_queries(values: dict[str, object], cjk_semant
     config = search_config(_settings(**values))
     assert config.weights_for("降噪耳机")["semantic"] == cjk_semantic
     assert config.weights_for("headphones")["semantic"] == config.weights["semantic"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "serving", "expected"),
+    [(None, True, 1), (None, False, None), (2, True, 2), (3, False, 3)],
+)
+def test_torch_threads(configured: int | None, serving: bool, expected: int | None) -> None:
+    """One thread while serving unless configured; indexing keeps torch's own choice."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(5)
+        configure_threads(_settings(torch_threads=configured), serving=serving)
+        assert torch.get_num_threads() == (expected or 5)
+    finally:
+        torch.set_num_threads(before)

@@ -215,6 +215,15 @@ class TestSemantic:
         )
         assert semantic == es_indexed.semantic(vector, kinds=("product",), filters=filters, top_k=5)
 
+    def test_hybrid_without_a_vector_is_lexical_only(self, es_indexed: ElasticsearchStore) -> None:
+        lexical, semantic = es_indexed.hybrid(
+            "headphones", None, kinds=("product",), filters=None, top_k=5, boosts=BOOSTS
+        )
+        assert semantic == []
+        assert lexical == es_indexed.lexical(
+            "headphones", kinds=("product",), filters=None, top_k=5, boosts=BOOSTS
+        )
+
 
 class TestReads:
     def test_get_product_round_trips(self, es_indexed: ElasticsearchStore) -> None:

@@ -7,7 +7,7 @@ from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from indexer.units import product_units
 from retrieval.embedders.hashing import HashingEmbedder
-from retrieval.schema import Filters, Product
+from retrieval.schema import PASSAGE_KINDS, Filters, Product
 from retrieval.stores.base import ProductRecord, StoreError
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import PRODUCTS, write_jsonl
@@ -222,3 +222,32 @@ def test_hybrid_is_both_searches_with_the_same_filters(
         "headphones", kinds=("product",), filters=filters, top_k=5, boosts=BOOSTS
     )
     assert semantic == store.semantic(vector, kinds=("product",), filters=filters, top_k=5)
+
+
+def test_hybrid_without_a_vector_is_lexical_only(store: EmbeddedStore) -> None:
+    lexical, semantic = store.hybrid(
+        "headphones", None, kinds=("product",), filters=None, top_k=5, boosts=BOOSTS
+    )
+    assert semantic == []
+    assert lexical == store.lexical(
+        "headphones", kinds=("product",), filters=None, top_k=5, boosts=BOOSTS
+    )
+
+
+@pytest.mark.parametrize("filters", [None, Filters(product_ids=["hp-sony"]), *ALL_FILTERS])
+def test_knn_scores_every_candidate_whatever_the_share_filtered(
+    store: EmbeddedStore, embedder: HashingEmbedder, filters: Filters | None
+) -> None:
+    """Few candidates are gathered, many are scored over the whole matrix: same results."""
+    vector = embedder.embed_query("wireless noise cancelling headphones")
+    for kinds in (("product",), PASSAGE_KINDS):
+        found = store.semantic(vector, kinds=kinds, filters=filters, top_k=50)
+        snapshot = store._snapshot
+        allowed = np.flatnonzero(snapshot.mask(kinds, filters))
+        query = vector / np.linalg.norm(vector)
+        expected = sorted(
+            ((float(snapshot.vectors[i] @ query), snapshot.units[i].id) for i in allowed),
+            key=lambda pair: -pair[0],
+        )[:50]
+        assert [hit.unit.id for hit in found] == [unit_id for _, unit_id in expected]
+        assert [hit.score for hit in found] == pytest.approx([score for score, _ in expected])

@@ -1,6 +1,9 @@
+import copy
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
+from haystack import Document
 
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import Filters
@@ -166,3 +169,56 @@ def test_cjk_queries_can_leave_the_vector_side_out(
     assert all(set(h.hit.explanation.retrievers) == {"lexical"} for h in lexical_only.hits)
     english = routed.search("noise cancelling headphones")  # English keeps both sides
     assert any("semantic" in h.hit.explanation.retrievers for h in english.hits)
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting the queries it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.queries.append(text)
+        return super().embed_query(text)
+
+
+def test_a_query_with_semantic_weight_0_is_not_embedded(store: EmbeddedStore) -> None:
+    embedder = CountingEmbedder()
+    routed = HybridSearch(store, embedder, config=SearchConfig(cjk_weights={"semantic": 0.0}))
+    result = routed.search("降噪耳机")
+    assert result.hits and embedder.queries == []
+    assert result.timings_ms["embedder"] < 1.0
+    routed.search("noise cancelling headphones")
+    assert embedder.queries == ["noise cancelling headphones"]
+
+
+def _state(documents: list[Document]) -> list[tuple[object, ...]]:
+    """What the documents hold, copied (deepcopy hands shared documents back as they are)."""
+    return [(d.id, d.content, d.score, copy.deepcopy(d.meta)) for d in documents]
+
+
+def test_components_do_not_change_the_documents_they_are_given(
+    store: EmbeddedStore, embedder: HashingEmbedder
+) -> None:
+    """Documents are passed between components without Haystack's copy: they must stay as
+    they were when a component re-scores or merges them."""
+    search = HybridSearch(
+        store, embedder, reranker=KeywordReranker("anker"), config=SearchConfig(rerank_depth=3)
+    )
+    vector = embedder.embed_query("anker headphones")
+    retrieved = search.pipeline.get_component("retriever").run(
+        query="anker headphones", query_embedding=vector, kinds=("product",), top_k=10
+    )
+    before = [_state(retrieved["lexical"]), _state(retrieved["semantic"])]
+    joined = search.pipeline.get_component("joiner").run(
+        lexical=retrieved["lexical"], semantic=retrieved["semantic"]
+    )
+    fused = _state(joined["documents"])
+    ranked = search.pipeline.get_component("ranker").run(
+        query="anker headphones", documents=joined["documents"]
+    )
+    assert [_state(retrieved["lexical"]), _state(retrieved["semantic"])] == before
+    assert _state(joined["documents"]) == fused
+    assert ranked["documents"][0].meta["rerank_score"] > 0
+    assert all("rerank_score" not in d.meta for d in joined["documents"])
