@@ -3,10 +3,13 @@
     python -m benchmarks.relevance [--data ../shared/datasets]
         [--datasets crowdflower,multicpr,epqa] [--embedder packaged:all-minilm-l6-v2]
         [--reranker nanoranker] [--rerank-depth 20] [--weights lexical=1,semantic=1]
-        [--limit-queries N] [--out bench-results/relevance.json]
+        [--limit-queries N] [--embedding-cache bench-results/embedding-cache|none]
+        [--out bench-results/relevance.json]
 
 Each data set is indexed once with the project's indexer into an `EmbeddedStore` (a temporary
-folder); every project system searches that one index:
+folder); every project system searches that one index. Document vectors are kept per model in
+``--embedding-cache``, so a later run embeds only texts it has not seen (query vectors are always
+computed: their time is part of the latency measured):
 
 1. ``bm25``: the store's BM25 alone (the product's field boosts),
 2. ``dense``: the query embedding and the store's kNN alone (with the product's similarity floor
@@ -66,7 +69,7 @@ from indexer.units import passage_units, product_unit
 from retrieval import text as text_analysis
 from retrieval.embedders.base import Embedder
 from retrieval.rankers.base import Reranker
-from retrieval.schema import PASSAGE_KINDS, Filters, Product, QAPair, Review, UnitKind
+from retrieval.schema import PASSAGE_KINDS, Filters, Product, QAPair, Review, Unit, UnitKind
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.embedded import EmbeddedStore
 
@@ -75,6 +78,7 @@ logger = logging.getLogger("benchmarks.relevance")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 DATASETS = ("crowdflower", "multicpr", "epqa")
+DEFAULT_EMBEDDING_CACHE = Path("bench-results/embedding-cache")
 SYSTEMS = ("bm25", "dense", "hybrid", "hybrid+rerank", "textbook")
 STAGES = ("embedding", "bm25", "knn", "bm25+knn", "fusion", "rerank", "other", "total")
 WARM_UP_QUERIES = 3
@@ -153,7 +157,7 @@ class Systems:
         else:
             # HybridSearch has no public timed passage search: `passages` calls `_run` exactly
             # like this (checked once per task by `check_passages`).
-            hits, timings = search._run(
+            documents, timings = search._run(
                 query,
                 kinds=scope.kinds,
                 filters=scope.filters,
@@ -161,7 +165,7 @@ class Systems:
                 rerank=rerank,
                 similarity_floor=scope.similarity_floor,
             )
-            ids = [h.unit_id for h in hits]
+            ids = [d.id for d in documents]  # `_run` returns the pipeline's documents
         return ids, {
             "embedding": timings["embedder"],
             "bm25+knn": timings["retriever"],
@@ -293,7 +297,8 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 # -- product search: CrowdFlower, Multi-CPR ------------------------------------------------
 
 
-def _product(item: Item) -> Product:
+def as_product(item: Item) -> Product:
+    """The catalog item as a project product."""
     return Product(
         id=item.id,
         title=item.title,
@@ -303,9 +308,10 @@ def _product(item: Item) -> Product:
     )
 
 
-def _index(
+def index_products(
     name: str, products: list[Product], store: EmbeddedStore, embedder: Embedder, progress: bool
 ) -> IndexReport:
+    """Index ``products`` into ``store`` with the project's indexer."""
     rows = (Row(name, i, p) for i, p in enumerate(products, start=1))
     report = index_catalog(rows, store, embedder, progress=progress, batch_size=256)
     if report.skipped:
@@ -330,18 +336,19 @@ def _product_search(
     folder: Path,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    products = [_product(item) for item in data.items]
-    embedder = MemoEmbedder(options.embedder)
+    products = [as_product(item) for item in data.items]
+    embedder = MemoEmbedder(options.embedder, cache_dir=options.embedding_cache)
     store = EmbeddedStore(folder / data.name)
-    report = _index(data.name, products, store, embedder, options.progress)
+    report = index_products(data.name, products, store, embedder, options.progress)
     textbook = _textbook(options, embedder)
     textbook_index = _index_textbook(
         textbook, [product_unit(p) for p in products], options.progress
     )
+    embedder.flush()
     systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
     queries = data.queries[: options.limit_queries or None]
-    depth = max(options.config.candidates, 100 if data.name == "crowdflower" else 10)
-    scope = Scope(kinds=("product",), top_k=depth, product_search=True)
+    scope = product_scope(data.name, options.config)
+    depth = scope.top_k
     run = _run_task(
         systems,
         [(q.text, scope) for q in queries],
@@ -349,7 +356,7 @@ def _product_search(
         progress=options.progress,
     )
     by_id = {item.id: item for item in data.items}
-    per_query = _product_metrics(data, queries)
+    per_query = product_metrics(data, queries)
     values, scored = _score(run, per_query, len(queries))
     for name, lists in run.ranked.items():
         values[name]["coverage@10"] = _round(metrics.coverage(lists, len(data.items), 10))
@@ -368,6 +375,7 @@ def _product_search(
                 "products": report.indexed,
                 "units": report.units,
                 "embedded": report.embedded,
+                "computed": embedder.embedded,
             },
             "textbook": textbook_index,
         },
@@ -387,7 +395,15 @@ def _product_search(
     }
 
 
-def _product_metrics(data: ProductSearchSet, queries: list[JudgedQuery]) -> dict[str, MetricFn]:
+def product_scope(name: str, config: SearchConfig) -> Scope:
+    """What product search over data set ``name`` searches: the whole catalog, at least as deep
+    as the task's metrics look (CrowdFlower's Recall@100)."""
+    depth = max(config.candidates, 100 if name == "crowdflower" else 10)
+    return Scope(kinds=("product",), top_k=depth, product_search=True)
+
+
+def product_metrics(data: ProductSearchSet, queries: list[JudgedQuery]) -> dict[str, MetricFn]:
+    """The task's per-query metrics over ranked product ids, the main one first."""
     relevant = [q.relevant(data.relevant_gain) for q in queries]
     if data.name == "crowdflower":
         return {
@@ -428,12 +444,23 @@ def _page_product(page: PageProduct) -> tuple[Product, list[str]]:
     return product, reviews + [t for _, _, t in pairs]
 
 
-def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
-    started = time.perf_counter()
-    products: list[Product] = []
-    unit_text: dict[str, str] = {}
-    unit_product: dict[str, str] = {}
-    passage_units_all = []
+@dataclass
+class EpqaCatalog:
+    """The ePQA pages as products, and each passage unit's text and product."""
+
+    products: list[Product]
+    unit_text: dict[str, str]
+    unit_product: dict[str, str]
+    units: list[Unit]
+
+    def to_texts(self, ids: list[str]) -> list[str]:
+        """A ranked list of unit ids as the distinct passage texts it shows (what is judged)."""
+        return list(dict.fromkeys(self.unit_text[i] for i in ids if i in self.unit_text))
+
+
+def epqa_catalog(data: PageQASet) -> EpqaCatalog:
+    """Every page as a product whose passage units are exactly the page's passages."""
+    catalog = EpqaCatalog([], {}, {}, [])
     for page in data.products:
         product, texts = _page_product(page)
         units = passage_units(product)
@@ -441,51 +468,61 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
             msg = f"unexpected passage units for {page.id}: {[u.kind for u in units]}"
             raise RuntimeError(msg)
         for unit, passage_text in zip(units, texts, strict=True):
-            unit_text[unit.id] = passage_text
-            unit_product[unit.id] = page.id
-        passage_units_all.extend(units)
-        products.append(product)
-    embedder = MemoEmbedder(options.embedder)
+            catalog.unit_text[unit.id] = passage_text
+            catalog.unit_product[unit.id] = page.id
+        catalog.units.extend(units)
+        catalog.products.append(product)
+    return catalog
+
+
+def epqa_scopes(question: Question, config: SearchConfig) -> dict[str, Scope]:
+    """The question's scope in each ePQA task: its own product's passages (as
+    `HybridSearch.passages`), and all passages (as a passage search without a filter)."""
+    return {
+        "per_product": Scope(
+            kinds=PASSAGE_KINDS,
+            top_k=config.passage_candidates,
+            filters=Filters(product_ids=[question.product_id]),
+            similarity_floor=False,  # as HybridSearch.passages
+            textbook_filters=product_filter(question.product_id),
+        ),
+        "pooled": Scope(kinds=PASSAGE_KINDS, top_k=config.candidates),
+    }
+
+
+EPQA_TASKS = {
+    "per_product": "rank the passages of the question's own product",
+    "pooled": "rank all passages",
+}
+
+
+def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    catalog = epqa_catalog(data)
+    products, unit_text, unit_product = catalog.products, catalog.unit_text, catalog.unit_product
+    embedder = MemoEmbedder(options.embedder, cache_dir=options.embedding_cache)
     store = EmbeddedStore(folder / data.name)
-    report = _index(data.name, products, store, embedder, options.progress)
+    report = index_products(data.name, products, store, embedder, options.progress)
     textbook = _textbook(options, embedder)
-    textbook_index = _index_textbook(textbook, passage_units_all, options.progress)
+    textbook_index = _index_textbook(textbook, catalog.units, options.progress)
+    embedder.flush()
     systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
     questions = data.questions[: options.limit_queries or None]
     if questions:
         systems.check_passages(questions[0].product_id, questions[0].text)
     distinct_texts = len(set(unit_text.values()))
-
-    def to_texts(ids: list[str]) -> list[str]:
-        return list(dict.fromkeys(unit_text[i] for i in ids if i in unit_text))
-
-    per_product = [
-        (
-            q.text,
-            Scope(
-                kinds=PASSAGE_KINDS,
-                top_k=options.config.passage_candidates,
-                filters=Filters(product_ids=[q.product_id]),
-                similarity_floor=False,  # as HybridSearch.passages
-                textbook_filters=product_filter(q.product_id),
-            ),
-        )
-        for q in questions
-    ]
-    pooled_scope = Scope(kinds=PASSAGE_KINDS, top_k=options.config.candidates)
+    scopes = [epqa_scopes(q, options.config) for q in questions]
     tasks: dict[str, Any] = {}
-    for task, queries, description in (
-        ("per_product", per_product, "rank the passages of the question's own product"),
-        ("pooled", [(q.text, pooled_scope) for q in questions], "rank all passages"),
-    ):
+    for task, description in EPQA_TASKS.items():
+        queries = [(q.text, s[task]) for q, s in zip(questions, scopes, strict=True)]
         run = _run_task(
             systems,
             queries,
             label=f"epqa {task}",
             progress=options.progress,
-            translate=to_texts,
+            translate=catalog.to_texts,
         )
-        values, scored = _score(run, _epqa_metrics(questions), len(questions))
+        values, scored = _score(run, epqa_metrics(questions), len(questions))
         if task == "pooled":
             for name, lists in run.ranked.items():
                 values[name]["coverage@10"] = _round(metrics.coverage(lists, distinct_texts, 10))
@@ -521,6 +558,7 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
                 "products": report.indexed,
                 "units": report.units,
                 "embedded": report.embedded,
+                "computed": embedder.embedded,
             },
             "textbook": textbook_index,
         },
@@ -529,7 +567,8 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     }
 
 
-def _epqa_metrics(questions: list[Question]) -> dict[str, MetricFn]:
+def epqa_metrics(questions: list[Question]) -> dict[str, MetricFn]:
+    """The per-query metrics over ranked passage texts, the main one first."""
     gains = [{t: float(label) for t, label in q.labels.items()} for q in questions]
     answers = [{t for t, label in q.labels.items() if label == 2} for q in questions]
     judged = [set(q.labels) for q in questions]
@@ -571,6 +610,7 @@ class Options:
     progress: bool
     textbook: bool
     textbook_reembed: bool
+    embedding_cache: Path | None = None
 
 
 def _textbook(options: Options, shared: MemoEmbedder) -> TextbookHybrid | None:
@@ -596,6 +636,11 @@ def _weights(value: str) -> dict[str, float]:
             msg = f"weight of {name} must not be negative"
             raise argparse.ArgumentTypeError(msg)
     return weights
+
+
+def embedding_cache(value: str) -> Path | None:
+    """``--embedding-cache``: a folder, or none/off."""
+    return None if value.strip().casefold() in ("", "none", "off") else Path(value)
 
 
 def _datasets(value: str) -> list[str]:
@@ -656,9 +701,21 @@ def _parser() -> argparse.ArgumentParser:
         help="let the textbook peer embed the catalog itself (default: reuse the vectors the "
         "project's indexer computed with the same model)",
     )
+    add_embedding_cache(parser)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench-results/relevance.json"))
     return parser
+
+
+def add_embedding_cache(parser: argparse.ArgumentParser) -> None:
+    """The ``--embedding-cache`` option the benchmarks share."""
+    parser.add_argument(
+        "--embedding-cache",
+        type=embedding_cache,
+        default=DEFAULT_EMBEDDING_CACHE,
+        help="folder of document vectors kept per model between runs, or 'none' "
+        f"(default: {DEFAULT_EMBEDDING_CACHE})",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -679,7 +736,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """The machine a benchmark runs on, for its JSON."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -695,7 +753,9 @@ def _machine() -> dict[str, Any]:
     return info
 
 
-def _git() -> dict[str, Any] | None:
+def git_state() -> dict[str, Any] | None:
+    """The commit measured and whether tracked files differ from it; None outside git."""
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(  # noqa: S603 - fixed arguments
@@ -746,12 +806,13 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
         textbook=not args.no_textbook,
         textbook_reembed=args.textbook_reembed,
+        embedding_cache=args.embedding_cache,
     )
     result: dict[str, Any] = {
         "benchmark": "relevance",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": _machine(),
-        "git": _git(),
+        "machine": machine(),
+        "git": git_state(),
         "settings": {
             "data": str(args.data),
             "datasets": args.datasets,
@@ -768,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
             "boosts": dict(config.boosts),
             "limit_queries": args.limit_queries,
             "torch_threads": settings.torch_threads,
+            "embedding_cache": str(args.embedding_cache) if args.embedding_cache else None,
             "epqa_seed": args.seed,
             "textbook": None
             if args.no_textbook

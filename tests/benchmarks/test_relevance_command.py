@@ -125,7 +125,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def result(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="module")
+def result(data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("out") / "relevance.json"
     code = main(
         [
@@ -135,6 +140,8 @@ def result(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
             "hashing-256",
             "--reranker",
             "none",
+            "--embedding-cache",
+            str(cache),
             "--no-progress",
             "--out",
             str(out),
@@ -229,6 +236,7 @@ class TestCommand:
         out = tmp_path / "small.json"
         args = ["--data", str(data), "--embedder", "hashing-64", "--reranker", "none"]
         args += ["--datasets", "multicpr", "--limit-queries", "1", "--no-textbook"]
+        args += ["--embedding-cache", "none"]
         args += [
             "--weights",
             "lexical=1,semantic=0.5,semantic_cjk=0.25",
@@ -243,6 +251,23 @@ class TestCommand:
         assert small["settings"]["cjk_weights"] == {"semantic": 0.25}
         assert small["datasets"]["multicpr"]["tasks"]["product_search"]["queries"] == 1
         assert small["systems"] == ["bm25", "dense", "hybrid"]
+
+    def test_a_second_run_reuses_the_cached_vectors(
+        self, data: Path, cache: Path, result: dict[str, Any], tmp_path: Path
+    ) -> None:
+        assert result["settings"]["embedding_cache"] == str(cache)
+        index = result["datasets"]["crowdflower"]["index"]["project"]
+        assert index["computed"] == index["embedded"] > 0
+        out = tmp_path / "again.json"
+        args = ["--data", str(data), "--embedder", "hashing-256", "--reranker", "none"]
+        args += ["--embedding-cache", str(cache), "--no-progress", "--out", str(out)]
+        assert main(args) == 0
+        again = json.loads(out.read_text(encoding="utf-8"))
+        for name, dataset in again["datasets"].items():
+            assert dataset["index"]["project"]["computed"] == 0, name
+            for task, values in dataset["tasks"].items():
+                first = result["datasets"][name]["tasks"][task]["metrics"]
+                assert values["metrics"] == first, (name, task)
 
     def test_bad_weights_are_refused(self) -> None:
         with pytest.raises(SystemExit):
