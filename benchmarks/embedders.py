@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -257,3 +258,22 @@ class MemoEmbedder:
         self._shown = now
         rate = self.embedded / max(now - self._started, 1e-9)
         logger.info("%d texts embedded, %.1f/s", self.embedded, rate)
+
+
+DEFAULT_EMBEDDING_CACHE = Path("bench-results/embedding-cache")
+
+
+def embedding_cache(value: str) -> Path | None:
+    """``--embedding-cache``: a folder, or none/off."""
+    return None if value.strip().casefold() in ("", "none", "off") else Path(value)
+
+
+def add_embedding_cache(parser: argparse.ArgumentParser) -> None:
+    """The ``--embedding-cache`` option the benchmarks share."""
+    parser.add_argument(
+        "--embedding-cache",
+        type=embedding_cache,
+        default=DEFAULT_EMBEDDING_CACHE,
+        help="folder of document vectors kept per model between runs, or 'none' "
+        f"(default: {DEFAULT_EMBEDDING_CACHE})",
+    )

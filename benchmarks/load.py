@@ -2,7 +2,8 @@
 
     python -m benchmarks.load [--store embedded,elasticsearch] [--cache memory,redis]
         [--embedder packaged:all-minilm-l6-v2] [--reranker nanoranker] [--duration 10]
-        [--concurrency 1,4,16] [--catalog FILE] [--queries FILE] [--out bench-results/load.json]
+        [--concurrency 1,4,16] [--catalog FILE] [--queries FILE]
+        [--embedding-cache bench-results/embedding-cache|none] [--out bench-results/load.json]
 
 The catalog (default: the CrowdFlower catalog of `benchmarks.crowdflower_catalog`, whose 261
 distinct queries are the query set; ``--catalog`` takes a CrowdFlower-format CSV or a project
@@ -59,7 +60,7 @@ from typing import Any
 import httpx
 
 from benchmarks import crowdflower_catalog as cf
-from benchmarks.embedders import MemoEmbedder
+from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 
 DEFAULT_EMBEDDER = "packaged:all-minilm-l6-v2"
 _UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # /search never calls the generator
@@ -130,8 +131,10 @@ def build_indexes(
     data_dir: Path,
     es_url: str,
     alias: str,
+    embedding_cache: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Index the catalog into each store, embedding once; what each build took."""
+    """Index the catalog into each store, embedding once (texts found in ``embedding_cache``
+    not at all); what each build took."""
     from app.services import build_embedder, build_store, configure_threads
     from app.settings import Settings
     from indexer.indexer import index_catalog
@@ -144,7 +147,7 @@ def build_indexes(
         elasticsearch_alias=alias,
     )
     configure_threads(settings)
-    embedder = MemoEmbedder(build_embedder(settings), log_every_s=10)
+    embedder = MemoEmbedder(build_embedder(settings), log_every_s=10, cache_dir=embedding_cache)
     start = time.perf_counter()
     embedder.warm_up()
     builds: list[dict[str, Any]] = [{"model_load_s": round(time.perf_counter() - start, 2)}]
@@ -171,6 +174,7 @@ def build_indexes(
             }
         )
         sys.stderr.write(f"  {builds[-1]}\n")
+    embedder.flush()
     del embedder
     gc.collect()
     return builds
@@ -569,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=settings.redis_url)
     parser.add_argument("--server-log-level", default="INFO")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
+    add_embedding_cache(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-results/load.json"))
     args = parser.parse_args(argv)
 
@@ -609,7 +614,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "queries": len(queries),
             }
             result["index_builds"] = build_indexes(
-                catalog, args.store, args.embedder, folder / "data", args.es_url, alias
+                catalog,
+                args.store,
+                args.embedder,
+                folder / "data",
+                args.es_url,
+                alias,
+                embedding_cache=args.embedding_cache,
             )
             for store in args.store:
                 for cache in args.cache:

@@ -61,7 +61,7 @@ from benchmarks.datasets import (
     load_epqa,
     load_multicpr,
 )
-from benchmarks.embedders import MemoEmbedder
+from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 from benchmarks.textbook import TextbookHybrid, documents_from_units, product_filter
 from indexer.indexer import IndexReport, index_catalog
 from indexer.reader import Row
@@ -78,7 +78,6 @@ logger = logging.getLogger("benchmarks.relevance")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 DATASETS = ("crowdflower", "multicpr", "epqa")
-DEFAULT_EMBEDDING_CACHE = Path("bench-results/embedding-cache")
 SYSTEMS = ("bm25", "dense", "hybrid", "hybrid+rerank", "textbook")
 STAGES = ("embedding", "bm25", "knn", "bm25+knn", "fusion", "rerank", "other", "total")
 WARM_UP_QUERIES = 3
@@ -638,11 +637,6 @@ def _weights(value: str) -> dict[str, float]:
     return weights
 
 
-def embedding_cache(value: str) -> Path | None:
-    """``--embedding-cache``: a folder, or none/off."""
-    return None if value.strip().casefold() in ("", "none", "off") else Path(value)
-
-
 def _datasets(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
@@ -676,7 +670,7 @@ def _parser() -> argparse.ArgumentParser:
         "--torch-threads",
         type=int,
         default=None,
-        help="as SHOPGUIDE_TORCH_THREADS (default: torch's own choice, every core)",
+        help="as SHOPGUIDE_TORCH_THREADS: torch and BLAS threads (default: 1, as in the API)",
     )
     parser.add_argument(
         "--weights",
@@ -705,17 +699,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench-results/relevance.json"))
     return parser
-
-
-def add_embedding_cache(parser: argparse.ArgumentParser) -> None:
-    """The ``--embedding-cache`` option the benchmarks share."""
-    parser.add_argument(
-        "--embedding-cache",
-        type=embedding_cache,
-        default=DEFAULT_EMBEDDING_CACHE,
-        help="folder of document vectors kept per model between runs, or 'none' "
-        f"(default: {DEFAULT_EMBEDDING_CACHE})",
-    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -750,6 +733,9 @@ def machine() -> dict[str, Any]:
         info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
+    from threadpoolctl import threadpool_info
+
+    info["blas_threads"] = [pool["num_threads"] for pool in threadpool_info()]
     return info
 
 
@@ -789,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     config = search_config(settings)
     progress = not args.no_progress
-    configure_threads(settings)  # as the app does at start-up
+    configure_threads(settings, serving=True)  # as the API does at start-up
     embedder = build_embedder(settings)
     reranker = build_reranker(settings)
     load_start = time.perf_counter()

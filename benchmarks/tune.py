@@ -57,14 +57,13 @@ from benchmarks.datasets import (
     load_epqa,
     load_multicpr,
 )
-from benchmarks.embedders import MemoEmbedder
+from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 from benchmarks.relevance import (
     DATASETS,
     DEFAULT_DATA,
     EPQA_TASKS,
     MetricFn,
     Scope,
-    add_embedding_cache,
     as_product,
     epqa_catalog,
     epqa_metrics,

@@ -78,14 +78,21 @@ def test_vector_weight_for_chinese_queries(values: dict[str, object], cjk_semant
     ("configured", "serving", "expected"),
     [(None, True, 1), (None, False, None), (2, True, 2), (3, False, 3)],
 )
-def test_torch_threads(configured: int | None, serving: bool, expected: int | None) -> None:
-    """One thread while serving unless configured; indexing keeps torch's own choice."""
+def test_threads(configured: int | None, serving: bool, expected: int | None) -> None:
+    """One torch and one BLAS thread while serving unless configured; indexing keeps the
+    libraries' own choice."""
     import torch
+    from threadpoolctl import threadpool_limits
+
+    def blas_threads() -> int:
+        return threadpool_limits(user_api="blas").get_original_num_threads()["blas"]
 
     before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(5)
-        configure_threads(_settings(torch_threads=configured), serving=serving)
-        assert torch.get_num_threads() == (expected or 5)
-    finally:
-        torch.set_num_threads(before)
+    with threadpool_limits(limits=5, user_api="blas"):
+        try:
+            torch.set_num_threads(5)
+            configure_threads(_settings(torch_threads=configured), serving=serving)
+            assert torch.get_num_threads() == (expected or 5)
+            assert blas_threads() == (expected or 5)
+        finally:
+            torch.set_num_threads(before)

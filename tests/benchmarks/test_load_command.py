@@ -33,6 +33,7 @@ def test_load_command_writes_the_figures(tmp_path: Path) -> None:
             "--duration", "0.3",
             "--concurrency", "1,2",
             "--startup-timeout", "120",
+            "--embedding-cache", str(tmp_path / "vectors"),
             "--out", str(out),
         ]
     )  # fmt: skip
@@ -42,6 +43,7 @@ def test_load_command_writes_the_figures(tmp_path: Path) -> None:
     assert result["failed_requests"] == 0
     assert result["catalog"] == {"source": str(catalog), "products": 4, "queries": 3}
     assert result["index_builds"][1]["products"] == 4
+    assert list((tmp_path / "vectors").glob("hashing-256-*/documents.v*.npz"))
     (server,) = result["servers"]
     assert (server["store"], server["cache"]) == ("embedded", "memory")
     runs = server["runs"]
