@@ -1,7 +1,7 @@
 """The retrieval pipelines, built in one place so the graph can be read at a glance.
 
 text ─▶ embedder ─▶ semantic ─┐
-text ─────────────▶ lexical ──┴▶ joiner (RRF) ─▶ ranker ─▶ documents
+text ─────────────▶ lexical ──┴▶ joiner (RRF) ─▶ ranker (when there is a re-ranker) ─▶ documents
 """
 
 from __future__ import annotations
@@ -46,16 +46,17 @@ def build_hybrid_pipeline(
     rerank_depth: int = 20,
     min_similarity: float | None = None,
 ) -> Pipeline:
-    """Hybrid retrieval (BM25 + kNN, fused by RRF) followed by an optional re-ranker."""
+    """Hybrid retrieval (BM25 + kNN, fused by RRF), then the re-ranker if there is one."""
     pipeline = Pipeline()
     pipeline.add_component("embedder", QueryEmbedder(embedder))
     pipeline.add_component(
         "retriever", StoreHybridRetriever(store, boosts=boosts, min_similarity=min_similarity)
     )
     pipeline.add_component("joiner", RRFJoiner(k=rrf_k, weights=weights))
-    pipeline.add_component("ranker", DocumentReranker(reranker, depth=rerank_depth))
     pipeline.connect("embedder.embedding", "retriever.query_embedding")
     pipeline.connect("retriever.lexical", "joiner.lexical")
     pipeline.connect("retriever.semantic", "joiner.semantic")
-    pipeline.connect("joiner.documents", "ranker.documents")
+    if reranker is not None:
+        pipeline.add_component("ranker", DocumentReranker(reranker, depth=rerank_depth))
+        pipeline.connect("joiner.documents", "ranker.documents")
     return pipeline

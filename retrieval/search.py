@@ -137,20 +137,25 @@ class HybridSearch:
         self.embedder = embedder
         self.reranker = reranker
         self.config = config or SearchConfig()
-        self.pipeline = build_hybrid_pipeline(
-            store,
-            embedder,
-            reranker,
-            rrf_k=self.config.rrf_k,
-            weights=self.config.weights,
-            boosts=self.config.boosts,
-            rerank_depth=self.config.rerank_depth,
-            min_similarity=self.config.min_similarity,
+        options: dict[str, Any] = {
+            "rrf_k": self.config.rrf_k,
+            "weights": self.config.weights,
+            "boosts": self.config.boosts,
+            "rerank_depth": self.config.rerank_depth,
+            "min_similarity": self.config.min_similarity,
+        }
+        self.pipeline = build_hybrid_pipeline(store, embedder, reranker, **options)
+        # Without re-ranking, a pipeline that ends at the joiner: no pass-through stage.
+        self._unranked = (
+            build_hybrid_pipeline(store, embedder, None, **options)
+            if reranker is not None
+            else self.pipeline
         )
 
     def warm_up(self) -> None:
         """Load every model of the pipeline."""
         self.pipeline.warm_up()
+        self._unranked.warm_up()
 
     def _run(
         self,
@@ -164,26 +169,27 @@ class HybridSearch:
     ) -> tuple[list[Document], dict[str, float]]:
         start = time.perf_counter()
         weights = self.config.weights_for(query)
-        result = run_pipeline(
-            self.pipeline,
-            {
-                # a query whose semantic weight is 0 is neither embedded nor searched by kNN
-                "embedder": {"text": query, "enabled": weights.get("semantic", 1.0) != 0},
-                "retriever": {
-                    "query": query,
-                    "kinds": kinds,
-                    "filters": filters,
-                    "top_k": top_k,
-                    "similarity_floor": similarity_floor,
-                },
-                "joiner": {"top_k": top_k, "weights": weights},
-                "ranker": {"query": query, "enabled": rerank},
+        rerank = rerank and self.reranker is not None
+        data: dict[str, dict[str, Any]] = {
+            # a query whose semantic weight is 0 is neither embedded nor searched by kNN
+            "embedder": {"text": query, "enabled": weights.get("semantic", 1.0) != 0},
+            "retriever": {
+                "query": query,
+                "kinds": kinds,
+                "filters": filters,
+                "top_k": top_k,
+                "similarity_floor": similarity_floor,
             },
-            include_outputs_from=set(STAGES),
-        )
-        timings = {stage: round(result[stage]["took_ms"], 3) for stage in STAGES}
+            "joiner": {"top_k": top_k, "weights": weights},
+        }
+        if rerank:
+            data["ranker"] = {"query": query}
+        pipeline = self.pipeline if rerank else self._unranked
+        result = run_pipeline(pipeline, data, include_outputs_from=set(data))
+        timings = {stage: round(result.get(stage, {}).get("took_ms", 0.0), 3) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - start) * 1000, 3)
-        return result["ranker"]["documents"], timings
+        last = "ranker" if rerank else "joiner"
+        return result[last]["documents"], timings
 
     def search(
         self,
@@ -222,18 +228,18 @@ class HybridSearch:
 
     def passages(
         self,
-        product_id: str,
+        product_id: str | None,
         question: str,
         *,
         top_k: int = 5,
         rerank: bool = True,
     ) -> list[Hit]:
-        """The product's passages that best answer ``question``."""
+        """The product's passages that best answer ``question`` (``None``: every product's)."""
         documents, _ = self._run(
             question,
             kinds=PASSAGE_KINDS,
-            filters=Filters(product_ids=[product_id]),
-            top_k=self.config.passage_candidates,
+            filters=Filters(product_ids=[product_id]) if product_id is not None else None,
+            top_k=max(self.config.passage_candidates, top_k),
             rerank=rerank and self.reranker is not None,
             similarity_floor=False,  # a product has few passages: rank them all
         )
