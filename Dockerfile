@@ -23,6 +23,7 @@ COPY app ./app
 COPY indexer ./indexer
 COPY retrieval ./retrieval
 COPY generation ./generation
+COPY training ./training
 COPY benchmarks ./benchmarks
 # A portable llama.cpp build (no -march=native): the image runs on any x86-64 host.
 RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install .

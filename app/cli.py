@@ -7,6 +7,9 @@ shopguide models                      assemble and verify the offline generator 
 shopguide search QUERY                print the results of a search
 shopguide ask PRODUCT_ID QUESTION     answer a question about a product
 shopguide advise QUESTION             shopping advice
+shopguide adapt-reranker CATALOG --out DIR
+                                      fine-tune a cross-encoder re-ranker on the catalog's own
+                                      synthetic queries (no labels); SHOPGUIDE_RERANKER=DIR uses it
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from app.logs import configure_logging
 from app.settings import Settings
 from generation.llm.base import GenerationError
 from retrieval.stores.base import StoreError
+from training.errors import TrainingError
 
 logger = logging.getLogger("app.cli")
 
@@ -81,6 +85,157 @@ def _models(settings: Settings) -> int:
     return 0
 
 
+def _adapt(settings: Settings, args: argparse.Namespace) -> int:
+    from app.services import (
+        build_embedder,
+        build_llm,
+        build_store,
+        configure_threads,
+        search_config,
+    )
+    from retrieval.search import HybridSearch
+    from training.adapt import AdaptOptions, adapt_reranker
+    from training.cross_encoder import TrainingOptions
+
+    options = AdaptOptions(
+        queries_per_product=args.queries_per_product,
+        max_queries=args.max_queries,
+        llm_queries=args.llm_queries,
+        training=TrainingOptions(
+            base_model=args.base_model,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            head_learning_rate=args.head_learning_rate,
+            warmup_ratio=args.warmup_ratio,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            time_budget_s=args.time_budget_min * 60 if args.time_budget_min else None,
+            save_steps=args.save_steps,
+            seed=args.seed,
+            device=settings.device,
+        ),
+    )
+    configure_threads(settings)  # every core for training unless SHOPGUIDE_TORCH_THREADS
+    store = build_store(settings)
+    embedder = build_embedder(settings)
+    search = HybridSearch(store, embedder, None, search_config(settings))
+    llm = build_llm(settings) if args.llm_queries else None
+    try:
+        report = adapt_reranker(
+            args.catalog,
+            args.out,
+            store=store,
+            embedder=embedder,
+            search=search,
+            options=options,
+            llm=llm,
+            resume=args.resume,
+            progress=sys.stderr.isatty(),
+        )
+    finally:
+        if llm is not None:
+            llm.close()
+        store.close()
+    for error in report.errors[:20]:
+        _out(f"  skipped {error}")
+    if len(report.errors) > 20:
+        _out(f"  … and {report.skipped - 20} more skipped rows (see the log)")
+    index = (
+        "pairs of the earlier run reused"
+        if report.reused_pairs
+        else "already indexed"
+        if report.indexed is None
+        else f"indexed {report.indexed} products first"
+    )
+    templates = ", ".join(f"{name} {count}" for name, count in report.queries.items())
+    pairs = report.pairs
+    result = report.training
+    stopped = "complete" if result.complete else "stopped by the time budget (--resume goes on)"
+    resumed = f", resumed at step {result.resumed_from}" if result.resumed_from else ""
+    loss = f", last loss {result.loss:.4f}" if result.loss is not None else ""
+    _out(f"catalog: {report.products} products, {report.skipped} skipped; {index}")
+    _out(f"queries: {sum(report.queries.values())} ({templates})")
+    _out(
+        f"pairs: {pairs['total']} ({pairs['positive']} positive, {pairs['hard']} hard and "
+        f"{pairs['random']} random negatives)"
+    )
+    _out(
+        f"training: step {result.steps} of {result.max_steps}{resumed}, {result.seconds:.0f} s, "
+        f"{result.pairs_per_second:.1f} pairs/s{loss}; {stopped}"
+    )
+    _out(f"model: {report.out_dir}  ({report.wall_s:.0f} s in all)")
+    _out(f"use it: SHOPGUIDE_RERANKER={report.out_dir.resolve()}")
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        msg = f"must be at least 1, got {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _add_adapt_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    adapt = commands.add_parser(
+        "adapt-reranker",
+        help="fine-tune a cross-encoder re-ranker on synthetic queries from the catalog",
+        description="Builds shopper queries from each product (title, brand, category, "
+        "attributes, reviews, Q&A), mines hard negatives with the configured search (indexing "
+        "the catalog first if the store does not hold it), and fine-tunes a cross-encoder. "
+        "No labels needed.",
+    )
+    adapt.add_argument("catalog", type=Path)
+    adapt.add_argument("--out", type=Path, required=True, help="folder for the model")
+    adapt.add_argument("--queries-per-product", type=_positive_int, default=4)
+    adapt.add_argument(
+        "--max-queries",
+        type=_positive_int,
+        default=5000,
+        help="keep at most this many template queries, drawn at random (default 5000)",
+    )
+    adapt.add_argument(
+        "--llm-queries",
+        type=int,
+        default=0,
+        help="also ask the generator for queries about this many products (slow locally)",
+    )
+    adapt.add_argument("--time-budget-min", type=float, default=None)
+    adapt.add_argument("--max-steps", type=_positive_int, default=None)
+    adapt.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="passes over the pairs (default: enough for 200 steps, 1 to 4)",
+    )
+    adapt.add_argument("--batch-size", type=_positive_int, default=16)
+    adapt.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=256,
+        help="tokens per pair, in training and then at search time (default 256)",
+    )
+    adapt.add_argument("--learning-rate", type=float, default=1e-4)
+    adapt.add_argument(
+        "--head-learning-rate",
+        type=float,
+        default=1e-3,
+        help="for the untrained classification head and pooler (default 1e-3)",
+    )
+    adapt.add_argument("--warmup-ratio", type=float, default=0.1)
+    adapt.add_argument("--save-steps", type=_positive_int, default=100)
+    adapt.add_argument("--seed", type=int, default=42)
+    adapt.add_argument(
+        "--base-model",
+        default="packaged:all-minilm-l6-v2",
+        help="model to start from: packaged:<name>, a folder, or a hub name",
+    )
+    adapt.add_argument(
+        "--resume", action="store_true", help="go on with the interrupted run in --out"
+    )
+
+
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
     from app.services import build_services
 
@@ -111,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ask.add_argument("question")
     advise = commands.add_parser("advise", help="shopping advice")
     advise.add_argument("question")
+    _add_adapt_parser(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -121,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, json_lines=settings.log_json)
     try:
         return _run(args, settings)
-    except (FileNotFoundError, ValueError, GenerationError, StoreError) as exc:
+    except (FileNotFoundError, ValueError, GenerationError, StoreError, TrainingError) as exc:
         _out(f"error: {exc}")
         return 2
 
@@ -145,6 +301,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _serve(settings)
     if args.command == "models":
         return _models(settings)
+    if args.command == "adapt-reranker":
+        return _adapt(settings, args)
     if args.command == "search":
         from app.api.routes.search import run_search
         from app.api.schemas import SearchRequest

