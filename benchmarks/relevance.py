@@ -2,7 +2,8 @@
 
     python -m benchmarks.relevance [--data ../shared/datasets]
         [--datasets crowdflower,multicpr,epqa] [--embedder packaged:all-minilm-l6-v2]
-        [--reranker nanoranker] [--rerank-depth 20] [--weights lexical=1,semantic=1]
+        [--reranker [label=]spec,...] [--rerank-depth 20 | 10,20,50]
+        [--weights lexical=1,semantic=1]
         [--limit-queries N] [--embedding-cache bench-results/embedding-cache|none]
         [--out bench-results/relevance.json]
 
@@ -15,17 +16,35 @@ computed: their time is part of the latency measured):
 2. ``dense``: the query embedding and the store's kNN alone (with the product's similarity floor
    where the product applies it),
 3. ``hybrid``: `HybridSearch` (one store call for both, RRF), no re-ranker,
-4. ``hybrid+rerank``: the same with the re-ranker over the top ``--rerank-depth`` (the product),
+4. ``hybrid+<label>@<depth>``: the hybrid's fused list of the same query, re-ranked over its top
+   ``<depth>`` by one of the ``--reranker`` list (``nanoranker``, a CrossEncoder folder or hub
+   name; ``label=spec`` names its column, e.g. ``adapted=/tmp/cf/reranker``), for every
+   re-ranker and every ``--rerank-depth``; with one re-ranker at one depth the one system keeps
+   its earlier name ``hybrid+rerank``,
 5. ``textbook``: Haystack's documented hybrid pipeline (`benchmarks.textbook`) with the same
    embedder and the same unit texts.
+
+The hybrid runs once per query; each re-ranked system is the product's own re-rank step
+(`DocumentReranker`, as `HybridSearch` runs it) applied to that fused list at its depth, so its
+ranking is exactly the product's (`Systems.check` compares it with `HybridSearch.search`/
+`passages` with that re-ranker and depth on the first query of each task, and fails if they
+differ). Each depth is a separate scorer call on that depth's texts, timed on its own: its
+``rerank`` stage is what re-ranking at that depth adds (the scorer, plus re-ordering the list),
+and its other stages and ``total`` are the hybrid's of the same query plus that time. (Scoring
+the deepest depth once and re-ordering shallower depths from those scores would save scorer
+time, but could not say what a shallower depth costs; the cost of honesty is scoring
+``sum(depths)`` texts per query and re-ranker instead of ``max(depths)``.) Multi-CPR's table
+and the trade-off table show what each re-ranker does to Chinese queries.
 
 Tasks and metrics follow ``shared/datasets/README.md``: CrowdFlower product search over the
 whole catalog (nDCG@10, Recall@100), Multi-CPR Chinese product search (MRR@10, Recall@10), and
 ePQA passage ranking, per product (the question's own product's page, candidates shuffled with a
 fixed seed) and pooled over all passages (lower bounds: most of a pooled top 10 is unjudged).
 Coverage and diversity describe the result lists; per-stage latency is median/p95/p99 over the
-queries. Prints one table per task and a latency table, and writes JSON with the machine and the
-settings.
+queries. Prints one table per task, a latency table (in parts when it has many systems) and,
+with re-rankers, each re-ranked system's main metric against the hybrid's with the time added;
+writes JSON with the machine and the settings (``rerankers``: label -> spec; ``rerank_depths``;
+``reranker`` and ``rerank_depth`` as before for one re-ranker at one depth).
 """
 
 from __future__ import annotations
@@ -35,15 +54,17 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from haystack import Document
 from tqdm import tqdm
 
 from app.logs import configure_logging
@@ -67,6 +88,7 @@ from indexer.indexer import IndexReport, index_catalog
 from indexer.reader import Row
 from indexer.units import passage_units, product_unit
 from retrieval import text as text_analysis
+from retrieval.components.reranker import DocumentReranker
 from retrieval.embedders.base import Embedder
 from retrieval.rankers.base import Reranker
 from retrieval.schema import PASSAGE_KINDS, Filters, Product, QAPair, Review, Unit, UnitKind
@@ -78,7 +100,6 @@ logger = logging.getLogger("benchmarks.relevance")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 DATASETS = ("crowdflower", "multicpr", "epqa")
-SYSTEMS = ("bm25", "dense", "hybrid", "hybrid+rerank", "textbook")
 STAGES = ("embedding", "bm25", "knn", "bm25+knn", "fusion", "rerank", "other", "total")
 WARM_UP_QUERIES = 3
 
@@ -98,15 +119,33 @@ class Scope:
     product_search: bool = False
 
 
+def reranked_names(labels: Sequence[str], depths: Sequence[int]) -> list[str]:
+    """The re-ranked systems' names: ``hybrid+rerank`` for one re-ranker at one depth (the
+    name earlier results use), else ``hybrid+<label>@<depth>`` per re-ranker and depth."""
+    if len(labels) == 1 and len(depths) == 1:
+        return ["hybrid+rerank"]
+    return [f"hybrid+{label}@{depth}" for label in labels for depth in depths]
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """One re-ranked system: the product's re-rank step at one depth over the hybrid's list."""
+
+    name: str
+    ranker: DocumentReranker
+    # The product's search with this re-ranker and depth: what `Systems.check` compares with.
+    reference: HybridSearch
+
+
 @dataclass
 class Systems:
-    """The five systems over one data set's index."""
+    """The systems over one data set's index."""
 
     store: EmbeddedStore
     embedder: Embedder
     config: SearchConfig
     hybrid: HybridSearch
-    full: HybridSearch | None
+    rerankings: list[Reranking]
     textbook: TextbookHybrid | None
 
     def run(self, query: str, scope: Scope) -> dict[str, tuple[list[str], dict[str, float]]]:
@@ -137,35 +176,44 @@ class Systems:
             {"embedding": _ms(start, embedded), "knn": _ms(embedded), "total": _ms(start)},
         )
 
-        out["hybrid"] = self._hybrid(self.hybrid, query, scope, rerank=False)
-        if self.full is not None:
-            out["hybrid+rerank"] = self._hybrid(self.full, query, scope, rerank=True)
+        fused, stages = self._fused(query, scope)
+        to_ids = self._ids(fused, scope)
+        out["hybrid"] = (to_ids(fused), stages)
+        for reranking in self.rerankings:
+            # The product's re-rank step on the same fused list: its own scorer call on this
+            # depth's texts, so the time is what this depth adds.
+            documents, took = _rerank(reranking.ranker, query, fused)
+            out[reranking.name] = (
+                to_ids(documents),
+                {**stages, "rerank": took, "total": stages["total"] + took},
+            )
         if self.textbook is not None:
             result = self.textbook.search(query, top_k=scope.top_k, filters=scope.textbook_filters)
             out["textbook"] = ([d.id for d in result.documents], result.timings_ms)
         return {name: (ids, _with_other(t)) for name, (ids, t) in out.items()}
 
-    @staticmethod
-    def _hybrid(
-        search: HybridSearch, query: str, scope: Scope, *, rerank: bool
-    ) -> tuple[list[str], dict[str, float]]:
+    def _fused(self, query: str, scope: Scope) -> tuple[list[Document], dict[str, float]]:
+        """The hybrid's fused list, unranked, and its stage timings."""
+        # HybridSearch has no public timed search that returns the fused list: `search` and
+        # `passages` call `_run` exactly like this (`check` compares them once per task).
         if scope.product_search:
-            result = search.search(query, size=scope.top_k, rerank=rerank)
-            ids = [h.product.id for h in result.hits]
-            timings = result.timings_ms
+            documents, timings = self.hybrid._run(
+                query,
+                kinds=("product",),
+                filters=Filters(),
+                top_k=max(self.config.candidates, scope.top_k),  # `search`'s window, page 1
+                rerank=False,
+            )
         else:
-            # HybridSearch has no public timed passage search: `passages` calls `_run` exactly
-            # like this (checked once per task by `check_passages`).
-            documents, timings = search._run(
+            documents, timings = self.hybrid._run(
                 query,
                 kinds=scope.kinds,
                 filters=scope.filters,
                 top_k=scope.top_k,
-                rerank=rerank,
+                rerank=False,
                 similarity_floor=scope.similarity_floor,
             )
-            ids = [d.id for d in documents]  # `_run` returns the pipeline's documents
-        return ids, {
+        return documents, {
             "embedding": timings["embedder"],
             "bm25+knn": timings["retriever"],
             "fusion": timings["joiner"],
@@ -173,22 +221,66 @@ class Systems:
             "total": timings["total"],
         }
 
-    def check_passages(self, product_id: str, question: str) -> None:
-        """Fail loudly if the timed passage search differs from `HybridSearch.passages`."""
-        scope = Scope(
-            kinds=PASSAGE_KINDS,
-            top_k=self.config.passage_candidates,
-            filters=Filters(product_ids=[product_id]),
-            similarity_floor=False,
-        )
-        for search, rerank in ((self.hybrid, False), (self.full, True)):
-            if search is None:
-                continue
-            timed, _ = self._hybrid(search, question, scope, rerank=rerank)
-            public = [h.unit_id for h in search.passages(product_id, question, top_k=10)]
-            if timed[:10] != public:
-                msg = f"timed passage search differs from HybridSearch.passages: {timed} {public}"
+    def _ids(self, fused: list[Document], scope: Scope) -> Callable[[list[Document]], list[str]]:
+        """How a ranking of ``fused`` becomes the ids the task scores, as the product shows it."""
+        if not scope.product_search:
+            return lambda documents: [d.id for d in documents]
+        # `search`: the page's products that the store returns (looked up once per query).
+        known = self.store.get_products(list({d.meta["product_id"] for d in fused}))
+        return lambda documents: [
+            d.meta["product_id"] for d in documents[: scope.top_k] if d.meta["product_id"] in known
+        ]
+
+    def check(self, query: str, scope: Scope) -> None:
+        """Fail loudly if a ranking `run` derives differs from the product's search."""
+        fused, _ = self._fused(query, scope)
+        to_ids = self._ids(fused, scope)
+        pairs = [("hybrid", to_ids(fused), _reference(self.hybrid, query, scope, rerank=False))]
+        for reranking in self.rerankings:
+            derived = to_ids(_rerank(reranking.ranker, query, fused)[0])
+            public = _reference(reranking.reference, query, scope, rerank=True)
+            pairs.append((reranking.name, derived, public))
+        for name, derived, public in pairs:
+            if derived != public:
+                msg = f"{name}: the benchmark's ranking differs from the product's search for "
+                msg += f"{query!r}: {derived} {public}"
                 raise RuntimeError(msg)
+
+
+def _rerank(
+    ranker: DocumentReranker, query: str, fused: list[Document]
+) -> tuple[list[Document], float]:
+    """The re-ranked list and the step's time in ms (`DocumentReranker` returns plain objects)."""
+    out = ranker.run(query=query, documents=fused)
+    return cast("list[Document]", out["documents"]), cast("float", out["took_ms"])
+
+
+def _reference(search: HybridSearch, query: str, scope: Scope, *, rerank: bool) -> list[str]:
+    """The product's own ranking for ``scope``: `search`, `passages`, or (pooled passages,
+    which no public method searches with the similarity floor) its pipeline run."""
+    if scope.product_search:
+        return [h.product.id for h in search.search(query, size=scope.top_k, rerank=rerank).hits]
+    filters = scope.filters
+    one_product = filters.product_ids if filters is not None else None
+    if (
+        one_product is not None
+        and len(one_product) == 1
+        and filters == Filters(product_ids=one_product)
+        and scope.kinds == PASSAGE_KINDS
+        and not scope.similarity_floor
+        and scope.top_k >= search.config.passage_candidates
+    ):
+        hits = search.passages(one_product[0], query, top_k=scope.top_k, rerank=rerank)
+        return [h.unit_id for h in hits]
+    documents, _ = search._run(
+        query,
+        kinds=scope.kinds,
+        filters=scope.filters,
+        top_k=scope.top_k,
+        rerank=rerank,
+        similarity_floor=scope.similarity_floor,
+    )
+    return [d.id for d in documents]
 
 
 def _ms(start: float, end: float | None = None) -> float:
@@ -204,16 +296,22 @@ def _with_other(timings: dict[str, float]) -> dict[str, float]:
 def _build_systems(
     store: EmbeddedStore,
     embedder: Embedder,
-    reranker: Reranker | None,
+    rerankers: Mapping[str, Reranker],
+    depths: Sequence[int],
     config: SearchConfig,
     textbook: TextbookHybrid | None,
 ) -> Systems:
     hybrid = HybridSearch(store, embedder, None, config)
-    full = HybridSearch(store, embedder, reranker, config) if reranker is not None else None
     hybrid.warm_up()
-    if full is not None:
-        full.warm_up()
-    return Systems(store, embedder, config, hybrid, full, textbook)
+    names = iter(reranked_names(list(rerankers), depths))
+    rerankings = []
+    for reranker in rerankers.values():
+        for depth in depths:
+            ranker = DocumentReranker(reranker, depth=depth)
+            ranker.warm_up()
+            reference = HybridSearch(store, embedder, reranker, replace(config, rerank_depth=depth))
+            rerankings.append(Reranking(next(names), ranker, reference))
+    return Systems(store, embedder, config, hybrid, rerankings, textbook)
 
 
 # -- running a task ------------------------------------------------------------------------
@@ -238,6 +336,8 @@ def _run_task(
     translate: Callable[[list[str]], list[str]] = lambda ids: ids,
 ) -> TaskRun:
     """Run every query through every system (interleaved, so load affects all alike)."""
+    if queries:
+        systems.check(*queries[0])
     for query, scope in queries[:WARM_UP_QUERIES]:  # first-call costs stay out of the timings
         systems.run(query, scope)
     run = TaskRun()
@@ -344,7 +444,9 @@ def _product_search(
         textbook, [product_unit(p) for p in products], options.progress
     )
     embedder.flush()
-    systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
+    systems = _build_systems(
+        store, options.embedder, options.rerankers, options.depths, options.config, textbook
+    )
     queries = data.queries[: options.limit_queries or None]
     scope = product_scope(data.name, options.config)
     depth = scope.top_k
@@ -505,10 +607,10 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     textbook = _textbook(options, embedder)
     textbook_index = _index_textbook(textbook, catalog.units, options.progress)
     embedder.flush()
-    systems = _build_systems(store, options.embedder, options.reranker, options.config, textbook)
+    systems = _build_systems(
+        store, options.embedder, options.rerankers, options.depths, options.config, textbook
+    )
     questions = data.questions[: options.limit_queries or None]
-    if questions:
-        systems.check_passages(questions[0].product_id, questions[0].text)
     distinct_texts = len(set(unit_text.values()))
     scopes = [epqa_scopes(q, options.config) for q in questions]
     tasks: dict[str, Any] = {}
@@ -603,7 +705,8 @@ class Options:
 
     settings: Settings
     embedder: Embedder
-    reranker: Reranker | None
+    rerankers: dict[str, Reranker]  # label -> re-ranker
+    depths: list[int]
     config: SearchConfig
     limit_queries: int | None
     progress: bool
@@ -637,6 +740,50 @@ def _weights(value: str) -> dict[str, float]:
     return weights
 
 
+LABEL = re.compile(r"[\w.-]+")
+
+
+def _default_label(spec: str) -> str:
+    """A re-ranker's column name: ``nanoranker``, or a model's last path or hub name part."""
+    return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _rerankers(value: str) -> dict[str, str]:
+    """``[label=]spec,...`` as label -> spec; ``none`` entries (the plain hybrid) left out."""
+    specs: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        label, sep, spec = part.partition("=")
+        if sep and LABEL.fullmatch(label.strip()):
+            label, spec = label.strip(), spec.strip()
+        else:
+            label, spec = _default_label(part), part
+        if spec.casefold() in ("", "none", "off"):
+            continue
+        if not LABEL.fullmatch(label):
+            msg = f"give '{part}' a short name: label={part}"
+            raise argparse.ArgumentTypeError(msg)
+        if label in specs:
+            msg = f"two re-rankers named '{label}': give them labels, e.g. a={part}"
+            raise argparse.ArgumentTypeError(msg)
+        specs[label] = spec
+    return specs
+
+
+def _depths(value: str) -> list[int]:
+    """Comma-separated positive re-rank depths, ascending, each once."""
+    try:
+        depths = sorted({int(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        msg = f"expected depths such as 10,20,50, got '{value}'"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not depths or depths[0] < 1:
+        msg = f"re-rank depths must be at least 1, got '{value}'"
+        raise argparse.ArgumentTypeError(msg)
+    return depths
+
+
 def _datasets(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
@@ -662,10 +809,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reranker",
+        type=_rerankers,
         default="nanoranker",
-        help="as SHOPGUIDE_RERANKER: nanoranker, none, or a CrossEncoder model",
+        help="comma-separated, each as SHOPGUIDE_RERANKER (nanoranker, none, or a CrossEncoder "
+        "folder or hub name), optionally label=spec for its column, e.g. "
+        "adapted=/tmp/cf/reranker,nanoranker",
     )
-    parser.add_argument("--rerank-depth", type=int, default=20)
+    parser.add_argument(
+        "--rerank-depth",
+        type=_depths,
+        default="20",
+        help="comma-separated depths, e.g. 10,20,50: each re-ranker runs at each depth",
+    )
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -704,8 +859,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         "embedder": args.embedder,
-        "reranker": args.reranker,
-        "rerank_depth": args.rerank_depth,
+        "rerank_depth": max(args.rerank_depth),  # validates the deepest; each is >= 1
         "lexical_weight": args.weights.get("lexical", 1.0),
         "semantic_weight": args.weights.get("semantic", 1.0),
         "semantic_weight_cjk": args.weights.get("semantic_cjk"),
@@ -717,6 +871,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     elif floor != "default":
         overrides["semantic_min_similarity"] = float(floor)
     return Settings(**overrides)
+
+
+def _build_rerankers(settings: Settings, specs: Mapping[str, str]) -> dict[str, Reranker]:
+    """Each re-ranker as the app builds it from SHOPGUIDE_RERANKER, by label."""
+    rerankers: dict[str, Reranker] = {}
+    for label, spec in specs.items():
+        reranker = build_reranker(settings.model_copy(update={"reranker": spec}))
+        if reranker is not None:  # `_rerankers` leaves out what builds none
+            rerankers[label] = reranker
+    return rerankers
 
 
 def machine() -> dict[str, Any]:
@@ -777,16 +941,18 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     configure_threads(settings, serving=True)  # as the API does at start-up
     embedder = build_embedder(settings)
-    reranker = build_reranker(settings)
+    rerankers = _build_rerankers(settings, args.reranker)
+    depths: list[int] = args.rerank_depth
     load_start = time.perf_counter()
     embedder.warm_up()
-    if reranker is not None:
+    for reranker in rerankers.values():
         reranker.warm_up()
     text_analysis.warm_up()
     options = Options(
         settings=settings,
         embedder=embedder,
-        reranker=reranker,
+        rerankers=rerankers,
+        depths=depths,
         config=config,
         limit_queries=args.limit_queries,
         progress=progress,
@@ -804,8 +970,11 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": args.datasets,
             "embedder": embedder.name,
             "embedding_dim": embedder.dim,
-            "reranker": reranker.name if reranker else None,
-            "rerank_depth": config.rerank_depth,
+            # one re-ranker and one depth: the name and the depth; several: the names, no depth
+            "reranker": ", ".join(r.name for r in rerankers.values()) or None,
+            "rerank_depth": depths[0] if len(depths) == 1 else None,
+            "rerankers": dict(args.reranker),  # label -> spec
+            "rerank_depths": depths,
             "weights": dict(config.weights),
             "cjk_weights": dict(config.cjk_weights) if config.cjk_weights is not None else None,
             "rrf_k": config.rrf_k,
@@ -830,12 +999,9 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
         "model_load_s": round(time.perf_counter() - load_start, 2),
-        "systems": [
-            name
-            for name in SYSTEMS
-            if not (name == "hybrid+rerank" and reranker is None)
-            and not (name == "textbook" and args.no_textbook)
-        ],
+        "systems": ["bm25", "dense", "hybrid"]
+        + reranked_names(list(rerankers), depths)
+        + ([] if args.no_textbook else ["textbook"]),
         "datasets": {},
     }
     loaders: dict[str, Callable[[], Any]] = {
@@ -887,12 +1053,14 @@ def _catalog_line(catalog: Mapping[str, Any]) -> str:
 def _print(result: dict[str, Any]) -> None:
     out = sys.stdout.write
     s = result["settings"]
+    rerankers = ", ".join(f"{label}={spec}" for label, spec in s["rerankers"].items())
+    depths = ", ".join(str(d) for d in s["rerank_depths"])
     out(
-        f"embedder {s['embedder']}, re-ranker {s['reranker'] or 'none'} "
-        f"(depth {s['rerank_depth']}), weights {s['weights']} "
-        f"(Chinese queries {s['cjk_weights']}), "
+        f"embedder {s['embedder']}, re-rankers {rerankers or 'none'} (depth {depths})\n"
+        f"weights {s['weights']} (Chinese queries {s['cjk_weights']}), "
         f"min similarity {s['min_similarity']}, queries {s['limit_queries'] or 'all'}\n"
     )
+    name_width = max([15, *(len(n) + 1 for n in result["systems"])])
     for name, dataset in result["datasets"].items():
         index = dataset["index"]
         textbook = index["textbook"]
@@ -913,37 +1081,77 @@ def _print(result: dict[str, Any]) -> None:
             )
             widths = [max(len(c), 7) for c in columns]
             header = "".join(f" {c:>{w}}" for c, w in zip(columns, widths, strict=True))
-            out(f"{'system':<15}{header}\n")
+            out(f"{'system':<{name_width}}{header}\n")
             for system, values in task["metrics"].items():
                 row = "".join(
                     f" {_cell(values[c], w)}" for c, w in zip(columns, widths, strict=True)
                 )
-                out(f"{system:<15}{row}\n")
-    out("\nlatency, ms: median / p95 / p99 over the queries\n")
-    label = 30
-    for name, dataset in result["datasets"].items():
-        for task_name, task in dataset["tasks"].items():
-            systems = list(task["latency_ms"])
-            title = f"{name} / {task_name}"
-            out(f"\n{title:<{label}}" + "".join(f" {s:>20}" for s in systems) + "\n")
-            for stage in STAGES:
-                if not any(stage in task["latency_ms"][s] for s in systems):
-                    continue
-                cells = []
-                for system in systems:
-                    stats = task["latency_ms"][system].get(stage)
-                    cells.append(
-                        f"{stats['median']:.1f}/{stats['p95']:.1f}/{stats['p99']:.1f}"
-                        if stats and stats.get("n")
-                        else "-"
-                    )
-                out(f"{'  ' + stage:<{label}}" + "".join(f" {c:>20}" for c in cells) + "\n")
+                out(f"{system:<{name_width}}{row}\n")
+    _print_latency(result)
+    _print_tradeoff(result)
     machine = result["machine"]
     out(
         f"\nwall time {result['wall_s']} s on {machine['cpu_count']} CPUs; load average "
         f"{machine.get('load_average_at_start', ['?'])[0]} at start, "
         f"{machine.get('load_average_at_end', ['?'])[0]} at end\n"
     )
+
+
+LINE = 160  # the widest line a table prints; wider latency tables print in parts
+
+
+def _print_latency(result: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    out("\nlatency, ms: median / p95 / p99 over the queries\n")
+    label = 30
+    for name, dataset in result["datasets"].items():
+        for task_name, task in dataset["tasks"].items():
+            latency = task["latency_ms"]
+            systems = list(latency)
+            width = max([20, *(len(s) for s in systems)])
+            per_part = max(1, (LINE - label) // (width + 1))
+            for first in range(0, len(systems), per_part):
+                part = systems[first : first + per_part]
+                title = f"{name} / {task_name}"
+                out(f"\n{title:<{label}}" + "".join(f" {s:>{width}}" for s in part) + "\n")
+                for stage in STAGES:
+                    if not any(stage in latency[s] for s in part):
+                        continue
+                    cells = []
+                    for system in part:
+                        stats = latency[system].get(stage)
+                        cells.append(
+                            f"{stats['median']:.1f}/{stats['p95']:.1f}/{stats['p99']:.1f}"
+                            if stats and stats.get("n")
+                            else "-"
+                        )
+                    out(f"{'  ' + stage:<{label}}" + "".join(f" {c:>{width}}" for c in cells))
+                    out("\n")
+
+
+def _print_tradeoff(result: dict[str, Any]) -> None:
+    """Per task, each re-ranked system's main metric against the hybrid's and the time that
+    re-ranking added."""
+    reranked = [s for s in result["systems"] if s.startswith("hybrid+")]
+    if not reranked:
+        return
+    out = sys.stdout.write
+    width = max([15, *(len(s) + 1 for s in reranked)])
+    out("\nre-ranking: the main metric against the hybrid's, and ms added (median / p95)\n")
+    for name, dataset in result["datasets"].items():
+        for task_name, task in dataset["tasks"].items():
+            main_metric = next(iter(task["metrics"]["hybrid"]))
+            base = task["metrics"]["hybrid"][main_metric]
+            out(f"\n{name} / {task_name}\n")
+            out(f"{'system':<{width}} {main_metric:>9} {'change':>9}  added ms\n")
+            out(f"{'hybrid':<{width}} {_cell(base, 9)}\n")
+            for system in reranked:
+                value = task["metrics"][system][main_metric]
+                change = None if value is None or base is None else value - base
+                stats = task["latency_ms"][system].get("rerank", {})
+                added = f"{stats['median']:.1f} / {stats['p95']:.1f}" if stats.get("n") else "-"
+                delta = "n/a" if change is None else f"{change:+.3f}"
+                out(f"{system:<{width}} {_cell(value, 9)} {delta:>9}  {added}\n")
 
 
 if __name__ == "__main__":

@@ -54,13 +54,27 @@ class TrainingPair:
     template: str
 
 
+_LOG_EVERY_S = 30.0  # progress lines when no terminal shows a bar
+
+
 def build_pairs(
     queries: Iterable[SyntheticQuery], miner: NegativeMiner, *, progress: bool = False
 ) -> list[TrainingPair]:
     """For each query its positive pair, then one pair per mined negative."""
     pairs: list[TrainingPair] = []
     items = list(queries)
-    for query in tqdm(items, desc="mining negatives", unit=" queries", disable=not progress):
+    shown = started = time.monotonic()
+    for done, query in enumerate(
+        tqdm(items, desc="mining negatives", unit=" queries", disable=not progress)
+    ):
+        if not progress and time.monotonic() - shown >= _LOG_EVERY_S:  # no bar: log lines
+            shown = time.monotonic()
+            logger.info(
+                "mining negatives: %d of %d queries, %.1f/s",
+                done,
+                len(items),
+                done / max(shown - started, 1e-9),
+            )
         positive = miner.unit(query.unit_id)
         pairs.append(
             TrainingPair(

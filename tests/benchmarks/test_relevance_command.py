@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from app.settings import Settings
+from benchmarks import relevance
 from benchmarks.datasets import load_crowdflower, load_epqa, load_multicpr
-from benchmarks.relevance import main
+from benchmarks.relevance import (
+    _build_systems,
+    _depths,
+    _rerankers,
+    as_product,
+    epqa_catalog,
+    epqa_scopes,
+    index_products,
+    main,
+    product_scope,
+)
+from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.rankers.base import Reranker
+from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.embedded import EmbeddedStore
 
 CROWDFLOWER = [
     ("wireless headphones", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 4),
@@ -57,6 +77,40 @@ EPQA_QUESTIONS = [
     ("3", "can it froth milk?", "B002", [1, 0, 2, 0]),
     ("4", "is it dishwasher safe?", "B002", [0, 0, 0, 0]),  # the page does not answer it
 ]
+
+
+class KeywordReranker:
+    """Stands in for a re-ranker model: scores by how often a keyword occurs in the text."""
+
+    def __init__(self, keyword: str) -> None:
+        self.keyword = keyword
+        self.calls: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return f"keyword:{self.keyword}"
+
+    def warm_up(self) -> None:
+        pass
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        self.calls.append(len(texts))
+        return [float(t.lower().count(self.keyword)) for t in texts]
+
+
+def build_reranker(settings: Settings) -> Reranker | None:
+    """The app's `build_reranker`, with ``keyword:<word>`` built as a `KeywordReranker`."""
+    kind, _, keyword = settings.reranker.partition(":")
+    if kind == "keyword":
+        return KeywordReranker(keyword)
+    return relevance.build_reranker(settings)
+
+
+@contextlib.contextmanager
+def keyword_rerankers() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relevance, "build_reranker", build_reranker)
+        yield
 
 
 def write_datasets(root: Path) -> Path:
@@ -278,3 +332,177 @@ class TestCommand:
             main(["--min-similarity", "high"])
         with pytest.raises(SystemExit):
             main(["--rerank-depth", "0"])
+
+
+def run_printed(argv: list[str]) -> tuple[dict[str, Any], str]:
+    """`main`'s JSON result and what it printed."""
+    printed = io.StringIO()
+    with keyword_rerankers(), contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    out = Path(argv[argv.index("--out") + 1])
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def several(
+    data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], str]:
+    """Two re-rankers (one labelled, one named by default) at two depths."""
+    out = tmp_path_factory.mktemp("several") / "relevance.json"
+    args = ["--data", str(data), "--embedder", "hashing-256", "--embedding-cache", str(cache)]
+    args += ["--reranker", "kettle=keyword:kettle,keyword:shoes,none", "--rerank-depth", "4,2"]
+    return run_printed([*args, "--no-progress", "--out", str(out)])
+
+
+class TestSeveralRerankers:
+    SYSTEMS: ClassVar[list[str]] = [
+        "bm25",
+        "dense",
+        "hybrid",
+        "hybrid+kettle@2",
+        "hybrid+kettle@4",
+        "hybrid+shoes@2",
+        "hybrid+shoes@4",
+        "textbook",
+    ]
+
+    def test_one_system_per_reranker_and_depth(self, several: tuple[dict[str, Any], str]) -> None:
+        result, _ = several
+        assert result["systems"] == self.SYSTEMS
+        settings = result["settings"]
+        assert settings["rerankers"] == {"kettle": "keyword:kettle", "shoes": "keyword:shoes"}
+        assert settings["rerank_depths"] == [2, 4]
+        assert settings["reranker"] == "keyword:kettle, keyword:shoes"
+        assert settings["rerank_depth"] is None
+        for name, dataset in result["datasets"].items():
+            for task_name, task in dataset["tasks"].items():
+                assert list(task["metrics"]) == self.SYSTEMS, (name, task_name)
+                assert list(task["latency_ms"]) == self.SYSTEMS, (name, task_name)
+                for system in self.SYSTEMS[3:7]:
+                    assert task["latency_ms"][system]["rerank"]["n"] == task["queries"]
+
+    def test_the_hybrid_is_shared(self, several: tuple[dict[str, Any], str]) -> None:
+        result, _ = several
+        latency = result["datasets"]["crowdflower"]["tasks"]["product_search"]["latency_ms"]
+        hybrid = latency["hybrid"]
+        for system in self.SYSTEMS[3:7]:
+            for stage in ("embedding", "bm25+knn", "fusion"):
+                assert latency[system][stage] == hybrid[stage], (system, stage)
+            assert latency[system]["total"]["median"] >= hybrid["total"]["median"]
+
+    def test_printed_tables_stay_narrow(self, several: tuple[dict[str, Any], str]) -> None:
+        _, printed = several
+        lines = printed.splitlines()
+        assert max(len(line) for line in lines) <= relevance.LINE
+        assert "hybrid+shoes@4" in printed
+        latency = printed[printed.index("latency, ms") : printed.index("re-ranking: ")]
+        assert latency.count("\ncrowdflower / product_search") == 2  # printed in two parts
+        tradeoff = printed[printed.index("re-ranking: ") :]
+        assert "multicpr / product_search" in tradeoff
+        assert "hybrid+kettle@2" in tradeoff
+
+    def test_one_reranker_at_one_depth_keeps_its_name(self, data: Path, tmp_path: Path) -> None:
+        out = tmp_path / "one.json"
+        args = ["--data", str(data), "--embedder", "hashing-64", "--embedding-cache", "none"]
+        args += ["--datasets", "crowdflower", "--no-textbook", "--reranker", "keyword:kettle"]
+        result, printed = run_printed(
+            [*args, "--rerank-depth", "3", "--no-progress", "--out", str(out)]
+        )
+        assert result["systems"] == ["bm25", "dense", "hybrid", "hybrid+rerank"]
+        assert result["settings"]["reranker"] == "keyword:kettle"
+        assert result["settings"]["rerank_depth"] == 3
+        assert result["settings"]["rerankers"] == {"kettle": "keyword:kettle"}
+        metrics = result["datasets"]["crowdflower"]["tasks"]["product_search"]["metrics"]
+        assert list(metrics) == result["systems"]
+        assert "hybrid+rerank" in printed
+
+
+class TestRerankedRankings:
+    """Each depth's ranking is the product's search with that re-ranker and depth."""
+
+    def test_product_search(self, data: Path, tmp_path: Path) -> None:
+        cf = load_crowdflower(data)
+        store, embedder = EmbeddedStore(tmp_path / "cf"), HashingEmbedder(64)
+        index_products("cf", [as_product(i) for i in cf.items], store, embedder, False)
+        config = SearchConfig()
+        rerankers = {"kettle": KeywordReranker("kettle"), "shoes": KeywordReranker("shoes")}
+        systems = _build_systems(store, embedder, rerankers, [2, 4], config, None)
+        scope = product_scope("crowdflower", config)
+        depth_matters = False
+        for query in [q.text for q in cf.queries]:
+            for reranker in rerankers.values():
+                reranker.calls.clear()
+            ranked = systems.run(query, scope)
+            plain = HybridSearch(store, embedder, None, config)
+            assert ranked["hybrid"][0] == [
+                h.product.id for h in plain.search(query, size=scope.top_k).hits
+            ]
+            for label, reranker in rerankers.items():
+                assert reranker.calls == [2, 4]  # one timed scorer call per depth
+                for depth in (2, 4):
+                    name = f"hybrid+{label}@{depth}"
+                    search = HybridSearch(
+                        store, embedder, reranker, replace(config, rerank_depth=depth)
+                    )
+                    hits = search.search(query, size=scope.top_k, rerank=True).hits
+                    assert ranked[name][0] == [h.product.id for h in hits], (query, name)
+                    timings = ranked[name][1]
+                    assert timings["total"] == pytest.approx(
+                        ranked["hybrid"][1]["total"] + timings["rerank"]
+                    )
+                depth_matters |= ranked[f"hybrid+{label}@2"][0] != ranked[f"hybrid+{label}@4"][0]
+            systems.check(query, scope)
+        assert depth_matters  # the data tells depths apart
+
+    def test_passages(self, data: Path, tmp_path: Path) -> None:
+        epqa = load_epqa(data, seed=0)
+        catalog = epqa_catalog(epqa)
+        store, embedder = EmbeddedStore(tmp_path / "epqa"), HashingEmbedder(64)
+        index_products("epqa", catalog.products, store, embedder, False)
+        config = SearchConfig()
+        rerankers = {"drawer": KeywordReranker("drawer"), "milk": KeywordReranker("milk")}
+        systems = _build_systems(store, embedder, rerankers, [1, 3], config, None)
+        for question in epqa.questions:
+            scope = epqa_scopes(question, config)["per_product"]
+            ranked = systems.run(question.text, scope)
+            for label, reranker in rerankers.items():
+                for depth in (1, 3):
+                    search = HybridSearch(
+                        store, embedder, reranker, replace(config, rerank_depth=depth)
+                    )
+                    hits = search.passages(question.product_id, question.text, top_k=scope.top_k)
+                    assert ranked[f"hybrid+{label}@{depth}"][0] == [h.unit_id for h in hits]
+            systems.check(question.text, epqa_scopes(question, config)["pooled"])
+
+
+class TestOptions:
+    def test_rerankers(self) -> None:
+        assert _rerankers("adapted=/tmp/cf/reranker/, nanoranker,none") == {
+            "adapted": "/tmp/cf/reranker/",
+            "nanoranker": "nanoranker",
+        }
+        assert _rerankers("cross-encoder/ms-marco-MiniLM-L-6-v2") == {
+            "ms-marco-MiniLM-L-6-v2": "cross-encoder/ms-marco-MiniLM-L-6-v2"
+        }
+        assert _rerankers("/tmp/cf/reranker") == {"reranker": "/tmp/cf/reranker"}
+        assert _rerankers("none") == {}
+        assert _rerankers("off,x=none") == {}
+
+    def test_depths(self) -> None:
+        assert _depths("50,10, 20,10") == [10, 20, 50]
+        assert _depths("20") == [20]
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["--reranker", "nanoranker,nanoranker"],
+            ["--reranker", "a=/x/reranker,b=/y/reranker,/z/reranker,/w/reranker"],
+            ["--rerank-depth", "10,x"],
+            ["--rerank-depth", "10,0"],
+            ["--rerank-depth", "20,500"],  # above the app's limit
+            ["--rerank-depth", ","],
+        ],
+    )
+    def test_bad_options_are_refused(self, argv: list[str]) -> None:
+        with pytest.raises(SystemExit):
+            main(argv)
