@@ -35,6 +35,14 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
+def _skipped(errors: Sequence[object], skipped: int) -> None:
+    """The first 20 skipped catalog rows, and how many more the log holds."""
+    for error in errors[:20]:
+        _out(f"  skipped {error}")
+    if len(errors) > 20:
+        _out(f"  … and {skipped - 20} more skipped rows (see the log)")
+
+
 def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -> int:
     from app.services import build_embedder, build_store, configure_threads
     from indexer.indexer import index_catalog
@@ -50,10 +58,7 @@ def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -
         batch_size=batch_size,
         progress=sys.stderr.isatty(),
     )
-    for error in report.errors[:20]:
-        _out(f"  skipped {error}")
-    if len(report.errors) > 20:
-        _out(f"  … and {report.skipped - 20} more skipped rows (see the log)")
+    _skipped(report.errors, report.skipped)
     _out(
         f"read {report.read}, indexed {report.indexed}, skipped {report.skipped}, "
         f"removed {report.removed}; {report.units} units, {report.embedded} embedded, "
@@ -137,10 +142,7 @@ def _adapt(settings: Settings, args: argparse.Namespace) -> int:
         if llm is not None:
             llm.close()
         store.close()
-    for error in report.errors[:20]:
-        _out(f"  skipped {error}")
-    if len(report.errors) > 20:
-        _out(f"  … and {report.skipped - 20} more skipped rows (see the log)")
+    _skipped(report.errors, report.skipped)
     index = (
         "pairs of the earlier run reused"
         if report.reused_pairs

@@ -793,11 +793,9 @@ def _datasets(value: str) -> list[str]:
     return names
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.relevance",
-        description=(__doc__ or "").splitlines()[0],
-    )
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options the relevance and tuning commands share: the data, the data sets and the
+    embedder."""
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="the shared datasets folder"
     )
@@ -807,6 +805,14 @@ def _parser() -> argparse.ArgumentParser:
         default="packaged:all-minilm-l6-v2",
         help="as SHOPGUIDE_EMBEDDER: packaged:<name>, a model folder or hub name, hashing-<dim>",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.relevance",
+        description=(__doc__ or "").splitlines()[0],
+    )
+    add_data_options(parser)
     parser.add_argument(
         "--reranker",
         type=_rerankers,

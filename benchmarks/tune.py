@@ -59,11 +59,10 @@ from benchmarks.datasets import (
 )
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 from benchmarks.relevance import (
-    DATASETS,
-    DEFAULT_DATA,
     EPQA_TASKS,
     MetricFn,
     Scope,
+    add_data_options,
     as_product,
     epqa_catalog,
     epqa_metrics,
@@ -645,29 +644,12 @@ def choose(reports: Mapping[str, TaskReport], default: Setting) -> dict[str, Set
 # -- the command -----------------------------------------------------------------------------
 
 
-def _datasets(value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DATASETS]
-    if unknown or not names:
-        msg = f"unknown data set(s) {unknown}; choose from {', '.join(DATASETS)}"
-        raise argparse.ArgumentTypeError(msg)
-    return names
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.tune",
         description=(__doc__ or "").splitlines()[0],
     )
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="the shared datasets folder"
-    )
-    parser.add_argument("--datasets", type=_datasets, default=list(DATASETS))
-    parser.add_argument(
-        "--embedder",
-        default="packaged:all-minilm-l6-v2",
-        help="as SHOPGUIDE_EMBEDDER: packaged:<name>, a model folder or hub name, hashing-<dim>",
-    )
+    add_data_options(parser)
     add_embedding_cache(parser)
     parser.add_argument(
         "--limit-queries", type=int, default=None, help="only the first N queries of each task"

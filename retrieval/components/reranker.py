@@ -15,30 +15,27 @@ class DocumentReranker:
     """Re-scores the first ``depth`` documents and puts them first, best first.
 
     Documents below the depth keep their fused order after the re-ranked block, so every page
-    of a result list is stable. Without a re-ranker, or with ``enabled=False``, it passes the
-    list through unchanged.
+    of a result list is stable. The pipeline has this stage only when re-ranking is asked for.
     """
 
-    def __init__(self, reranker: Reranker | None, *, depth: int = 20) -> None:
+    def __init__(self, reranker: Reranker, *, depth: int = 20) -> None:
         self.reranker = reranker
         self.depth = depth
 
     def warm_up(self) -> None:
         """Load the model."""
-        if self.reranker is not None:
-            self.reranker.warm_up()
+        self.reranker.warm_up()
 
     @component.output_types(documents=list[Document], took_ms=float)
     def run(
         self,
         query: str,
         documents: list[Document],
-        enabled: bool = True,
         depth: int | None = None,
     ) -> dict[str, object]:
         """The documents, the top ``depth`` re-ordered by the re-ranker's score."""
         start = time.perf_counter()
-        if self.reranker is None or not enabled or not documents:
+        if not documents:
             return {"documents": documents, "took_ms": 0.0}
         depth = depth or self.depth
         head, tail = documents[:depth], documents[depth:]
