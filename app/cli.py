@@ -7,9 +7,11 @@ shopguide models                      assemble and verify the offline generator 
 shopguide search QUERY                print the results of a search
 shopguide ask PRODUCT_ID QUESTION     answer a question about a product
 shopguide advise QUESTION             shopping advice
-shopguide adapt-reranker CATALOG --out DIR
+shopguide adapt-reranker CATALOG --out DIR [--onnx]
                                       fine-tune a cross-encoder re-ranker on the catalog's own
                                       synthetic queries (no labels); SHOPGUIDE_RERANKER=DIR uses it
+shopguide export-reranker DIR         export a cross-encoder folder to ONNX (fp32 and int8) and
+                                      check it against torch; SHOPGUIDE_RERANKER_RUNTIME=onnx-int8
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.logs import configure_logging
 from app.settings import Settings
 from generation.llm.base import GenerationError
 from retrieval.stores.base import StoreError
 from training.errors import TrainingError
+
+if TYPE_CHECKING:
+    from training.onnx_export import OnnxExport
 
 logger = logging.getLogger("app.cli")
 
@@ -168,6 +174,38 @@ def _adapt(settings: Settings, args: argparse.Namespace) -> int:
     )
     _out(f"model: {report.out_dir}  ({report.wall_s:.0f} s in all)")
     _out(f"use it: SHOPGUIDE_RERANKER={report.out_dir.resolve()}")
+    if args.onnx:
+        from training.onnx_export import export_onnx
+
+        _print_export(export_onnx(report.out_dir))
+    return 0
+
+
+def _print_export(report: OnnxExport) -> None:
+    _out(
+        f"onnx: {report.out_dir}, checked against torch on {report.pairs} pairs "
+        f"({report.max_length} tokens), {report.seconds:.0f} s"
+    )
+    for check in report.checks:
+        _out(
+            f"  {check.file}: {check.megabytes:.1f} MB, max |logit difference| "
+            f"{check.max_abs_logit_diff:.2g} (score {check.max_abs_score_diff:.2g}), "
+            f"Spearman {check.spearman:.3f}, Kendall {check.kendall:.3f}"
+        )
+    _out(
+        f"use it: SHOPGUIDE_RERANKER={report.out_dir.resolve()} SHOPGUIDE_RERANKER_RUNTIME=onnx "
+        "(torch's scores), or =onnx-int8 (faster; it ranks differently: measure relevance first)"
+    )
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from app.services import configure_threads
+    from training.onnx_export import export_onnx
+
+    configure_threads(settings)
+    _print_export(
+        export_onnx(args.model, args.out, int8=not args.no_int8, max_length=args.max_length)
+    )
     return 0
 
 
@@ -236,6 +274,31 @@ def _add_adapt_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     adapt.add_argument(
         "--resume", action="store_true", help="go on with the interrupted run in --out"
     )
+    adapt.add_argument(
+        "--onnx",
+        action="store_true",
+        help="then export the model to ONNX, fp32 and int8 (as export-reranker does)",
+    )
+
+
+def _add_export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export-reranker",
+        help="export a cross-encoder folder to ONNX (fp32 and int8) and check it against torch",
+        description="Writes model.onnx and model.int8.onnx (dynamic int8) into the folder, or "
+        "into --out with the tokenizer, and prints how far their scores are from torch's on "
+        "pairs of the folder's pairs.jsonl (or built-in ones). SHOPGUIDE_RERANKER_RUNTIME=onnx "
+        "or onnx-int8 then serves them.",
+    )
+    export.add_argument("model", type=Path, help="a CrossEncoder folder (adapt-reranker's --out)")
+    export.add_argument("--out", type=Path, default=None, help="folder for the ONNX files")
+    export.add_argument("--no-int8", action="store_true", help="skip the int8 file")
+    export.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=256,
+        help="tokens per checked pair, capped by the model's own (default 256, as served)",
+    )
 
 
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
@@ -269,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     advise = commands.add_parser("advise", help="shopping advice")
     advise.add_argument("question")
     _add_adapt_parser(commands)
+    _add_export_parser(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -305,6 +369,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _models(settings)
     if args.command == "adapt-reranker":
         return _adapt(settings, args)
+    if args.command == "export-reranker":
+        return _export(settings, args)
     if args.command == "search":
         from app.api.routes.search import run_search
         from app.api.schemas import SearchRequest

@@ -23,6 +23,7 @@ from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.base import Reranker
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
+from retrieval.rankers.onnx_cross_encoder import ONNX_FP32, ONNX_INT8, OnnxCrossEncoderReranker
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.base import DocumentStore, StoreError
 from retrieval.stores.embedded import EmbeddedStore
@@ -124,6 +125,13 @@ def build_reranker(settings: Settings) -> Reranker | None:
         return None
     if settings.reranker.casefold() == "nanoranker":
         return NanoReranker()
+    if settings.reranker.endswith(".onnx") or settings.reranker_runtime != "torch":
+        # One intra-op thread while serving unless configured, as for torch.
+        return OnnxCrossEncoderReranker(
+            settings.reranker,
+            file_name=ONNX_INT8 if settings.reranker_runtime == "onnx-int8" else ONNX_FP32,
+            threads=settings.torch_threads or 1,
+        )
     return CrossEncoderReranker(settings.reranker, device=settings.device)
 
 

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="'none', 'nanoranker', or a CrossEncoder model (hub name, local folder, "
         "packaged:<name>).",
     )
+    reranker_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="How a cross-encoder folder runs: torch, or its ONNX export (`shopguide "
+        "export-reranker`) with ONNX Runtime: model.onnx (fp32) or model.int8.onnx (dynamic "
+        "int8). A RERANKER ending in .onnx always runs that file.",
+    )
     device: str = "cpu"
     torch_threads: int | None = Field(None, ge=1)
 

@@ -4,7 +4,8 @@ write a manifest.
 
 The output folder holds the model (loadable by `CrossEncoderReranker`), ``pairs.jsonl`` (the
 training pairs, so that a resumed run trains on exactly the same data), ``training.json`` (the
-manifest) and, until training completes, ``checkpoints/``.
+manifest) and, until training completes, ``checkpoints/``; an ONNX export of an earlier model
+there (``shopguide export-reranker``) is removed when training starts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from generation.llm.base import LLM
 from indexer.indexer import index_catalog
 from indexer.reader import Row, RowError, read_catalog
 from retrieval.embedders.base import Embedder
+from retrieval.rankers.onnx_cross_encoder import ONNX_FP32, ONNX_INT8
 from retrieval.schema import Product
 from retrieval.search import HybridSearch
 from retrieval.stores.base import DocumentStore
@@ -305,6 +307,10 @@ def adapt_reranker(
         "versions": _versions(),
     }
     _write_json(out_dir / MANIFEST, {**base, "status": "training", "runs": runs})
+    for name in (ONNX_FP32, ONNX_INT8):  # an export of the model this run replaces
+        if (out_dir / name).is_file():
+            logger.info("removing %s: it no longer matches the model (export again)", name)
+            (out_dir / name).unlink()
 
     result = train_cross_encoder(
         pairs, out_dir, options.training, resume=resume, progress=progress, callbacks=callbacks

@@ -15,7 +15,9 @@ from retrieval.caches.redis import RedisCache
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
+from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
+from retrieval.rankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 
 
 def _settings(**values: object) -> Settings:
@@ -47,6 +49,28 @@ def test_an_onnx_path_that_does_not_exist_fails_clearly(tmp_path: Path) -> None:
 def test_reranker_off_and_nanoranker() -> None:
     assert build_reranker(_settings(reranker="none")) is None
     assert isinstance(build_reranker(_settings(reranker="nanoranker")), NanoReranker)
+
+
+@pytest.mark.parametrize(
+    ("spec", "runtime", "name"),
+    [
+        ("var/reranker", "torch", None),
+        ("var/reranker", "onnx", "var/reranker/model.onnx"),
+        ("var/reranker", "onnx-int8", "var/reranker/model.int8.onnx"),
+        ("var/reranker/model.int8.onnx", "torch", "var/reranker/model.int8.onnx"),
+        ("/m/custom.onnx", "onnx-int8", "/m/custom.onnx"),
+    ],
+)
+def test_the_reranker_runtime_picks_torch_or_onnx(
+    spec: str, runtime: str, name: str | None
+) -> None:
+    reranker = build_reranker(_settings(reranker=spec, reranker_runtime=runtime, torch_threads=2))
+    if name is None:
+        assert isinstance(reranker, CrossEncoderReranker) and reranker.name == spec
+        return
+    assert isinstance(reranker, OnnxCrossEncoderReranker)  # nothing loads yet
+    assert reranker.name == name and reranker.threads == 2
+    assert build_reranker(_settings(reranker=spec, reranker_runtime=runtime)).threads == 1  # type: ignore[union-attr]
 
 
 def test_cache_backends() -> None:

@@ -97,8 +97,10 @@ class TestAdaptReranker:
         assert (out / CHECKPOINTS / "checkpoint-2").is_dir()
         assert json.loads((out / MANIFEST).read_text())["status"] == "training"
         pairs = (out / PAIRS).read_text()
+        (out / "model.onnx").write_bytes(b"an export of the stopped run's model")
 
         report = _adapt(store, out, tiny_model, resume=True)
+        assert not (out / "model.onnx").exists()  # stale once training goes on
         assert report.reused_pairs
         assert report.training.resumed_from == 2 and report.training.steps == 4
         assert (out / PAIRS).read_text() == pairs
