@@ -22,6 +22,7 @@ from retrieval.embedders.use_onnx import PACKAGED_NAME as USE_PACKAGED
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.base import Reranker
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
+from retrieval.rankers.manifest import read_manifest
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.rankers.onnx_cross_encoder import ONNX_FP32, ONNX_INT8, OnnxCrossEncoderReranker
 from retrieval.search import HybridSearch, SearchConfig
@@ -167,14 +168,49 @@ def _cjk_semantic_weight(settings: Settings) -> float:
     return settings.semantic_weight
 
 
+@dataclass(frozen=True)
+class RerankScope:
+    """What a re-ranker is used for: queries in CJK languages, passage searches."""
+
+    cjk: bool
+    passages: bool
+
+
+def rerank_scope(settings: Settings) -> RerankScope:
+    """Which queries the configured re-ranker re-orders: the settings' choice, else what its
+    training covered. Re-rankers measured to hurt Chinese queries (nanoranker, MiniLM adapted
+    to English queries) are routed around them."""
+    cjk, passages = True, True
+    if settings.reranker.casefold() == "nanoranker":
+        cjk = False
+    else:
+        manifest = read_manifest(settings.reranker)
+        queries = (manifest or {}).get("queries", {})
+        if manifest is not None:
+            cjk = bool(queries.get("cjk", 0))
+            # Older manifests lack the counts: a product-only template set tells.
+            passage_queries = queries.get(
+                "passages", queries.get("by_template", {}).get("qa_question", 0)
+            )
+            passages = bool(passage_queries)
+    return RerankScope(
+        cjk=settings.rerank_cjk if settings.rerank_cjk is not None else cjk,
+        passages=settings.rerank_passages if settings.rerank_passages is not None else passages,
+    )
+
+
 def search_config(settings: Settings) -> SearchConfig:
     """Retrieval tuning from the settings."""
+    scope = rerank_scope(settings)
     return SearchConfig(
         candidates=settings.candidates,
         rrf_k=settings.rrf_k,
         weights={"lexical": settings.lexical_weight, "semantic": settings.semantic_weight},
         cjk_weights={"semantic": _cjk_semantic_weight(settings)},
         rerank_depth=settings.rerank_depth,
+        rerank_hybrid_weight=settings.rerank_hybrid_weight,
+        rerank_cjk=scope.cjk,
+        rerank_passages=scope.passages,
         min_similarity=settings.semantic_min_similarity,
     )
 

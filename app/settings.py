@@ -71,6 +71,23 @@ class Settings(BaseSettings):
         "otherwise SEMANTIC_WEIGHT.",
     )
     rerank_depth: int = Field(20, ge=1, le=200)
+    rerank_hybrid_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the hybrid's own order when it is fused (RRF) with the "
+        "re-ranker's order over the re-ranked top; 0 keeps the re-ranker's order alone.",
+    )
+    rerank_cjk: bool | None = Field(
+        None,
+        description="Re-rank queries in Chinese, Japanese or Korean. Unset: only with a "
+        "re-ranker whose training.json counts such queries (an adapted one trained on them) or "
+        "a cross-encoder without a manifest; never nanoranker (it lowered Chinese MRR@10).",
+    )
+    rerank_passages: bool | None = Field(
+        None,
+        description="Re-rank passage searches (questions about a product). Unset: unless the "
+        "re-ranker's training.json shows it was trained on product queries only.",
+    )
     semantic_min_similarity: float | None = Field(
         0.3,
         ge=-1,

@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,7 +68,14 @@ from haystack import Document
 from tqdm import tqdm
 
 from app.logs import configure_logging
-from app.services import build_embedder, build_reranker, configure_threads, search_config
+from app.services import (
+    RerankScope,
+    build_embedder,
+    build_reranker,
+    configure_threads,
+    rerank_scope,
+    search_config,
+)
 from app.settings import Settings
 from benchmarks import metrics
 from benchmarks.datasets import (
@@ -182,7 +189,10 @@ class Systems:
         for reranking in self.rerankings:
             # The product's re-rank step on the same fused list: its own scorer call on this
             # depth's texts, so the time is what this depth adds.
-            documents, took = _rerank(reranking.ranker, query, fused)
+            if reranking.reference.config.reranks(query, passages=not scope.product_search):
+                documents, took = _rerank(reranking.ranker, query, fused)
+            else:  # routed around this re-ranker, as the product's search does
+                documents, took = fused, 0.0
             out[reranking.name] = (
                 to_ids(documents),
                 {**stages, "rerank": took, "total": stages["total"] + took},
@@ -237,7 +247,8 @@ class Systems:
         to_ids = self._ids(fused, scope)
         pairs = [("hybrid", to_ids(fused), _reference(self.hybrid, query, scope, rerank=False))]
         for reranking in self.rerankings:
-            derived = to_ids(_rerank(reranking.ranker, query, fused)[0])
+            routed = reranking.reference.config.reranks(query, passages=not scope.product_search)
+            derived = to_ids(_rerank(reranking.ranker, query, fused)[0] if routed else fused)
             public = _reference(reranking.reference, query, scope, rerank=True)
             pairs.append((reranking.name, derived, public))
         for name, derived, public in pairs:
@@ -300,16 +311,26 @@ def _build_systems(
     depths: Sequence[int],
     config: SearchConfig,
     textbook: TextbookHybrid | None,
+    scopes: Mapping[str, RerankScope] | None = None,
 ) -> Systems:
     hybrid = HybridSearch(store, embedder, None, config)
     hybrid.warm_up()
     names = iter(reranked_names(list(rerankers), depths))
     rerankings = []
-    for reranker in rerankers.values():
+    for label, reranker in rerankers.items():
+        scope = (scopes or {}).get(label, RerankScope(cjk=True, passages=True))
         for depth in depths:
-            ranker = DocumentReranker(reranker, depth=depth)
+            ranker = DocumentReranker(
+                reranker,
+                depth=depth,
+                hybrid_weight=config.rerank_hybrid_weight,
+                rrf_k=config.rrf_k,
+            )
             ranker.warm_up()
-            reference = HybridSearch(store, embedder, reranker, replace(config, rerank_depth=depth))
+            own = replace(
+                config, rerank_depth=depth, rerank_cjk=scope.cjk, rerank_passages=scope.passages
+            )
+            reference = HybridSearch(store, embedder, reranker, own)
             rerankings.append(Reranking(next(names), ranker, reference))
     return Systems(store, embedder, config, hybrid, rerankings, textbook)
 
@@ -445,7 +466,13 @@ def _product_search(
     )
     embedder.flush()
     systems = _build_systems(
-        store, options.embedder, options.rerankers, options.depths, options.config, textbook
+        store,
+        options.embedder,
+        options.rerankers,
+        options.depths,
+        options.config,
+        textbook,
+        options.scopes,
     )
     queries = data.queries[: options.limit_queries or None]
     scope = product_scope(data.name, options.config)
@@ -608,7 +635,13 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     textbook_index = _index_textbook(textbook, catalog.units, options.progress)
     embedder.flush()
     systems = _build_systems(
-        store, options.embedder, options.rerankers, options.depths, options.config, textbook
+        store,
+        options.embedder,
+        options.rerankers,
+        options.depths,
+        options.config,
+        textbook,
+        options.scopes,
     )
     questions = data.questions[: options.limit_queries or None]
     distinct_texts = len(set(unit_text.values()))
@@ -706,6 +739,7 @@ class Options:
     settings: Settings
     embedder: Embedder
     rerankers: dict[str, Reranker]  # label -> re-ranker
+    scopes: dict[str, RerankScope]  # label -> what it re-ranks, as the app decides
     depths: list[int]
     config: SearchConfig
     limit_queries: int | None
@@ -879,14 +913,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _build_rerankers(settings: Settings, specs: Mapping[str, str]) -> dict[str, Reranker]:
-    """Each re-ranker as the app builds it from SHOPGUIDE_RERANKER, by label."""
+def _build_rerankers(
+    settings: Settings, specs: Mapping[str, str]
+) -> tuple[dict[str, Reranker], dict[str, RerankScope]]:
+    """Each re-ranker as the app builds it from SHOPGUIDE_RERANKER, by label, and what the app
+    would re-rank with it (`rerank_scope`: SHOPGUIDE_RERANK_CJK=true measures Chinese too)."""
     rerankers: dict[str, Reranker] = {}
+    scopes: dict[str, RerankScope] = {}
     for label, spec in specs.items():
-        reranker = build_reranker(settings.model_copy(update={"reranker": spec}))
+        own = settings.model_copy(update={"reranker": spec})
+        reranker = build_reranker(own)
         if reranker is not None:  # `_rerankers` leaves out what builds none
             rerankers[label] = reranker
-    return rerankers
+            scopes[label] = rerank_scope(own)
+    return rerankers, scopes
 
 
 def machine() -> dict[str, Any]:
@@ -947,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     configure_threads(settings, serving=True)  # as the API does at start-up
     embedder = build_embedder(settings)
-    rerankers = _build_rerankers(settings, args.reranker)
+    rerankers, scopes = _build_rerankers(settings, args.reranker)
     depths: list[int] = args.rerank_depth
     load_start = time.perf_counter()
     embedder.warm_up()
@@ -958,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         embedder=embedder,
         rerankers=rerankers,
+        scopes=scopes,
         depths=depths,
         config=config,
         limit_queries=args.limit_queries,
@@ -981,6 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
             "rerank_depth": depths[0] if len(depths) == 1 else None,
             "rerankers": dict(args.reranker),  # label -> spec
             "rerank_depths": depths,
+            "rerank_scopes": {label: asdict(scope) for label, scope in scopes.items()},
+            "rerank_hybrid_weight": config.rerank_hybrid_weight,
             "weights": dict(config.weights),
             "cjk_weights": dict(config.cjk_weights) if config.cjk_weights is not None else None,
             "rrf_k": config.rrf_k,

@@ -44,6 +44,7 @@ def build_hybrid_pipeline(
     weights: Mapping[str, float] | None = None,
     boosts: Mapping[str, float] | None = None,
     rerank_depth: int = 20,
+    rerank_hybrid_weight: float = 1.0,
     min_similarity: float | None = None,
 ) -> Pipeline:
     """Hybrid retrieval (BM25 + kNN, fused by RRF), then the re-ranker if there is one."""
@@ -57,6 +58,11 @@ def build_hybrid_pipeline(
     pipeline.connect("retriever.lexical", "joiner.lexical")
     pipeline.connect("retriever.semantic", "joiner.semantic")
     if reranker is not None:
-        pipeline.add_component("ranker", DocumentReranker(reranker, depth=rerank_depth))
+        pipeline.add_component(
+            "ranker",
+            DocumentReranker(
+                reranker, depth=rerank_depth, hybrid_weight=rerank_hybrid_weight, rrf_k=rrf_k
+            ),
+        )
         pipeline.connect("joiner.documents", "ranker.documents")
     return pipeline

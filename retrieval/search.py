@@ -29,6 +29,13 @@ class SearchConfig:
     weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "semantic": 1.0})
     boosts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BOOSTS))
     rerank_depth: int = 20
+    # The weight of the hybrid's own order when the re-ranker's order is fused with it by RRF
+    # (0: the re-ranker's order alone).
+    rerank_hybrid_weight: float = 1.0
+    # Whether the re-ranker re-orders queries in Chinese, Japanese or Korean, and passage
+    # searches (questions about products): only what it was trained for helps.
+    rerank_cjk: bool = True
+    rerank_passages: bool = True
     passage_candidates: int = 20
     min_similarity: float | None = None
     # Fusion weights for queries with Chinese, Japanese or Korean characters (None: `weights`).
@@ -40,6 +47,12 @@ class SearchConfig:
         if self.cjk_weights is not None and text.has_cjk(query):
             return {**self.weights, **self.cjk_weights}
         return self.weights
+
+    def reranks(self, query: str, *, passages: bool) -> bool:
+        """Whether a re-ranker re-orders this query's results (product or passage search)."""
+        if passages and not self.rerank_passages:
+            return False
+        return self.rerank_cjk or not text.has_cjk(query)
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,7 @@ class HybridSearch:
             "weights": self.config.weights,
             "boosts": self.config.boosts,
             "rerank_depth": self.config.rerank_depth,
+            "rerank_hybrid_weight": self.config.rerank_hybrid_weight,
             "min_similarity": self.config.min_similarity,
         }
         self.pipeline = build_hybrid_pipeline(store, embedder, reranker, **options)
@@ -156,6 +170,10 @@ class HybridSearch:
         """Load every model of the pipeline."""
         self.pipeline.warm_up()
         self._unranked.warm_up()
+
+    def reranks(self, query: str, *, passages: bool) -> bool:
+        """Whether this search re-ranks ``query`` (a re-ranker exists and applies to it)."""
+        return self.reranker is not None and self.config.reranks(query, passages=passages)
 
     def _run(
         self,
@@ -206,7 +224,7 @@ class HybridSearch:
             raise ValueError(msg)
         filters = filters or Filters()
         window = max(self.config.candidates, page * size)
-        rerank = rerank and self.reranker is not None
+        rerank = rerank and self.reranks(query, passages=False)
         documents, timings = self._run(
             query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
         )
@@ -240,7 +258,7 @@ class HybridSearch:
             kinds=PASSAGE_KINDS,
             filters=Filters(product_ids=[product_id]) if product_id is not None else None,
             top_k=max(self.config.passage_candidates, top_k),
-            rerank=rerank and self.reranker is not None,
+            rerank=rerank and self.reranks(question, passages=True),
             similarity_floor=False,  # a product has few passages: rank them all
         )
         return [_hit(d) for d in documents[:top_k]]

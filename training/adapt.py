@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from generation.llm.base import LLM
 from indexer.indexer import index_catalog
 from indexer.reader import Row, RowError, read_catalog
+from retrieval import text
 from retrieval.embedders.base import Embedder
+from retrieval.rankers.manifest import MANIFEST
 from retrieval.rankers.onnx_cross_encoder import ONNX_FP32, ONNX_INT8
 from retrieval.schema import Product
 from retrieval.search import HybridSearch
@@ -44,14 +46,13 @@ from training.cross_encoder import (
 from training.errors import TrainingError
 from training.llm_queries import llm_queries
 from training.negatives import NegativeMiner
-from training.queries import cap_queries, generate_queries
+from training.queries import QA_TEMPLATE, cap_queries, generate_queries
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "training.json"
 PAIRS = "pairs.jsonl"
 _FORMAT = 1
 
@@ -268,6 +269,7 @@ def adapt_reranker(
         out_dir.mkdir(parents=True, exist_ok=True)
         write_pairs(pairs_path, pairs)
         by_template, counts = pair_counts(pairs)
+        positives = [p for p in pairs if p.source == "positive"]
         stats_now = store.stats()
         data = {
             "catalog": {
@@ -285,6 +287,9 @@ def adapt_reranker(
             "queries": {
                 "total": sum(by_template.values()),
                 "by_template": by_template,
+                # what the model is trained for: `app.services.rerank_scope` reads these
+                "passages": sum(p.template == QA_TEMPLATE for p in positives),
+                "cjk": sum(text.has_cjk(p.query) for p in positives),
                 "per_product": options.queries_per_product,
                 "max_queries": options.max_queries,
                 "llm": llm_info,

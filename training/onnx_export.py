@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.rankers.manifest import MANIFEST
 from retrieval.rankers.onnx_cross_encoder import (
     INPUT_NAMES,
     ONNX_FP32,
@@ -45,7 +46,7 @@ from retrieval.rankers.onnx_cross_encoder import (
     OnnxCrossEncoderReranker,
     saved_max_length,
 )
-from training.adapt import MANIFEST, PAIRS
+from training.adapt import PAIRS
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)

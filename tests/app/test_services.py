@@ -1,12 +1,15 @@
+import json
 from pathlib import Path
 
 import pytest
 
 from app.services import (
+    RerankScope,
     build_cache,
     build_embedder,
     build_reranker,
     configure_threads,
+    rerank_scope,
     search_config,
 )
 from app.settings import Settings
@@ -71,6 +74,37 @@ def test_the_reranker_runtime_picks_torch_or_onnx(
     assert isinstance(reranker, OnnxCrossEncoderReranker)  # nothing loads yet
     assert reranker.name == name and reranker.threads == 2
     assert build_reranker(_settings(reranker=spec, reranker_runtime=runtime)).threads == 1  # type: ignore[union-attr]
+
+
+def _adapted(folder: Path, queries: dict[str, object]) -> str:
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps({"queries": queries}))
+    return str(folder)
+
+
+def test_the_rerank_scope_follows_what_the_reranker_was_trained_for(tmp_path: Path) -> None:
+    english_products = _adapted(tmp_path / "en", {"by_template": {"title_short": 9}, "cjk": 0})
+    everything = _adapted(
+        tmp_path / "all", {"by_template": {"qa_question": 3}, "passages": 3, "cjk": 2}
+    )
+    assert rerank_scope(_settings(reranker=english_products)) == RerankScope(False, False)
+    onnx_file = _settings(reranker=f"{english_products}/model.int8.onnx")
+    assert rerank_scope(onnx_file) == RerankScope(False, False)  # the folder's manifest
+    assert rerank_scope(_settings(reranker=everything)) == RerankScope(True, True)
+    # a hub model has no manifest: the shop chose it for everything; nanoranker hurt Chinese
+    assert rerank_scope(_settings(reranker="cross-encoder/x")) == RerankScope(True, True)
+    assert rerank_scope(_settings(reranker="nanoranker")) == RerankScope(False, True)
+    # the settings decide when given
+    forced = _settings(reranker=english_products, rerank_cjk=True, rerank_passages=True)
+    assert rerank_scope(forced) == RerankScope(True, True)
+    config = search_config(_settings(reranker="nanoranker", rerank_hybrid_weight=0.5))
+    assert (config.rerank_cjk, config.rerank_passages) == (False, True)
+    assert config.rerank_hybrid_weight == 0.5
+
+
+def test_an_unreadable_manifest_falls_back_to_reranking_everything(tmp_path: Path) -> None:
+    (tmp_path / "training.json").write_text("{not json")
+    assert rerank_scope(_settings(reranker=str(tmp_path))) == RerankScope(True, True)
 
 
 def test_cache_backends() -> None:

@@ -86,7 +86,8 @@ class TestReranking:
         self, store: EmbeddedStore, embedder: HashingEmbedder
     ) -> None:
         reranker = KeywordReranker("jbl")
-        search = HybridSearch(store, embedder, reranker, SearchConfig(rerank_depth=3))
+        config = SearchConfig(rerank_depth=3, rerank_hybrid_weight=0.0)  # the re-ranker's order
+        search = HybridSearch(store, embedder, reranker, config)
         plain = [h.product.id for h in search.search("headphones", rerank=False, size=9).hits]
         reranked = search.search("headphones", size=9)
         ids = [h.product.id for h in reranked.hits]
@@ -97,6 +98,58 @@ class TestReranking:
         assert "hp-jbl" in plain[:3]
         assert ids[0] == "hp-jbl"
         assert reranked.hits[0].hit.explanation.rerank_score == 2.0  # "JBL" in title and brand
+
+    def test_the_reranker_order_is_fused_with_the_hybrid_order(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        """Each block position gets 1/(k + re-ranker rank) + w/(k + hybrid rank): a document
+        the re-ranker alone puts first only leads when the hybrid does not rank it far below."""
+        plain_search = HybridSearch(store, embedder, config=SearchConfig(rrf_k=1.0))
+        hits = plain_search.search("headphones", size=9).hits
+        plain = [h.product.id for h in hits]
+        last_of_block = plain[3]
+        reranker = KeywordReranker(hits[3].hit.text.lower())  # scores that text alone
+        ranked = {}
+        for weight in (0.0, 0.5, 3.0):
+            config = SearchConfig(rerank_depth=4, rrf_k=1.0, rerank_hybrid_weight=weight)
+            search = HybridSearch(store, embedder, reranker, config)
+            ranked[weight] = [h.product.id for h in search.search("headphones", size=9).hits]
+        # k=1, block of 4, the re-ranker's favourite is the hybrid's 4th and every other text
+        # scores 0 (kept in hybrid order, so the hybrid's i-th is the re-ranker's i+1-th):
+        # the favourite scores 1/2 + w/5, the hybrid's i-th 1/(2 + i) + w/(1 + i).
+        assert ranked[0.0][:4] == [last_of_block, *plain[:3]]  # the re-ranker's order alone
+        assert ranked[0.5][:4] == [last_of_block, *plain[:3]]  # 0.6 against 0.583
+        # w=3: 1.833, 1.25 for the hybrid's first two, then the favourite's 1.1, then 0.95
+        assert ranked[3.0][:4] == [plain[0], plain[1], last_of_block, plain[2]]
+        for order in ranked.values():
+            assert sorted(order[:4]) == sorted(plain[:4]) and order[4:] == plain[4:]
+
+    def test_a_negative_hybrid_weight_is_refused(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        with pytest.raises(ValueError, match="must not be negative"):
+            HybridSearch(
+                store, embedder, KeywordReranker("x"), SearchConfig(rerank_hybrid_weight=-1)
+            )
+
+    def test_queries_the_reranker_was_not_trained_for_go_around_it(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        """Chinese queries and passage searches skip a re-ranker that does not cover them."""
+        reranker = KeywordReranker("x")
+        config = SearchConfig(rerank_cjk=False, rerank_passages=False)
+        search = HybridSearch(store, embedder, reranker, config)
+        chinese = search.search("耳机")
+        assert not chinese.reranked and chinese.hits
+        assert all(h.hit.explanation.rerank_score is None for h in chinese.hits)
+        assert search.passages("hp-sony", "how long does the battery last")
+        assert reranker.calls == []
+        assert search.search("headphones").reranked and reranker.calls
+        both = HybridSearch(store, embedder, reranker, SearchConfig())
+        assert both.search("耳机").reranked
+        calls = len(reranker.calls)
+        both.passages("hp-sony", "how long does the battery last")
+        assert len(reranker.calls) == calls + 1
 
     def test_rerank_can_be_switched_off_per_request(
         self, store: EmbeddedStore, embedder: HashingEmbedder

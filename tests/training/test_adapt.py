@@ -14,10 +14,11 @@ from app.cli import main
 from generation.llm.fake import RecordingLLM
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
+from retrieval.rankers.manifest import MANIFEST
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import SAMPLE_CATALOG, write_jsonl
-from training.adapt import MANIFEST, PAIRS, AdaptOptions, adapt_reranker
+from training.adapt import PAIRS, AdaptOptions, adapt_reranker
 from training.cross_encoder import CHECKPOINTS, TrainingOptions
 from training.errors import TrainingError
 
@@ -78,6 +79,9 @@ class TestAdaptReranker:
         assert manifest["catalog"]["products"] == 44 and len(manifest["catalog"]["sha256"]) == 64
         assert manifest["queries"]["total"] == sum(manifest["queries"]["by_template"].values())
         assert manifest["queries"]["by_template"]["qa_question"] == 23
+        # what the model covers, for `rerank_scope`: passage queries and Chinese ones
+        assert manifest["queries"]["passages"] == 23
+        assert 0 < manifest["queries"]["cjk"] < manifest["queries"]["total"]
         pairs = manifest["pairs"]
         assert pairs["total"] == pairs["positive"] + pairs["hard"] + pairs["random"]
         assert pairs["positive"] == manifest["queries"]["total"]
