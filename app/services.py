@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 from app.caching import ResultCache
 from app.settings import Settings
@@ -65,14 +66,7 @@ class Services:
             "reranker": self.reranker.name if self.reranker else None,
             "llm": self.llm.name,
             "prompt": PROMPT_VERSION,
-            "search": [
-                config.candidates,
-                config.rrf_k,
-                sorted(config.weights.items()),
-                sorted(config.boosts.items()),
-                config.rerank_depth,
-                config.min_similarity,
-            ],
+            "search": search_config_key(config),
             "sources": [
                 self.settings.advice_sources,
                 self.settings.ask_sources,
@@ -197,6 +191,14 @@ def rerank_scope(settings: Settings) -> RerankScope:
         cjk=settings.rerank_cjk if settings.rerank_cjk is not None else cjk,
         passages=settings.rerank_passages if settings.rerank_passages is not None else passages,
     )
+
+
+def search_config_key(config: SearchConfig) -> dict[str, object]:
+    """Every field of the search configuration, in a stable JSON-able form (mappings sorted)."""
+    return {
+        name: sorted(value.items()) if isinstance(value, Mapping) else value
+        for name, value in sorted(asdict(config).items())
+    }
 
 
 def search_config(settings: Settings) -> SearchConfig:

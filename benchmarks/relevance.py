@@ -288,7 +288,7 @@ def _reference(search: HybridSearch, query: str, scope: Scope, *, rerank: bool) 
         kinds=scope.kinds,
         filters=scope.filters,
         top_k=scope.top_k,
-        rerank=rerank,
+        rerank=rerank and search.reranks(query, passages=True),  # as `passages` routes
         similarity_floor=scope.similarity_floor,
     )
     return [d.id for d in documents]

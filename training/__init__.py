@@ -7,3 +7,5 @@ CrossEncoder on those pairs and `adapt` runs the whole job and writes its manife
 
 Dependencies: `training` uses `indexer`, `retrieval` and `generation`; only `app` uses it.
 """
+
+import retrieval  # noqa: F401  (first: it switches Haystack's telemetry off before Haystack loads)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from app.services import (
     configure_threads,
     rerank_scope,
     search_config,
+    search_config_key,
 )
 from app.settings import Settings
 from retrieval.caches.memory import MemoryCache
@@ -21,6 +23,7 @@ from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.rankers.onnx_cross_encoder import OnnxCrossEncoderReranker
+from retrieval.search import SearchConfig
 
 
 def _settings(**values: object) -> Settings:
@@ -105,6 +108,24 @@ def test_the_rerank_scope_follows_what_the_reranker_was_trained_for(tmp_path: Pa
 def test_an_unreadable_manifest_falls_back_to_reranking_everything(tmp_path: Path) -> None:
     (tmp_path / "training.json").write_text("{not json")
     assert rerank_scope(_settings(reranker=str(tmp_path))) == RerankScope(True, True)
+
+
+def test_every_search_setting_is_part_of_the_cache_key() -> None:
+    """A cached result must not outlive a change to any field of the search configuration."""
+    base = SearchConfig()
+    key = json.dumps(search_config_key(base))
+    for field in dataclasses.fields(SearchConfig):
+        value = getattr(base, field.name)
+        if isinstance(value, bool):
+            changed = not value
+        elif isinstance(value, int | float):
+            changed = value + 1
+        elif value is None:
+            changed = 0.5
+        else:
+            changed = {**value, "extra": 2.0}
+        other = dataclasses.replace(base, **{field.name: changed})
+        assert json.dumps(search_config_key(other)) != key, field.name
 
 
 def test_cache_backends() -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from app.services import RerankScope
 from app.settings import Settings
 from benchmarks import relevance
 from benchmarks.datasets import load_crowdflower, load_epqa, load_multicpr
@@ -473,6 +474,25 @@ class TestRerankedRankings:
                     hits = search.passages(question.product_id, question.text, top_k=scope.top_k)
                     assert ranked[f"hybrid+{label}@{depth}"][0] == [h.unit_id for h in hits]
             systems.check(question.text, epqa_scopes(question, config)["pooled"])
+
+    def test_a_reranker_not_trained_for_passages_leaves_them_alone(
+        self, data: Path, tmp_path: Path
+    ) -> None:
+        """As the product routes them: the re-ranked systems equal the hybrid, with no call."""
+        epqa = load_epqa(data, seed=0)
+        catalog = epqa_catalog(epqa)
+        store, embedder = EmbeddedStore(tmp_path / "epqa"), HashingEmbedder(64)
+        index_products("epqa", catalog.products, store, embedder, False)
+        config = SearchConfig()
+        reranker = KeywordReranker("drawer")
+        scopes = {"drawer": RerankScope(cjk=True, passages=False)}
+        systems = _build_systems(store, embedder, {"drawer": reranker}, [3], config, None, scopes)
+        for question in epqa.questions:
+            for scope in epqa_scopes(question, config).values():
+                ranked = systems.run(question.text, scope)
+                assert ranked["hybrid+rerank"][0] == ranked["hybrid"][0]
+                systems.check(question.text, scope)
+        assert reranker.calls == []
 
 
 class TestOptions:
