@@ -19,7 +19,7 @@ class DocumentReranker:
     re-ranker's, with weight 1, and the hybrid's own, with ``hybrid_weight`` (0: the re-ranker's
     order alone). A cross-encoder adapted to a catalog without labels is a noisy judge on its
     own; fused with the hybrid order it keeps what both agree on (CrowdFlower nDCG@10 at depth
-    20: 0.808 re-ranker alone, 0.819 fused, 0.815 hybrid alone). Rank fusion needs no
+    20: 0.806 re-ranker alone, 0.820 fused, 0.815 hybrid alone; BENCHMARKS.md). Rank fusion needs no
     calibration, so any re-ranker's scores serve. Documents below the depth keep their fused
     order after the re-ranked block, so every page of a result list is stable. The pipeline has
     this stage only when re-ranking is asked for.
