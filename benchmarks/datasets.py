@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 csv.field_size_limit(16 * 1024 * 1024)
@@ -84,12 +84,16 @@ class Question:
     """A shopper's question about one product; ``labels`` maps a passage text to 0, 1 or 2.
 
     Only the question's own ten candidates are judged; other passages of the page count as 0.
+    ``answer`` is the human reference answer (empty when no passage answers); ePQA writes one
+    per helpful candidate, so ``answers`` holds every distinct one, ``answer`` first.
     """
 
     id: str
     text: str
     product_id: str
     labels: dict[str, int]
+    answer: str = ""
+    answers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,17 +163,27 @@ def load_multicpr(root: Path) -> ProductSearchSet:
     return ProductSearchSet("multicpr", items, queries, relevant_gain=1.0)
 
 
+def _with_answers(question: Question, references: list[tuple[int, str]]) -> Question:
+    """The question with its distinct reference answers, those of the best-labelled candidates
+    first (then in file order)."""
+    ordered = [a for _, a in sorted(references, key=lambda r: -r[0])]  # a stable sort
+    answers = tuple(dict.fromkeys(ordered))
+    return replace(question, answer=answers[0] if answers else "", answers=answers)
+
+
 def load_epqa(root: Path, *, seed: int = 0) -> PageQASet:
     """ePQA dev: candidates grouped by ASIN into product pages, labels kept per question.
 
     A page holds every distinct candidate text of its product (products asked about twice have
     up to 20). The file's candidate order leaks the labels, so each page's passages and the
     product order are shuffled with ``random.Random(seed)``; the systems then never see the
-    file order, even through ties. The one empty candidate (label 0) is skipped.
+    file order, even through ties. The one empty candidate (label 0) is skipped. Each
+    question keeps the reference answers of its candidates (`Question.answers`).
     """
     titles: dict[str, str] = {}
     pages: dict[str, dict[str, Passage]] = {}
     questions: dict[str, Question] = {}
+    references: dict[str, list[tuple[int, str]]] = {}  # qid -> (label, answer), file order
     skipped = 0
     for row in _csv_rows(root / EPQA_FILE):
         asin = row["ASIN"].strip()
@@ -179,6 +193,9 @@ def load_epqa(root: Path, *, seed: int = 0) -> PageQASet:
         question = questions.get(qid)
         if question is None:
             question = questions[qid] = Question(qid, row["question"].strip(), asin, {})
+        answer = (row.get("answer") or "").strip()
+        if answer:
+            references.setdefault(qid, []).append((int(row["label"]), answer))
         if not text:
             skipped += 1
             continue
@@ -195,7 +212,7 @@ def load_epqa(root: Path, *, seed: int = 0) -> PageQASet:
     return PageQASet(
         "epqa",
         products,
-        list(questions.values()),
+        [_with_answers(q, references.get(q.id, [])) for q in questions.values()],
         seed=seed,
         skipped_empty=skipped,
     )

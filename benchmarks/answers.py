@@ -1,0 +1,1057 @@
+"""Answer quality: the product's `AnswerService` on judged questions, shopping advice and
+shoppers' constraints.
+
+    python -m benchmarks.answers [--data ../shared/datasets]
+        [--datasets epqa,crowdflower,sample] [--limit-questions 120] [--limit-queries 40]
+        [--seed 0] [--embedder packaged:all-minilm-l6-v2]
+        [--embedding-cache bench-results/embedding-cache|none] [--no-progress]
+        [--out bench-results/answers.json]
+
+The system under test is the product's own `generation.answers.AnswerService`, built as
+`app.services.build_services` builds it from the settings (``SHOPGUIDE_LLM_*`` choose the
+generator, by default the local llama.cpp Qwen2.5-Coder-1.5B; ``SHOPGUIDE_RERANKER``,
+``SHOPGUIDE_ASK_SOURCES``, ``SHOPGUIDE_ADVICE_SOURCES`` … as in the API), over an
+`EmbeddedStore` in a temporary folder that the project's indexer fills. The prompt cache is
+primed once, as the API does at start-up. The API's query-embedding cache is left out (every
+question is new). Document vectors are kept in ``--embedding-cache`` as the relevance
+benchmark keeps them.
+
+1. ``epqa``: every ePQA page is indexed with `benchmarks.relevance.epqa_catalog` (each judged
+   passage is one unit) and each sampled question goes to ``ask(product, question)``. The
+   sample (``--limit-questions``, seeded) is stratified: the unanswerable questions (no passage
+   labelled above 0) keep their share of the data set, at least one. Scores:
+
+   - the answer against the human references (ePQA writes one per helpful passage; the best
+     one counts, as SQuAD does), citation markers removed: token F1 and ROUGE-L
+     (`benchmarks.text_metrics`), over the answerable questions the system answered, and over
+     all answerable questions with an abstention scored 0;
+   - citation validity: valid citations / (valid + dropped), counted per cited number in the
+     citation markers (``[1, 9]`` is two), pooled over the answers; the valid ones are those
+     left in the answer's text, the dropped ones `Answer.dropped_citations`;
+   - citation support: the share of the cited passages (pooled) that the question's ePQA label
+     marks helpful (1) or answering (2). Only a question's own ten candidates are judged, and
+     passages of the page judged for another question count as unjudged, so this is a lower
+     bound;
+   - abstention as a detector of the unanswerable questions: precision, recall, and the share
+     of answerable questions abstained on;
+   - time to first token and total time per answer (retrieval included), median and p95.
+
+2. ``crowdflower``: ``advise(query)`` for ``--limit-queries`` seeded queries over the whole
+   CrowdFlower catalog. Scores the share of the recommended (cited) products that the query's
+   raters graded 3 or 4 (gain >= 2; an unjudged product counts as not relevant, and the count
+   of unjudged cited products is reported), the same share over every product the model was
+   given (what retrieval alone offered), and the abstention rate. CrowdFlower products have no
+   price, brand, stock or rating, hence:
+
+3. ``sample``: ``advise`` on the project's sample catalog (``data/sample_catalog.jsonl``) with a
+   fixed list of English and Chinese shopping questions that state constraints
+   (`SAMPLE_QUESTIONS`, each with the constraints the shopper meant). Constraint satisfaction is
+   the share of cited products that meet every constraint `parse_constraints` applied (the
+   answer's filters), checked on the product's own catalog fields by `violations`,
+   independently of the store's filtering; the same share against the constraints the shopper
+   meant; the questions with a constraint the parser missed (or read that was not meant); and
+   cited products priced in a currency other than the one the shopper named (no currency is
+   converted).
+
+Prints one table per task and writes JSON (machine, git state, settings, per-question rows) to
+``--out``, after each task too. A question whose generation fails is kept as a row with its
+error and left out of the scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import re
+import sys
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+from app.logs import configure_logging
+from app.services import (
+    build_embedder,
+    build_llm,
+    build_reranker,
+    configure_threads,
+    generation_options,
+    search_config,
+)
+from app.settings import Settings
+from benchmarks import metrics
+from benchmarks.datasets import (
+    JudgedQuery,
+    PageQASet,
+    ProductSearchSet,
+    Question,
+    load_crowdflower,
+    load_epqa,
+)
+from benchmarks.embedders import MemoEmbedder, add_embedding_cache
+from benchmarks.relevance import (
+    EpqaCatalog,
+    _write,
+    add_data_options,
+    as_product,
+    epqa_catalog,
+    git_state,
+    index_products,
+    machine,
+)
+from benchmarks.text_metrics import best, rouge_l, token_f1
+from generation.answers import Answer, AnswerService
+from generation.citations import CITATION_RE
+from generation.llm.base import LLM, GenerationError
+from indexer.indexer import IndexReport
+from indexer.reader import Row, read_catalog
+from retrieval import text as text_analysis
+from retrieval.embedders.base import Embedder
+from retrieval.rankers.base import Reranker
+from retrieval.schema import Filters, Product
+from retrieval.search import HybridSearch, SearchConfig
+from retrieval.stores.embedded import EmbeddedStore
+
+logger = logging.getLogger("benchmarks.answers")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CATALOG = ROOT / "data" / "sample_catalog.jsonl"
+DATASETS = ("epqa", "crowdflower", "sample")
+RELEVANT_GAIN = 2.0  # CrowdFlower grades 3 and 4
+LOG_EVERY_S = 15.0
+LATENCY = ("first_token", "total")
+
+T = TypeVar("T")
+
+
+# -- the constraint questions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShoppingQuestion:
+    """A shopping question, the constraints its shopper meant, and the currency they named."""
+
+    id: str
+    text: str
+    expected: Filters
+    currency: str | None = None
+
+
+SAMPLE_QUESTIONS: tuple[ShoppingQuestion, ...] = (
+    ShoppingQuestion("s01", "headphones under $100", Filters(price_max=100), "USD"),
+    ShoppingQuestion(
+        "s02", "noise cancelling headphones, not Sony", Filters(exclude_brands=["Sony"])
+    ),
+    ShoppingQuestion("s03", "in stock kettles rated 4+", Filters(in_stock=True, min_rating=4)),
+    ShoppingQuestion(
+        "s04",
+        "running shoes rated 4.5 stars and up, in stock",
+        Filters(in_stock=True, min_rating=4.5),
+    ),
+    ShoppingQuestion(
+        "s05", "a laptop between $500 and $1000", Filters(price_min=500, price_max=1000), "USD"
+    ),
+    ShoppingQuestion(
+        "s06",
+        "coffee maker under $200 with at least 4 stars",
+        Filters(price_max=200, min_rating=4),
+        "USD",
+    ),
+    ShoppingQuestion("s07", "Apple or Beats earbuds", Filters(brands=["Apple", "Beats"])),
+    ShoppingQuestion(
+        "s08",
+        "a tent for two people under $600, except Coleman",
+        Filters(price_max=600, exclude_brands=["Coleman"]),
+        "USD",
+    ),
+    ShoppingQuestion(
+        "s09", "a phone for no more than five hundred dollars", Filters(price_max=500), "USD"
+    ),
+    ShoppingQuestion("s10", "100元以下的耳机", Filters(price_max=100), "CNY"),
+    ShoppingQuestion("s11", "不要华为的降噪耳机", Filters(exclude_brands=["华为"])),
+    ShoppingQuestion(
+        "s12", "有货的电饭煲，200元以内", Filters(in_stock=True, price_max=200), "CNY"
+    ),
+    ShoppingQuestion("s13", "小米耳机 4星以上", Filters(brands=["小米"], min_rating=4)),
+    ShoppingQuestion("s14", "跑鞋 预算三百元", Filters(price_max=300), "CNY"),
+    ShoppingQuestion("s15", "300元以下的跑鞋", Filters(price_max=300), "CNY"),
+    ShoppingQuestion("s16", "headphones, 4.5 stars minimum", Filters(min_rating=4.5)),
+    ShoppingQuestion("s17", "降噪耳机 500块以内", Filters(price_max=500), "CNY"),
+    ShoppingQuestion(
+        "s18",
+        "running shoes below 150 dollars that are available now",
+        Filters(price_max=150, in_stock=True),
+        "USD",
+    ),
+)
+
+# The constraints `parse_constraints` can set (it never sets a category or product ids).
+CONSTRAINTS = ("price_min", "price_max", "brands", "exclude_brands", "in_stock", "min_rating")
+
+
+def violations(product: Product, constraints: Filters) -> list[str]:
+    """The constraints of `CONSTRAINTS` that ``product`` breaks, checked on its own fields.
+
+    A constraint on a field the product lacks (no price, no rating) is broken. This is the
+    benchmark's own reading, not the store's filter (`Filters.matches`), so a filter that let a
+    product through by mistake shows here.
+    """
+    broken: list[str] = []
+    price, rating = product.price, product.rating
+    if constraints.price_min is not None and (price is None or price < constraints.price_min):
+        broken.append("price_min")
+    if constraints.price_max is not None and (price is None or price > constraints.price_max):
+        broken.append("price_max")
+    brand = (product.brand or "").casefold()
+    if constraints.brands is not None and brand not in _folded(constraints.brands):
+        broken.append("brands")
+    if constraints.exclude_brands is not None and brand in _folded(constraints.exclude_brands):
+        broken.append("exclude_brands")
+    if constraints.in_stock is not None and product.in_stock is not constraints.in_stock:
+        broken.append("in_stock")
+    if constraints.min_rating is not None and (rating is None or rating < constraints.min_rating):
+        broken.append("min_rating")
+    return broken
+
+
+def _folded(names: Iterable[str]) -> set[str]:
+    return {name.casefold() for name in names}
+
+
+def _constraint(filters: Filters, name: str) -> Any:
+    value = getattr(filters, name)
+    return _folded(value) if isinstance(value, list) else value
+
+
+def missed_constraints(expected: Filters, applied: Filters) -> list[str]:
+    """The constraints the shopper meant that were not applied as meant."""
+    return [
+        name
+        for name in CONSTRAINTS
+        if getattr(expected, name) is not None
+        and _constraint(applied, name) != _constraint(expected, name)
+    ]
+
+
+def unexpected_constraints(expected: Filters, applied: Filters) -> list[str]:
+    """The constraints applied that the shopper did not state."""
+    return [
+        name
+        for name in CONSTRAINTS
+        if getattr(expected, name) is None and getattr(applied, name) is not None
+    ]
+
+
+def _set_constraints(filters: Filters) -> dict[str, Any]:
+    return {
+        name: getattr(filters, name) for name in CONSTRAINTS if getattr(filters, name) is not None
+    }
+
+
+# -- samples ----------------------------------------------------------------------------------
+
+
+def answerable(question: Question) -> bool:
+    """Whether some passage of the question is labelled above 0 (ePQA's "answerable")."""
+    return any(label > 0 for label in question.labels.values())
+
+
+def sample_questions(
+    questions: Sequence[Question], limit: int, seed: int
+) -> tuple[list[Question], dict[str, Any]]:
+    """A seeded sample of ``limit`` questions in which the unanswerable ones keep their share of
+    the data set (rounded, at least one), in the data set's order, and how it was drawn."""
+    groups = {
+        "unanswerable": [i for i, q in enumerate(questions) if not answerable(q)],
+        "answerable": [i for i, q in enumerate(questions) if answerable(q)],
+    }
+    total, unanswerable = len(questions), len(groups["unanswerable"])
+    if limit >= total:
+        chosen = list(range(total))
+        method = "all questions"
+    else:
+        share = round(limit * unanswerable / total) if total else 0
+        if unanswerable and limit > 1:
+            share = max(share, 1)
+        share = min(share, unanswerable, limit)
+        rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not security
+        chosen = sorted(
+            rng.sample(groups["unanswerable"], share)
+            + rng.sample(groups["answerable"], min(limit - share, len(groups["answerable"])))
+        )
+        method = (
+            "stratified seeded sample: the unanswerable questions keep their share of the data "
+            "set (rounded, at least one)"
+        )
+    picked = [questions[i] for i in chosen]
+    return picked, {
+        "method": method,
+        "seed": seed,
+        "questions": len(picked),
+        "unanswerable": sum(1 for q in picked if not answerable(q)),
+        "data_set_questions": total,
+        "data_set_unanswerable": unanswerable,
+    }
+
+
+def sample_queries(queries: Sequence[JudgedQuery], limit: int, seed: int) -> list[JudgedQuery]:
+    """A seeded sample of ``limit`` queries, in the data set's order."""
+    if limit >= len(queries):
+        return list(queries)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not security
+    return [queries[i] for i in sorted(rng.sample(range(len(queries)), limit))]
+
+
+# -- the system under test --------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """Everything a run needs, built once from the command line and the settings."""
+
+    settings: Settings
+    embedder: Embedder
+    reranker: Reranker | None
+    config: SearchConfig
+    llm: LLM
+    limit_questions: int
+    limit_queries: int
+    seed: int
+    progress: bool
+    embedding_cache: Path | None = None
+    prime_s: float | None = None  # the first service's warm-up (and priming); None before
+
+
+def _index(
+    name: str, products: list[Product], options: Options, folder: Path
+) -> tuple[EmbeddedStore, dict[str, Any]]:
+    """A fresh store holding ``products``, indexed by the project's indexer."""
+    embedder = MemoEmbedder(options.embedder, cache_dir=options.embedding_cache)
+    store = EmbeddedStore(folder / name)
+    report: IndexReport = index_products(name, products, store, embedder, options.progress)
+    embedder.flush()
+    return store, {
+        "seconds": round(report.seconds, 2),
+        "products": report.indexed,
+        "units": report.units,
+        "embedded": report.embedded,
+        "computed": embedder.embedded,
+    }
+
+
+def answer_service(store: EmbeddedStore, options: Options) -> AnswerService:
+    """The product's answer service over ``store``, as `build_services` makes it; the first one
+    primes the prompt cache as the API does at start-up."""
+    settings = options.settings
+    search = HybridSearch(store, options.embedder, options.reranker, options.config)
+    service = AnswerService(
+        search,
+        options.llm,
+        options=generation_options(settings),
+        advice_sources=settings.advice_sources,
+        ask_sources=settings.ask_sources,
+    )
+    search.warm_up()
+    if options.prime_s is None:
+        started = time.perf_counter()
+        service.warm_up(prime=settings.llm_prime and settings.llm_backend == "llama-cpp")
+        options.prime_s = round(time.perf_counter() - started, 2)
+    return service
+
+
+def _answer_all(
+    label: str,
+    items: Sequence[T],
+    answer: Callable[[T], Answer],
+    row: Callable[[T, Answer], dict[str, Any]],
+    running: Callable[[list[dict[str, Any]]], str],
+    *,
+    item_id: Callable[[T], str],
+    progress: bool,
+) -> tuple[list[dict[str, Any]], float]:
+    """Each item's row (or its error), and the seconds taken. Progress shows as a bar on a
+    terminal, else as a log line (item i of N and ``running`` means) every `LOG_EVERY_S`."""
+    rows: list[dict[str, Any]] = []
+    bar_shown = progress and sys.stderr.isatty()
+    bar = tqdm(items, desc=label, unit=" questions", disable=not bar_shown)
+    started = shown = time.perf_counter()
+    for number, item in enumerate(bar, start=1):
+        try:
+            rows.append(row(item, answer(item)))
+        except GenerationError as exc:
+            logger.warning("%s: %s failed: %s", label, item_id(item), exc)
+            rows.append({"id": item_id(item), "error": str(exc)})
+        now = time.perf_counter()
+        if bar_shown:
+            bar.set_postfix_str(running(rows), refresh=False)
+        elif now - shown >= LOG_EVERY_S or number in (1, len(items)):
+            shown = now
+            logger.info("%s: %d of %d, %s", label, number, len(items), running(rows))
+    bar.close()
+    return rows, time.perf_counter() - started
+
+
+def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if "error" not in r]
+
+
+def _plain(text: str) -> str:
+    """The answer's text without its citation markers (the references have none)."""
+    return CITATION_RE.sub(" ", text)
+
+
+def valid_citations(answer: Answer) -> int:
+    """The cited numbers left in the answer's text (an abstention keeps none)."""
+    if answer.abstained:
+        return 0
+    return sum(len(re.findall(r"\d+", m.group(1))) for m in CITATION_RE.finditer(answer.text))
+
+
+def _timings(answer: Answer) -> dict[str, float]:
+    return {k: answer.timings_ms[k] for k in LATENCY if k in answer.timings_ms}
+
+
+def _latency(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {
+        stage: metrics.latency_summary(
+            [r["timings_ms"][stage] for r in _ok(rows) if stage in r["timings_ms"]]
+        )
+        for stage in LATENCY
+    }
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _seconds_median(rows: list[dict[str, Any]], stage: str) -> str:
+    values = [r["timings_ms"][stage] for r in _ok(rows) if stage in r["timings_ms"]]
+    return f"{metrics.latency_summary(values)['median'] / 1000:.1f} s" if values else "-"
+
+
+# -- ePQA: questions about one product --------------------------------------------------------
+
+
+def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[str, Any]:
+    cited = [s.source_id for s in answer.cited]
+    labels = [question.labels.get(catalog.unit_text.get(uid, ""), 0) for uid in cited]
+    scored = answerable(question) and not answer.abstained and bool(question.answers)
+    plain = _plain(answer.text)
+    return {
+        "id": question.id,
+        "product_id": question.product_id,
+        "question": question.text,
+        "answerable": answerable(question),
+        "abstained": answer.abstained,
+        "answer": answer.text,
+        "reference": question.answer,
+        "references": len(question.answers),
+        "sources": [s.source_id for s in answer.sources],
+        "cited": cited,
+        "cited_labels": labels,
+        "valid_citations": valid_citations(answer),
+        "dropped_citations": answer.dropped_citations,
+        "f1": _round(best(token_f1, plain, question.answers)) if scored else None,
+        "rouge_l": _round(best(rouge_l, plain, question.answers)) if scored else None,
+        "timings_ms": _timings(answer),
+    }
+
+
+def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ePQA answer, citation and abstention scores of the rows (errors left out)."""
+    ok = _ok(rows)
+    answerable_rows = [r for r in ok if r["answerable"]]
+    answered = [r for r in answerable_rows if r["f1"] is not None]
+    unanswerable = [r for r in ok if not r["answerable"]]
+    abstained = [r for r in ok if r["abstained"]]
+    caught = [r for r in unanswerable if r["abstained"]]
+    valid = sum(r["valid_citations"] for r in ok)
+    dropped = sum(r["dropped_citations"] for r in ok)
+    cited = [label for r in ok for label in r["cited_labels"]]
+    supported = sum(1 for label in cited if label >= 1)
+
+    def all_answerable(key: str) -> float | None:
+        # An abstention (or an answer to a question without a reference) scores 0.
+        return metrics.mean(r[key] or 0.0 for r in answerable_rows)
+
+    return {
+        "questions": len(ok),
+        "errors": len(rows) - len(ok),
+        "answer": {
+            "answered": {
+                "n": len(answered),
+                "f1": _round(metrics.mean(r["f1"] for r in answered)),
+                "rouge_l": _round(metrics.mean(r["rouge_l"] for r in answered)),
+            },
+            "all_answerable": {
+                "n": len(answerable_rows),
+                "f1": _round(all_answerable("f1")),
+                "rouge_l": _round(all_answerable("rouge_l")),
+            },
+        },
+        "citations": {
+            "valid": valid,
+            "dropped": dropped,
+            "validity": _ratio(valid, valid + dropped),
+            "cited_passages": len(cited),
+            "supported": supported,
+            "answering": sum(1 for label in cited if label == 2),
+            "support": _ratio(supported, len(cited)),
+        },
+        "abstention": {
+            "abstained": len(abstained),
+            "unanswerable": len(unanswerable),
+            "true_positives": len(caught),
+            "precision": _ratio(len(caught), len(abstained)),
+            "recall": _ratio(len(caught), len(unanswerable)),
+            "rate_on_answerable": _ratio(
+                sum(1 for r in answerable_rows if r["abstained"]), len(answerable_rows)
+            ),
+        },
+    }
+
+
+def _epqa_running(rows: list[dict[str, Any]]) -> str:
+    scores = epqa_scores(rows)
+    answered = scores["answer"]["answered"]
+    f1 = "-" if answered["f1"] is None else f"{answered['f1']:.3f}"
+    validity = scores["citations"]["validity"]
+    return (
+        f"F1 {f1} over {answered['n']} answered, abstained {scores['abstention']['abstained']}, "
+        f"validity {'-' if validity is None else f'{validity:.3f}'}, "
+        f"first token {_seconds_median(rows, 'first_token')} median"
+    )
+
+
+def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    catalog = epqa_catalog(data)
+    store, index = _index(data.name, catalog.products, options, folder)
+    questions, sampling = sample_questions(data.questions, options.limit_questions, options.seed)
+    service = answer_service(store, options)
+    rows, seconds = _answer_all(
+        "epqa ask",
+        questions,
+        lambda q: service.ask(q.product_id, q.text),
+        lambda q, a: _epqa_row(q, a, catalog),
+        _epqa_running,
+        item_id=lambda q: q.id,
+        progress=options.progress,
+    )
+    return {
+        "task": "ask(product, question) for each sampled ePQA question over its product's page",
+        "catalog": {
+            "products": len(catalog.products),
+            "passages": len(catalog.unit_text),
+            "shuffle_seed": data.seed,
+        },
+        "index": index,
+        "sampling": sampling,
+        "scores": epqa_scores(rows),
+        "latency_ms": _latency(rows),
+        "rows": rows,
+        "answer_seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# -- CrowdFlower: shopping advice -------------------------------------------------------------
+
+
+def _advice_row(query: JudgedQuery, answer: Answer) -> dict[str, Any]:
+    def gains(ids: list[str]) -> list[float | None]:
+        return [query.gains.get(i) for i in ids]  # None: unjudged
+
+    cited = [s.product_id for s in answer.cited]
+    sources = [s.product_id for s in answer.sources]
+    return {
+        "id": query.id,
+        "query": query.text,
+        "abstained": answer.abstained,
+        "answer": answer.text,
+        "sources": sources,
+        "source_gains": gains(sources),
+        "cited": cited,
+        "cited_gains": gains(cited),
+        "valid_citations": valid_citations(answer),
+        "dropped_citations": answer.dropped_citations,
+        "timings_ms": _timings(answer),
+    }
+
+
+def _relevant(gain: float | None) -> bool:
+    return gain is not None and gain >= RELEVANT_GAIN
+
+
+def advice_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The share of cited (and of given) products graded 3 or 4, and the abstention rate."""
+    ok = _ok(rows)
+    cited = [g for r in ok for g in r["cited_gains"]]
+    given = [g for r in ok for g in r["source_gains"]]
+    valid = sum(r["valid_citations"] for r in ok)
+    dropped = sum(r["dropped_citations"] for r in ok)
+    return {
+        "queries": len(ok),
+        "errors": len(rows) - len(ok),
+        "cited": len(cited),
+        "cited_relevant": sum(1 for g in cited if _relevant(g)),
+        "cited_unjudged": sum(1 for g in cited if g is None),
+        "relevant_share_cited": _ratio(sum(1 for g in cited if _relevant(g)), len(cited)),
+        "sources": len(given),
+        "relevant_share_sources": _ratio(sum(1 for g in given if _relevant(g)), len(given)),
+        "abstention_rate": _ratio(sum(1 for r in ok if r["abstained"]), len(ok)),
+        "citation_validity": _ratio(valid, valid + dropped),
+    }
+
+
+def _advice_running(rows: list[dict[str, Any]]) -> str:
+    scores = advice_scores(rows)
+    share = scores["relevant_share_cited"]
+    return (
+        f"relevant cited {'-' if share is None else f'{share:.3f}'} of {scores['cited']}, "
+        f"abstention {scores['abstention_rate']}, "
+        f"first token {_seconds_median(rows, 'first_token')} median"
+    )
+
+
+def _crowdflower(data: ProductSearchSet, options: Options, folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    products = [as_product(item) for item in data.items]
+    store, index = _index(data.name, products, options, folder)
+    queries = sample_queries(data.queries, options.limit_queries, options.seed)
+    service = answer_service(store, options)
+    rows, seconds = _answer_all(
+        "crowdflower advise",
+        queries,
+        lambda q: service.advise(q.text),
+        _advice_row,
+        _advice_running,
+        item_id=lambda q: q.id,
+        progress=options.progress,
+    )
+    return {
+        "task": "advise(query) over the whole CrowdFlower catalog; relevant: grade 3 or 4 "
+        "(gain >= 2), unjudged products count as not relevant",
+        "catalog": {"products": len(products)},
+        "index": index,
+        "sampling": {
+            "method": "seeded sample" if len(queries) < len(data.queries) else "all queries",
+            "seed": options.seed,
+            "queries": len(queries),
+            "data_set_queries": len(data.queries),
+        },
+        "scores": advice_scores(rows),
+        "latency_ms": _latency(rows),
+        "rows": rows,
+        "answer_seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# -- the sample catalog: constraints ----------------------------------------------------------
+
+
+def read_products(path: Path) -> list[Product]:
+    """The valid products of a catalog file (bad rows logged and skipped)."""
+    products = []
+    for row in read_catalog(path):
+        if isinstance(row, Row):
+            products.append(row.product)
+        else:
+            logger.warning("skipped %s", row)
+    return products
+
+
+def _sample_row(
+    question: ShoppingQuestion, answer: Answer, products: dict[str, Product]
+) -> dict[str, Any]:
+    cited = [s.product_id for s in answer.cited]
+    currency = question.currency
+    return {
+        "id": question.id,
+        "question": question.text,
+        "abstained": answer.abstained,
+        "answer": answer.text,
+        "applied": list(answer.applied_constraints),
+        "filters": _set_constraints(answer.filters),
+        "expected": _set_constraints(question.expected),
+        "missed": missed_constraints(question.expected, answer.filters),
+        "unexpected": unexpected_constraints(question.expected, answer.filters),
+        "sources": [s.product_id for s in answer.sources],
+        "cited": cited,
+        "violations": {pid: violations(products[pid], answer.filters) for pid in cited},
+        "expected_violations": {pid: violations(products[pid], question.expected) for pid in cited},
+        "other_currency": [
+            pid for pid in cited if currency is not None and products[pid].currency != currency
+        ],
+        "valid_citations": valid_citations(answer),
+        "dropped_citations": answer.dropped_citations,
+        "timings_ms": _timings(answer),
+    }
+
+
+def constraint_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Constraint satisfaction of the cited products, and what the parser missed."""
+    ok = _ok(rows)
+    cited = sum(len(r["cited"]) for r in ok)
+
+    def satisfied(key: str) -> int:
+        return sum(1 for r in ok for broken in r[key].values() if not broken)
+
+    missed = [r["id"] for r in ok if r["missed"]]
+    unexpected = [r["id"] for r in ok if r["unexpected"]]
+    return {
+        "questions": len(ok),
+        "errors": len(rows) - len(ok),
+        "cited": cited,
+        "satisfaction_applied": _ratio(satisfied("violations"), cited),
+        "satisfaction_meant": _ratio(satisfied("expected_violations"), cited),
+        "questions_with_missed_constraint": len(missed),
+        "missed": missed,
+        "questions_with_unexpected_constraint": len(unexpected),
+        "unexpected": unexpected,
+        "cited_in_other_currency": sum(len(r["other_currency"]) for r in ok),
+        "abstention_rate": _ratio(sum(1 for r in ok if r["abstained"]), len(ok)),
+    }
+
+
+def _sample_running(rows: list[dict[str, Any]]) -> str:
+    scores = constraint_scores(rows)
+    return (
+        f"satisfaction {scores['satisfaction_applied']} of {scores['cited']} cited, "
+        f"missed {scores['questions_with_missed_constraint']}"
+    )
+
+
+def _sample(options: Options, folder: Path, catalog: Path = SAMPLE_CATALOG) -> dict[str, Any]:
+    started = time.perf_counter()
+    products = read_products(catalog)
+    store, index = _index("sample", products, options, folder)
+    by_id = {p.id: p for p in products}
+    service = answer_service(store, options)
+    rows, seconds = _answer_all(
+        "sample advise",
+        SAMPLE_QUESTIONS,
+        lambda q: service.advise(q.text),
+        lambda q, a: _sample_row(q, a, by_id),
+        _sample_running,
+        item_id=lambda q: q.id,
+        progress=options.progress,
+    )
+    return {
+        "task": "advise(question) on the sample catalog for questions that state constraints; "
+        "each cited product checked on its own fields",
+        "catalog": {"path": str(catalog), "products": len(products)},
+        "index": index,
+        "scores": constraint_scores(rows),
+        "latency_ms": _latency(rows),
+        "rows": rows,
+        "answer_seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _datasets(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        msg = f"unknown data set(s) {unknown}; choose from {', '.join(DATASETS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = f"expected a positive whole number, got '{value}'"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.answers",
+        description=(__doc__ or "").splitlines()[0],
+        conflict_handler="resolve",  # this command's --datasets replaces the shared one
+    )
+    add_data_options(parser)
+    parser.add_argument(
+        "--datasets",
+        type=_datasets,
+        default=list(DATASETS),
+        help=f"comma-separated, from {','.join(DATASETS)} (default: all)",
+    )
+    parser.add_argument(
+        "--limit-questions",
+        type=_positive,
+        default=120,
+        help="ePQA questions to ask (a seeded sample, stratified by answerability)",
+    )
+    parser.add_argument(
+        "--limit-queries", type=_positive, default=40, help="CrowdFlower queries (seeded sample)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the samples and of the ePQA shuffle"
+    )
+    add_embedding_cache(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/answers.json"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 on success."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings(embedder=args.embedder)
+    except ValueError as exc:  # a bad SHOPGUIDE_* setting
+        parser.error(str(exc))
+    configure_logging("INFO", json_lines=False)
+    started = time.perf_counter()
+    configure_threads(settings, serving=True)  # as the API does at start-up
+    load_start = time.perf_counter()
+    embedder = build_embedder(settings)
+    reranker = build_reranker(settings)
+    embedder.warm_up()
+    if reranker is not None:
+        reranker.warm_up()
+    text_analysis.warm_up()
+    model_load_s = time.perf_counter() - load_start
+    llm = build_llm(settings)
+    try:
+        return _run(args, settings, embedder, reranker, llm, started, model_load_s)
+    finally:
+        llm.close()
+
+
+def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    embedder: Embedder,
+    reranker: Reranker | None,
+    llm: LLM,
+    started: float,
+    model_load_s: float,
+) -> int:
+    llm_start = time.perf_counter()
+    llm.warm_up()
+    options = Options(
+        settings=settings,
+        embedder=embedder,
+        reranker=reranker,
+        config=search_config(settings),
+        llm=llm,
+        limit_questions=args.limit_questions,
+        limit_queries=args.limit_queries,
+        seed=args.seed,
+        progress=not args.no_progress,
+        embedding_cache=args.embedding_cache,
+    )
+    result: dict[str, Any] = {
+        "benchmark": "answers",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "git": git_state(),
+        "settings": {
+            "data": str(args.data),
+            "datasets": args.datasets,
+            "llm": llm.name,
+            "llm_backend": settings.llm_backend,
+            "llm_model": settings.llm_model,
+            "llm_context": settings.llm_context,
+            "llm_max_tokens": settings.llm_max_tokens,
+            "llm_threads": settings.llm_threads,
+            "llm_timeout_s": settings.llm_timeout_s,
+            "llm_prime": settings.llm_prime,
+            "embedder": embedder.name,
+            "embedding_dim": embedder.dim,
+            "reranker": reranker.name if reranker is not None else None,
+            "search": {
+                "weights": dict(options.config.weights),
+                "cjk_weights": dict(options.config.cjk_weights)
+                if options.config.cjk_weights is not None
+                else None,
+                "rrf_k": options.config.rrf_k,
+                "candidates": options.config.candidates,
+                "min_similarity": options.config.min_similarity,
+            },
+            "ask_sources": settings.ask_sources,
+            "advice_sources": settings.advice_sources,
+            "limit_questions": args.limit_questions,
+            "limit_queries": args.limit_queries,
+            "sample_questions": len(SAMPLE_QUESTIONS),
+            "seed": args.seed,
+            "torch_threads": settings.torch_threads,
+            "embedding_cache": str(args.embedding_cache) if args.embedding_cache else None,
+            "query_embedding_cache": None,
+        },
+        "model_load_s": round(model_load_s, 2),
+        "llm_load_s": round(time.perf_counter() - llm_start, 2),
+        "datasets": {},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="answers-") as folder:
+        for name in args.datasets:
+            logger.info("%s: loading", name)
+            if name == "epqa":
+                epqa = load_epqa(args.data, seed=args.seed)
+                result["datasets"][name] = _epqa(epqa, options, Path(folder))
+            elif name == "crowdflower":
+                crowdflower = load_crowdflower(args.data)
+                result["datasets"][name] = _crowdflower(crowdflower, options, Path(folder))
+            else:
+                result["datasets"][name] = _sample(options, Path(folder))
+            result["llm_prime_s"] = options.prime_s
+            _write(result, started, args.out)  # what is done so far survives an interruption
+    _write(result, started, args.out)
+    _print(result, args.out)
+    return 0
+
+
+# -- printing ---------------------------------------------------------------------------------
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` cut and padded to ``width`` terminal columns (a Chinese character takes two)."""
+    out, used = [], 0
+    for char in text:
+        size = 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        if used + size > width:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + " " * (width - used)
+
+
+def _num(value: float | None, width: int = 7) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
+def _latency_lines(latency: dict[str, dict[str, float]]) -> str:
+    lines = [f"  {'latency, s':<14} {'median':>7} {'p95':>7} {'n':>5}"]
+    for stage, stats in latency.items():
+        if stats.get("n"):
+            lines.append(
+                f"  {stage:<14} {stats['median'] / 1000:>7.2f} {stats['p95'] / 1000:>7.2f} "
+                f"{stats['n']:>5}"
+            )
+        else:
+            lines.append(f"  {stage:<14} {'-':>7} {'-':>7} {0:>5}")
+    return "\n".join(lines) + "\n"
+
+
+def _print(result: dict[str, Any], path: Path) -> None:
+    out = sys.stdout.write
+    s = result["settings"]
+    out(
+        f"LLM {s['llm']} ({s['llm_backend']}, max {s['llm_max_tokens']} tokens), embedder "
+        f"{s['embedder']}, re-ranker {s['reranker'] or 'none'}, sources ask {s['ask_sources']} "
+        f"/ advice {s['advice_sources']}, seed {s['seed']}\n"
+    )
+    datasets = result["datasets"]
+    if "epqa" in datasets:
+        d = datasets["epqa"]
+        sc, sampling = d["scores"], d["sampling"]
+        out(
+            f"\n== epqa: {sampling['questions']} questions ({sampling['unanswerable']} "
+            f"unanswerable; of {sampling['data_set_questions']}, "
+            f"{sampling['data_set_unanswerable']} unanswerable), {d['catalog']['products']} "
+            f"pages; {d['seconds']} s" + (f"; {sc['errors']} failed" if sc["errors"] else "") + "\n"
+        )
+        out(f"  {'answer vs reference':<32} {'n':>5} {'F1':>7} {'ROUGE-L':>7}\n")
+        for key, name in (
+            ("answered", "answered"),
+            ("all_answerable", "all answerable (0 if abstained)"),
+        ):
+            a = sc["answer"][key]
+            out(f"  {name:<32} {a['n']:>5} {_num(a['f1'])} {_num(a['rouge_l'])}\n")
+        c, ab = sc["citations"], sc["abstention"]
+        out(
+            f"  citation validity {_num(c['validity'], 5)} ({c['valid']} valid, "
+            f"{c['dropped']} dropped)\n"
+            f"  citation support  {_num(c['support'], 5)} ({c['supported']} of "
+            f"{c['cited_passages']} cited passages labelled 1 or 2; {c['answering']} labelled 2)\n"
+            f"  abstention: precision {_num(ab['precision'], 5)}, recall "
+            f"{_num(ab['recall'], 5)} ({ab['true_positives']} of {ab['unanswerable']} "
+            f"unanswerable), rate on answerable {_num(ab['rate_on_answerable'], 5)} "
+            f"({ab['abstained']} abstentions)\n"
+        )
+        out(_latency_lines(d["latency_ms"]))
+    if "crowdflower" in datasets:
+        d = datasets["crowdflower"]
+        sc = d["scores"]
+        out(
+            f"\n== crowdflower advice: {sc['queries']} queries, {d['catalog']['products']} "
+            f"products; {d['seconds']} s"
+            + (f"; {sc['errors']} failed" if sc["errors"] else "")
+            + "\n"
+        )
+        out(
+            f"  relevant (grade 3-4) among cited  {_num(sc['relevant_share_cited'], 5)} "
+            f"({sc['cited_relevant']} of {sc['cited']}; {sc['cited_unjudged']} unjudged count "
+            f"as not relevant)\n"
+            f"  relevant among sources given      {_num(sc['relevant_share_sources'], 5)} "
+            f"(of {sc['sources']})\n"
+            f"  abstention rate {_num(sc['abstention_rate'], 5)}, citation validity "
+            f"{_num(sc['citation_validity'], 5)}\n"
+        )
+        out(_latency_lines(d["latency_ms"]))
+    if "sample" in datasets:
+        d = datasets["sample"]
+        sc = d["scores"]
+        out(
+            f"\n== sample catalog constraints: {sc['questions']} questions, "
+            f"{d['catalog']['products']} products; {d['seconds']} s"
+            + (f"; {sc['errors']} failed" if sc["errors"] else "")
+            + "\n"
+        )
+        out(
+            f"  cited products meeting the applied constraints "
+            f"{_num(sc['satisfaction_applied'], 5)} (of {sc['cited']})\n"
+            f"  cited products meeting the meant constraints   "
+            f"{_num(sc['satisfaction_meant'], 5)}\n"
+            f"  questions with a constraint missed: {sc['questions_with_missed_constraint']} "
+            f"{sc['missed']}; read but not meant: {sc['questions_with_unexpected_constraint']} "
+            f"{sc['unexpected']}\n"
+            f"  cited in another currency than named: {sc['cited_in_other_currency']}; "
+            f"abstention rate {_num(sc['abstention_rate'], 5)}\n"
+        )
+        out(f"  {'id':<4} {'question':<48} {'applied':<34} cited\n")
+        for row in d["rows"]:
+            if "error" in row:
+                out(f"  {row['id']:<4} failed: {row['error']}\n")
+                continue
+            applied = ", ".join(row["applied"]) or "-"
+            cited = ",".join(pid + ("!" if row["violations"][pid] else "") for pid in row["cited"])
+            out(
+                f"  {row['id']:<4} {_cell(row['question'], 48)} {_cell(applied, 34)} "
+                f"{cited or '(abstained)'}\n"
+            )
+        out(_latency_lines(d["latency_ms"]))
+    m = result["machine"]
+    out(
+        f"\nwall time {result['wall_s']} s on {m['cpu_count']} CPUs; load average "
+        f"{m.get('load_average_at_start', ['?'])[0]} at start, "
+        f"{m.get('load_average_at_end', ['?'])[0]} at end\nwritten to {path}\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
