@@ -71,6 +71,7 @@ class Services:
                 self.settings.advice_sources,
                 self.settings.ask_sources,
                 self.settings.llm_max_tokens,
+                self.settings.llm_constrained,
             ],
         }
 
@@ -256,6 +257,7 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
         options=generation_options(settings),
         advice_sources=settings.advice_sources,
         ask_sources=settings.ask_sources,
+        constrained=settings.llm_constrained,
     )
     text.warm_up()
     search.warm_up()

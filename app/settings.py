@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, ge=512)
     llm_max_tokens: int = Field(256, ge=16, le=4096)
     llm_timeout_s: float = Field(120.0, gt=0)
+    llm_constrained: bool = Field(
+        True,
+        description="Decode answers under a grammar that allows only claims citing the given "
+        "sources (llama.cpp); other backends are validated and repaired afterwards.",
+    )
     llm_prime: bool = Field(
         True, description="Read the prompts' fixed instructions into the cache at start-up."
     )

@@ -356,6 +356,7 @@ def answer_service(store: EmbeddedStore, options: Options) -> AnswerService:
         options=generation_options(settings),
         advice_sources=settings.advice_sources,
         ask_sources=settings.ask_sources,
+        constrained=settings.llm_constrained,
     )
     search.warm_up()
     if options.prime_s is None:
@@ -453,6 +454,8 @@ def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[
         "question": question.text,
         "answerable": answerable(question),
         "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
+        "claims": len(answer.claims),
         "answer": answer.text,
         "reference": question.answer,
         "references": len(question.answers),
@@ -578,6 +581,8 @@ def _advice_row(query: JudgedQuery, answer: Answer) -> dict[str, Any]:
         "id": query.id,
         "query": query.text,
         "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
+        "claims": len(answer.claims),
         "answer": answer.text,
         "sources": sources,
         "source_gains": gains(sources),
@@ -681,6 +686,8 @@ def _sample_row(
         "id": question.id,
         "question": question.text,
         "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
+        "claims": len(answer.claims),
         "answer": answer.text,
         "applied": list(answer.applied_constraints),
         "filters": _set_constraints(answer.filters),
@@ -880,6 +887,7 @@ def _run(
             "llm_threads": settings.llm_threads,
             "llm_timeout_s": settings.llm_timeout_s,
             "llm_prime": settings.llm_prime,
+            "llm_constrained": settings.llm_constrained,
             "embedder": embedder.name,
             "embedding_dim": embedder.dim,
             "reranker": reranker.name if reranker is not None else None,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from generation.citations import StreamingCitationFilter
 from generation.constraints import parse_constraints
+from generation.grammar import Claim, parse_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
 from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
@@ -50,6 +51,11 @@ class Answer:
     applied_constraints: list[str]
     filters: Filters
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The answer as statements, each with the sources it cites (empty when abstaining).
+    claims: list[Claim] = field(default_factory=list)
+    # Why it abstained: "no_sources" (retrieval found nothing), "model" (the model said the
+    # sources do not answer), "no_valid_citation" (nothing it wrote cited a given source).
+    abstain_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,14 +126,15 @@ class AnswerService:
         options: GenerationOptions | None = None,
         advice_sources: int = 5,
         ask_sources: int = 5,
+        constrained: bool = True,
     ) -> None:
         self.search = search
         self.llm = llm
         self.advice_sources = advice_sources
         self.ask_sources = ask_sources
         self._pipelines = {
-            "advice": build_answer_pipeline(llm, "advice", options),
-            "ask": build_answer_pipeline(llm, "ask", options),
+            "advice": build_answer_pipeline(llm, "advice", options, constrained=constrained),
+            "ask": build_answer_pipeline(llm, "ask", options, constrained=constrained),
         }
 
     def warm_up(self, *, prime: bool = False) -> None:
@@ -224,9 +231,14 @@ class AnswerService:
         start = time.perf_counter()
 
         def answer(
-            text: str, abstained: bool, cited: list[int], dropped: int, **timing: float
+            text: str,
+            reason: str | None,
+            cited: list[int],
+            dropped: int,
+            **timing: float,
         ) -> Answer:
             by_number = {s.number: s for s in sources}
+            abstained = reason is not None
             return Answer(
                 question=question,
                 text=text,
@@ -241,12 +253,14 @@ class AnswerService:
                     **timing,
                     "total": round(retrieval_ms + (time.perf_counter() - start) * 1000, 3),
                 },
+                claims=[] if abstained else parse_claims(text)[0],
+                abstain_reason=reason,
             )
 
         if not sources:
             text = _abstention(question, mode)
             yield TokenEvent(text)
-            yield FinalEvent(answer(text, True, [], 0))
+            yield FinalEvent(answer(text, "no_sources", [], 0))
             return
 
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -304,16 +318,28 @@ class AnswerService:
         }
         if checked.dropped_citations:
             logger.info("dropped %d citations to unknown sources", checked.dropped_citations)
-        text = _abstention(question, mode) if abstained else checked.text
+        reason = None
+        if abstained:
+            reason = (
+                "model" if ABSTAIN_MARKER in result["generator"]["reply"] else "no_valid_citation"
+            )
+        text = _abstention(question, mode) if abstained else _without_uncited_tail(checked.text)
         if abstained or ABSTAIN_MARKER in held:
             yield TokenEvent(text)
         else:
             tail = stream_filter.feed(held) + stream_filter.flush()
             if tail:
                 yield TokenEvent(tail)
-        yield FinalEvent(
-            answer(text, abstained, checked.cited, checked.dropped_citations, **timing)
-        )
+        yield FinalEvent(answer(text, reason, checked.cited, checked.dropped_citations, **timing))
+
+
+def _without_uncited_tail(text: str) -> str:
+    """The answer up to its last citation: text after it supports nothing it could name (a
+    reply cut off by the token limit, or a closing remark)."""
+    claims, rest = parse_claims(text)
+    if claims and rest:
+        return text[: len(text) - len(rest)].rstrip()
+    return text
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

@@ -199,12 +199,25 @@ class SourceOut(BaseModel):
         )
 
 
+class ClaimOut(BaseModel):
+    """One statement of the answer and the numbers of the sources it cites."""
+
+    text: str
+    sources: list[int]
+
+
 class AnswerResponse(BaseModel):
     """A grounded answer: its text cites ``[n]`` sources listed in ``citations``."""
 
     question: str
     answer: str
+    claims: list[ClaimOut] = Field(
+        default_factory=list, description="The answer as statements, each with its sources."
+    )
     abstained: bool
+    abstain_reason: str | None = Field(
+        None, description="no_sources, model (the sources do not answer) or no_valid_citation."
+    )
     citations: list[SourceOut]
     sources: list[SourceOut]
     dropped_citations: int
@@ -219,7 +232,9 @@ class AnswerResponse(BaseModel):
         return cls(
             question=answer.question,
             answer=answer.text,
+            claims=[ClaimOut(text=c.text, sources=list(c.sources)) for c in answer.claims],
             abstained=answer.abstained,
+            abstain_reason=answer.abstain_reason,
             citations=[SourceOut.of(s) for s in answer.cited],
             sources=[SourceOut.of(s) for s in answer.sources],
             dropped_citations=answer.dropped_citations,

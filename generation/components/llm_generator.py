@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from haystack import component
 
@@ -26,14 +27,16 @@ class LLMGenerator:
     def run(
         self,
         messages: list[ChatMessage],
+        grammar: str | None = None,
         streaming_callback: Callable[[str], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> dict[str, object]:
-        """The model's whole reply."""
+        """The model's whole reply (following ``grammar`` where the backend can enforce it)."""
         start = time.perf_counter()
         first = None
         pieces: list[str] = []
-        for piece in self.llm.stream(messages, self.options, cancelled=cancelled):
+        options = self.options if grammar is None else replace(self.options, grammar=grammar)
+        for piece in self.llm.stream(messages, options, cancelled=cancelled):
             if first is None:
                 first = (time.perf_counter() - start) * 1000
             pieces.append(piece)

@@ -27,6 +27,9 @@ class GenerationOptions:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     timeout_s: float = 120.0
+    # A GBNF grammar the reply must follow (`generation.grammar`). Backends that can constrain
+    # decoding apply it; the others ignore it, and their reply is validated afterwards.
+    grammar: str | None = None
 
 
 class GenerationError(RuntimeError):

@@ -8,6 +8,7 @@ prompt's prefill, which cannot be interrupted).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from generation.llm.base import ChatMessage, GenerationError, GenerationOptions, GenerationTimeout
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LlamaGrammar
 
 __all__ = ["LlamaCppLLM"]
 
@@ -131,6 +132,7 @@ class LlamaCppLLM:
                     stop=list(options.stop),
                     seed=self.seed,
                     stream=True,
+                    grammar=self._grammar(options.grammar),
                 ),
             )
         except Exception as exc:
@@ -158,6 +160,20 @@ class LlamaCppLLM:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _grammar(text: str | None) -> LlamaGrammar | None:
+        """The parsed grammar (parsed once per distinct text), or None."""
+        if text is None:
+            return None
+        from llama_cpp import LlamaGrammar
+
+        try:
+            return LlamaGrammar.from_string(text, verbose=False)
+        except ValueError as exc:
+            msg = f"invalid decoding grammar: {exc}"
+            raise GenerationError(msg) from exc
 
     def close(self) -> None:
         """Free the model; a later call loads it again."""

@@ -161,6 +161,8 @@ class TestAdvice:
         assert body["citations"][0]["product_id"] == "hp-anker"
         assert body["applied_constraints"] == ["price ≤ 100"]
         assert {"retrieval", "first_token", "total"} <= set(body["timings_ms"])
+        assert body["claims"] == [{"text": "The Anker Q30 is a good choice.", "sources": [1]}]
+        assert body["abstained"] is False and body["abstain_reason"] is None
 
     def test_advice_stream_via_accept_header(self, client: TestClient) -> None:
         response = client.post(

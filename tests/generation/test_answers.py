@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from generation.answers import (
@@ -167,6 +169,54 @@ class TestModelFailures:
         service = AnswerService(search, RecordingLLM(fail_with=error))
         with pytest.raises(type(error)):
             service.advise("headphones")
+
+
+class TestConstrainedDecoding:
+    def test_the_model_gets_a_grammar_of_the_given_source_numbers(
+        self, search: HybridSearch
+    ) -> None:
+        service, llm = _service(search, "Anker [1].")
+        answer = service.advise("headphones")
+        grammar = llm.options[0].grammar
+        assert grammar is not None and ABSTAIN_MARKER in grammar
+        numbers = re.search(r"number ::= (.*)", grammar)
+        assert numbers is not None
+        given = {int(n) for n in re.findall(r'"(\d+)"', numbers.group(1))}
+        assert given == {s.number for s in answer.sources}
+
+    def test_unconstrained_backends_get_no_grammar(self, search: HybridSearch) -> None:
+        llm = RecordingLLM(["Anker [1]."])
+        AnswerService(search, llm, constrained=False).advise("headphones")
+        assert llm.options[0].grammar is None
+
+    def test_the_answer_lists_its_claims(self, search: HybridSearch) -> None:
+        service, _ = _service(search, "The Anker cancels noise [1]. Both fold [1][2].")
+        answer = service.advise("headphones")
+        assert [(c.text, c.sources) for c in answer.claims] == [
+            ("The Anker cancels noise.", (1,)),
+            ("Both fold.", (1, 2)),
+        ]
+        assert answer.abstain_reason is None
+
+    def test_text_after_the_last_citation_is_cut(self, search: HybridSearch) -> None:
+        """A reply stopped by the token limit mid-claim supports nothing it could name."""
+        service, _ = _service(search, "The Anker cancels noise [1]. The Sony also has a")
+        answer = service.advise("headphones")
+        assert answer.text == "The Anker cancels noise [1]."
+
+    @pytest.mark.parametrize(
+        ("reply", "reason"),
+        [(ABSTAIN_MARKER, "model"), ("Buy p999 [17].", "no_valid_citation")],
+    )
+    def test_why_it_abstained(self, search: HybridSearch, reply: str, reason: str) -> None:
+        service, _ = _service(search, reply)
+        answer = service.advise("headphones")
+        assert answer.abstained and answer.abstain_reason == reason and answer.claims == []
+
+    def test_nothing_retrieved_is_its_own_reason(self, search: HybridSearch) -> None:
+        service, _ = _service(search)
+        answer = service.advise("headphones", Filters(price_max=0.01))
+        assert answer.abstained and answer.abstain_reason == "no_sources"
 
 
 def test_long_descriptions_are_cut_at_a_sentence_for_advice() -> None:
