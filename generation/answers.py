@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from generation.citations import StreamingCitationFilter
 from generation.constraints import parse_constraints
+from generation.facts import FactSource, check_facts, render_claims
 from generation.grammar import Claim, parse_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
@@ -54,8 +55,13 @@ class Answer:
     # The answer as statements, each with the sources it cites (empty when abstaining).
     claims: list[Claim] = field(default_factory=list)
     # Why it abstained: "no_sources" (retrieval found nothing), "model" (the model said the
-    # sources do not answer), "no_valid_citation" (nothing it wrote cited a given source).
+    # sources do not answer), "no_valid_citation" (nothing it wrote cited a given source),
+    # "unsupported_facts" (every claim stated a fact its sources do not hold).
     abstain_reason: str | None = None
+    # Claims whose price or rating was corrected from the cited product, and claims dropped
+    # because a fact they state is not in their sources (`generation.facts`).
+    corrected_claims: int = 0
+    dropped_claims: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def _product_source(number: int, product: Product) -> Source:
         text += f" | {attributes}"
     if product.description:
         text += f" | {_first_sentences(product.description, _ADVICE_DESCRIPTION_CHARS)}"
-    return Source(number, product.id, product.id, "product", product.title, text)
+    return Source(number, product.id, product.id, "product", product.title, text, product)
 
 
 class AnswerService:
@@ -235,6 +241,9 @@ class AnswerService:
             reason: str | None,
             cited: list[int],
             dropped: int,
+            *,
+            corrected: int = 0,
+            dropped_claims: int = 0,
             **timing: float,
         ) -> Answer:
             by_number = {s.number: s for s in sources}
@@ -255,6 +264,8 @@ class AnswerService:
                 },
                 claims=[] if abstained else parse_claims(text)[0],
                 abstain_reason=reason,
+                corrected_claims=corrected,
+                dropped_claims=dropped_claims,
             )
 
         if not sources:
@@ -324,13 +335,38 @@ class AnswerService:
                 "model" if ABSTAIN_MARKER in result["generator"]["reply"] else "no_valid_citation"
             )
         text = _abstention(question, mode) if abstained else _without_uncited_tail(checked.text)
-        if abstained or ABSTAIN_MARKER in held:
+        cited = checked.cited
+        facts = None
+        if not abstained:
+            facts = check_facts(parse_claims(text)[0], _fact_sources(sources))
+            if facts.dropped:
+                logger.info("dropped %d claims: %s", facts.dropped, "; ".join(facts.reasons))
+            if not facts.claims:
+                reason, text = "unsupported_facts", _abstention(question, mode)
+            elif facts.corrected or facts.dropped:
+                text = render_claims(facts.claims)
+                cited = sorted({n for c in facts.claims for n in c.sources})
+        if reason is not None or ABSTAIN_MARKER in held:
             yield TokenEvent(text)
         else:
             tail = stream_filter.feed(held) + stream_filter.flush()
             if tail:
                 yield TokenEvent(tail)
-        yield FinalEvent(answer(text, reason, checked.cited, checked.dropped_citations, **timing))
+        yield FinalEvent(
+            answer(
+                text,
+                reason,
+                cited,
+                checked.dropped_citations,
+                corrected=facts.corrected if facts else 0,
+                dropped_claims=facts.dropped if facts else 0,
+                **timing,
+            )
+        )
+
+
+def _fact_sources(sources: Sequence[Source]) -> dict[int, FactSource]:
+    return {s.number: FactSource(f"{s.title} {s.text}", s.product) for s in sources}
 
 
 def _without_uncited_tail(text: str) -> str:

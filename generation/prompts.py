@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from generation.llm.base import ChatMessage
+from retrieval.schema import Product
 
 PROMPT_VERSION = "1"
 ABSTAIN_MARKER = "NOT_IN_SOURCES"
@@ -28,6 +29,8 @@ class Source:
     kind: str
     title: str
     text: str
+    # The product behind a product source (advice), whose fields claims are checked against.
+    product: Product | None = field(default=None, compare=False, repr=False)
 
 
 def sanitize(text: str, limit: int = _MAX_SOURCE_CHARS) -> str:

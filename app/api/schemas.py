@@ -221,6 +221,12 @@ class AnswerResponse(BaseModel):
     citations: list[SourceOut]
     sources: list[SourceOut]
     dropped_citations: int
+    corrected_claims: int = Field(
+        0, description="Claims whose price or rating was corrected from the cited product."
+    )
+    dropped_claims: int = Field(
+        0, description="Claims dropped: a fact they state is not in the sources they cite."
+    )
     applied_constraints: list[str]
     filters: dict[str, Any]
     timings_ms: dict[str, float]
@@ -238,6 +244,8 @@ class AnswerResponse(BaseModel):
             citations=[SourceOut.of(s) for s in answer.cited],
             sources=[SourceOut.of(s) for s in answer.sources],
             dropped_citations=answer.dropped_citations,
+            corrected_claims=answer.corrected_claims,
+            dropped_claims=answer.dropped_claims,
             applied_constraints=answer.applied_constraints,
             filters=answer.filters.model_dump(exclude_none=True),
             timings_ms=answer.timings_ms,

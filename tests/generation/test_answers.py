@@ -219,6 +219,27 @@ class TestConstrainedDecoding:
         assert answer.abstained and answer.abstain_reason == "no_sources"
 
 
+class TestFactCheck:
+    def test_a_wrong_price_is_corrected_from_the_cited_product(self, search: HybridSearch) -> None:
+        service, _ = _service(search, "The Anker Q30 costs $59 [1]. It is light [1].")
+        answer = service.advise("noise cancelling headphones under $100")
+        assert answer.sources[0].product_id == "hp-anker"
+        assert answer.text == "The Anker Q30 costs $79.99 [1]. It is light [1]."
+        assert answer.corrected_claims == 1 and answer.dropped_claims == 0
+
+    def test_an_unsupported_number_drops_its_claim(self, search: HybridSearch) -> None:
+        service, _ = _service(search, "It lasts 90 hours [1]. It cancels noise [1].")
+        answer = service.advise("noise cancelling headphones under $100")
+        assert answer.text == "It cancels noise [1]."
+        assert answer.dropped_claims == 1 and not answer.abstained
+
+    def test_when_no_claim_stands_the_answer_abstains(self, search: HybridSearch) -> None:
+        service, _ = _service(search, "It lasts 90 hours [1].")
+        answer = service.advise("noise cancelling headphones under $100")
+        assert answer.abstained and answer.abstain_reason == "unsupported_facts"
+        assert answer.text == NO_ADVICE_EN and answer.cited == []
+
+
 def test_long_descriptions_are_cut_at_a_sentence_for_advice() -> None:
     from generation.answers import _first_sentences
 
