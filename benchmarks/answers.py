@@ -456,6 +456,8 @@ def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "claims": len(answer.claims),
+        "corrected_claims": answer.corrected_claims,
+        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
         "reference": question.answer,
         "references": len(question.answers),
@@ -467,6 +469,20 @@ def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[
         "f1": _round(best(token_f1, plain, question.answers)) if scored else None,
         "rouge_l": _round(best(rouge_l, plain, question.answers)) if scored else None,
         "timings_ms": _timings(answer),
+    }
+
+
+def _fact_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Claims corrected and dropped by the fact check, and why answers abstained."""
+    reasons: dict[str, int] = {}
+    for row in rows:
+        if row.get("abstain_reason"):
+            reasons[row["abstain_reason"]] = reasons.get(row["abstain_reason"], 0) + 1
+    return {
+        "claims": sum(r.get("claims", 0) for r in rows),
+        "corrected_claims": sum(r.get("corrected_claims", 0) for r in rows),
+        "dropped_claims": sum(r.get("dropped_claims", 0) for r in rows),
+        "abstain_reasons": dict(sorted(reasons.items())),
     }
 
 
@@ -521,6 +537,7 @@ def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 sum(1 for r in answerable_rows if r["abstained"]), len(answerable_rows)
             ),
         },
+        "fact_check": _fact_check(ok),
     }
 
 
@@ -583,6 +600,8 @@ def _advice_row(query: JudgedQuery, answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "claims": len(answer.claims),
+        "corrected_claims": answer.corrected_claims,
+        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
         "sources": sources,
         "source_gains": gains(sources),
@@ -616,6 +635,7 @@ def advice_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "relevant_share_sources": _ratio(sum(1 for g in given if _relevant(g)), len(given)),
         "abstention_rate": _ratio(sum(1 for r in ok if r["abstained"]), len(ok)),
         "citation_validity": _ratio(valid, valid + dropped),
+        "fact_check": _fact_check(ok),
     }
 
 
@@ -688,6 +708,8 @@ def _sample_row(
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "claims": len(answer.claims),
+        "corrected_claims": answer.corrected_claims,
+        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
         "applied": list(answer.applied_constraints),
         "filters": _set_constraints(answer.filters),
@@ -720,6 +742,7 @@ def constraint_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions": len(ok),
         "errors": len(rows) - len(ok),
+        "fact_check": _fact_check(ok),
         "cited": cited,
         "satisfaction_applied": _ratio(satisfied("violations"), cited),
         "satisfaction_meant": _ratio(satisfied("expected_violations"), cited),
@@ -965,6 +988,17 @@ def _latency_lines(latency: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fact_line(scores: dict[str, Any]) -> str:
+    facts = scores.get("fact_check")
+    if not facts:
+        return ""
+    reasons = ", ".join(f"{k} {v}" for k, v in facts["abstain_reasons"].items()) or "none"
+    return (
+        f"  claims {facts['claims']}: {facts['corrected_claims']} corrected, "
+        f"{facts['dropped_claims']} dropped by the fact check; abstentions: {reasons}\n"
+    )
+
+
 def _print(result: dict[str, Any], path: Path) -> None:
     out = sys.stdout.write
     s = result["settings"]
@@ -1001,6 +1035,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
             f"unanswerable), rate on answerable {_num(ab['rate_on_answerable'], 5)} "
             f"({ab['abstained']} abstentions)\n"
         )
+        out(_fact_line(sc))
         out(_latency_lines(d["latency_ms"]))
     if "crowdflower" in datasets:
         d = datasets["crowdflower"]
@@ -1020,6 +1055,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
             f"  abstention rate {_num(sc['abstention_rate'], 5)}, citation validity "
             f"{_num(sc['citation_validity'], 5)}\n"
         )
+        out(_fact_line(sc))
         out(_latency_lines(d["latency_ms"]))
     if "sample" in datasets:
         d = datasets["sample"]
@@ -1052,6 +1088,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
                 f"  {row['id']:<4} {_cell(row['question'], 48)} {_cell(applied, 34)} "
                 f"{cited or '(abstained)'}\n"
             )
+        out(_fact_line(sc))
         out(_latency_lines(d["latency_ms"]))
     m = result["machine"]
     out(

@@ -278,6 +278,13 @@ class TestEpqa:
         }
         rows = {r["id"]: r for r in result["datasets"]["epqa"]["rows"]}
         assert rows["2"]["abstained"] and rows["2"]["cited"] == []
+        reasons = result["datasets"]["epqa"]["scores"]["fact_check"]["abstain_reasons"]
+        assert sum(reasons.values()) == 2 and set(reasons) <= {
+            "model",
+            "no_valid_citation",
+            "unsupported_facts",
+            "no_sources",
+        }
 
     def test_latency(self, result: dict[str, Any]) -> None:
         latency = result["datasets"]["epqa"]["latency_ms"]
