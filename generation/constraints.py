@@ -33,8 +33,12 @@ brand matches as a substring ("华为耳机"). A brand after a negation ("not", 
 "other than", "without", "excluding", "不要", "除了", "不是" …) is excluded; an unknown name
 after a negation is left alone. A brand after "like", "similar to" or "than" is left alone too.
 
-Ratings: "rated 4+", "4 stars and up", "at least 4 stars", "4星以上", "评分不低于4" set
-``min_rating`` (values above 5 are ignored). Stock: "in stock", "available now", "有货", "现货"
+Ratings: "rated 4+", "4 stars and up", "at least 4 stars", "4.5 stars minimum", "minimum 4
+stars", "4星以上", "至少4.5星", "评分不低于4" set ``min_rating`` (values above 5 are ignored).
+
+Numbers written in words count where a currency follows them (in English, also "stars"):
+"five hundred dollars", "fifty bucks", "三百元", "两千五块". Elsewhere they stay words ("tent for
+two"; "三星" is Samsung, not three stars). Stock: "in stock", "available now", "有货", "现货"
 (not after a negation such as "not", "没", "无").
 """
 
@@ -330,6 +334,15 @@ _RATING_PATTERNS = [
     re.compile(rf"(?<![A-Za-z])at\s+least\s+{_R}\s*stars?(?![A-Za-z])", re.IGNORECASE),
     re.compile(rf"(?:评分|评价|好评)?\s*(?:在\s*)?{_R}\s*(?:星|分)\s*(?:及|或)?以上"),
     re.compile(rf"(?:评分|评价)\s*(?:不低于|至少|高于|大于|超过)\s*{_R}\s*(?:星|分)?"),
+    re.compile(rf"(?:至少|不低于|最低)\s*{_R}\s*(?:星|分)"),
+    re.compile(
+        rf"{_R}\s*stars?\s*(?:minimum|min(?:\.|(?![A-Za-z]))|at\s+least(?![A-Za-z]))",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"(?<![A-Za-z])(?:minimum|min\.?)\s+(?:rating\s+(?:of\s+)?)?{_R}\s*stars?(?![A-Za-z])",
+        re.IGNORECASE,
+    ),
 ]
 
 
@@ -487,6 +500,130 @@ def _tidy(work: str) -> str:
 # --- the entry point -----------------------------------------------------------------------
 
 
+# Numbers written in words, read only where a currency or a rating unit follows them.
+
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+# Not before 星: "三星" is Samsung.
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万]+(?=\s*(?:元|块|美元|欧元))")
+_EN_UNITS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ]
+    )
+}
+_EN_TENS = {
+    w: 10 * i
+    for i, w in enumerate(
+        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
+    )
+}
+_EN_WORD = "|".join([*_EN_UNITS, *_EN_TENS, "hundred", "thousand"])
+_EN_NUMBER = re.compile(
+    rf"(?<![A-Za-z])(?:{_EN_WORD})(?:(?:\s+|-|\s+and\s+)(?:{_EN_WORD}))*"
+    r"(?=\s*(?:dollars?|bucks|euros?|pounds?|usd|eur|gbp|stars?)(?![A-Za-z]))",
+    re.IGNORECASE,
+)
+
+
+def chinese_number(text: str) -> int | None:
+    """The value of a Chinese numeral ("三百" 300, "两千五" 2500, "一百零五" 105, "十五" 15)."""
+    total = section = number = 0
+    last_unit = 1
+    for char in text:
+        if char in _CN_DIGITS:
+            number = _CN_DIGITS[char]
+            if char in "零〇":
+                last_unit = 1
+        elif char == "万":
+            total += (section + number) * 10000
+            section = number = 0
+            last_unit = 10000
+        elif char in _CN_UNITS:
+            unit = _CN_UNITS[char]
+            section += (number or (1 if unit == 10 else 0)) * unit
+            number = 0
+            last_unit = unit
+        else:
+            return None
+    # a digit after a unit without its own unit is one unit lower: "两千五" is 2500
+    if number and last_unit >= 100:
+        number *= last_unit // 10
+    value = total + section + number
+    return value or None
+
+
+def english_number(text: str) -> int | None:
+    """The value of English number words ("five hundred" 500, "twenty-five" 25)."""
+    total = current = 0
+    for word in re.split(r"[\s-]+", text.casefold()):
+        if word == "and" or not word:
+            continue
+        if word in _EN_UNITS:
+            current += _EN_UNITS[word]
+        elif word in _EN_TENS:
+            current += _EN_TENS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        elif word == "thousand":
+            total += (current or 1) * 1000
+            current = 0
+        else:
+            return None
+    value = total + current
+    return value or None
+
+
+def _digits(query: str) -> str:
+    """``query`` with numbers written in words turned into digits where a currency (or, in
+    English, "stars") follows them ("five hundred dollars", "三百元"); elsewhere ("two people",
+    "三星") the words stay."""
+
+    def english(match: re.Match[str]) -> str:
+        value = english_number(match.group())
+        return str(value) if value is not None else match.group()
+
+    def chinese(match: re.Match[str]) -> str:
+        value = chinese_number(match.group())
+        return str(value) if value is not None else match.group()
+
+    return _CN_NUMBER.sub(chinese, _EN_NUMBER.sub(english, query))
+
+
 def parse_constraints(
     query: str,
     *,
@@ -498,6 +635,7 @@ def parse_constraints(
     ``brand_aliases`` maps other spellings to catalog brands (``{"苹果": "Apple"}``). The rules
     are in the module docstring.
     """
+    query = _digits(query)
     scan = _Scan(query)
     for pattern in _RATING_PATTERNS:
         scan.apply(pattern, _rating)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from generation.constraints import ParsedQuery, parse_constraints
+from generation.constraints import ParsedQuery, chinese_number, english_number, parse_constraints
 
 BRANDS = [
     "Samsung",
@@ -280,3 +280,57 @@ def test_a_catalog_with_thousands_of_brands() -> None:
     assert parsed.filters.brands == ["Anker Soundcore"]
     assert parsed.filters.exclude_brands == ["Maker2999"]
     assert parse_constraints("华为耳机", known_brands=brands).filters.brands == ["华为"]
+
+
+class TestNumbersInWords:
+    @pytest.mark.parametrize(
+        ("query", "applied", "text"),
+        [
+            ("headphones under five hundred dollars", ("price ≤ 500",), "headphones"),
+            ("tent for two people under fifty bucks", ("price ≤ 50",), "tent for two people"),
+            ("预算三百元的耳机", ("price ≤ 300",), "耳机"),
+            ("耳机 三百块以内", ("price ≤ 300",), "耳机"),
+            ("两千五元以下的手机", ("price ≤ 2500",), "手机"),
+            ("four stars and up kettle", ("rating ≥ 4",), "kettle"),
+        ],
+    )
+    def test_number_words_before_a_unit(
+        self, query: str, applied: tuple[str, ...], text: str
+    ) -> None:
+        parsed = parse_constraints(query)
+        assert parsed.applied == applied
+        assert parsed.text == text
+
+    def test_number_words_elsewhere_are_left_alone(self) -> None:
+        assert parse_constraints("tent for two people").text == "tent for two people"
+        assert parse_constraints("5分钟煮好的电饭煲").applied == ()
+        assert parse_constraints("三星手机").text == "三星手机"  # Samsung, not three stars
+
+    @pytest.mark.parametrize(
+        ("numeral", "value"),
+        [
+            ("三百", 300),
+            ("两千五", 2500),
+            ("一百零五", 105),
+            ("十五", 15),
+            ("三万", 30000),
+            ("一千二百", 1200),
+            ("三百五", 350),
+            ("元", None),
+        ],
+    )
+    def test_chinese_numerals(self, numeral: str, value: int | None) -> None:
+        assert chinese_number(numeral) == value
+
+    def test_english_number_words(self) -> None:
+        assert english_number("twenty-five") == 25
+        assert english_number("two hundred and fifty") == 250
+        assert english_number("one thousand") == 1000
+        assert english_number("lots") is None
+
+
+@pytest.mark.parametrize(
+    "query", ["4.5 stars minimum headphones", "至少4.5星的耳机", "minimum 4.5 stars headphones"]
+)
+def test_more_rating_phrasings(query: str) -> None:
+    assert parse_constraints(query).applied == ("rating ≥ 4.5",)
