@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from app.caching import ResultCache
 from app.settings import Settings
 from generation.answers import AnswerService
+from generation.conversation import ConversationStore
 from generation.llm.base import LLM, GenerationOptions
 from generation.prompts import PROMPT_VERSION
 from retrieval import text
@@ -258,6 +259,12 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
         advice_sources=settings.advice_sources,
         ask_sources=settings.ask_sources,
         constrained=settings.llm_constrained,
+        # in the cache backend (Redis in the stack); in process when caching is off
+        conversations=ConversationStore(
+            cache if cache is not None else MemoryCache(),
+            ttl_s=settings.conversation_ttl_s,
+            max_turns=settings.conversation_turns,
+        ),
     )
     text.warm_up()
     search.warm_up()

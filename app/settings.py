@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     )
     cache_search_ttl_s: float = Field(300.0, gt=0)
     cache_answer_ttl_s: float = Field(3600.0, gt=0)
+    conversation_ttl_s: float = Field(
+        1800.0, gt=0, description="How long an idle conversation is remembered."
+    )
+    conversation_turns: int = Field(6, ge=1, le=50, description="Turns a conversation keeps.")
     cache_embedding_ttl_s: float = Field(86400.0, gt=0)
 
     embedder: str = Field(

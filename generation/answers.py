@@ -13,11 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from generation.citations import StreamingCitationFilter
+from generation.compare import Comparison, compare_products, comparison_claims
 from generation.constraints import parse_constraints
+from generation.conversation import Conversation, ConversationStore, FollowUp, Turn, interpret
 from generation.facts import FactSource, check_facts, render_claims
 from generation.grammar import Claim, parse_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
@@ -62,6 +64,11 @@ class Answer:
     # because a fact they state is not in their sources (`generation.facts`).
     corrected_claims: int = 0
     dropped_claims: int = 0
+    # In a conversation: its id, how this question continued it ("new", "cheaper", "pricier",
+    # "among_shown", "compare"), and for "compare" the side-by-side table.
+    conversation_id: str | None = None
+    follow_up: str | None = None
+    comparison: Comparison | None = None
 
 
 @dataclass(frozen=True)
@@ -133,10 +140,12 @@ class AnswerService:
         advice_sources: int = 5,
         ask_sources: int = 5,
         constrained: bool = True,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.search = search
         self.llm = llm
         self.advice_sources = advice_sources
+        self.conversations = conversations
         self.ask_sources = ask_sources
         self._pipelines = {
             "advice": build_answer_pipeline(llm, "advice", options, constrained=constrained),
@@ -160,6 +169,12 @@ class AnswerService:
         self, question: str, filters: Filters | None, *, rerank: bool = True
     ) -> tuple[list[Source], list[str], Filters, float]:
         """The products to show the model, the constraints applied, and retrieval time."""
+        sources, applied, merged, _, took = self._advice_search(question, filters, rerank)
+        return sources, applied, merged, took
+
+    def _advice_search(
+        self, question: str, filters: Filters | None, rerank: bool
+    ) -> tuple[list[Source], list[str], Filters, str, float]:
         start = time.perf_counter()
         parsed = parse_constraints(question, known_brands=self.search.store.brands())
         merged = parsed.filters.merged(filters)
@@ -167,7 +182,8 @@ class AnswerService:
             parsed.text, filters=merged, size=self.advice_sources, rerank=rerank
         )
         sources = [_product_source(i, h.product) for i, h in enumerate(result.hits, start=1)]
-        return sources, list(parsed.applied), merged, (time.perf_counter() - start) * 1000
+        took = (time.perf_counter() - start) * 1000
+        return sources, list(parsed.applied), merged, parsed.text, took
 
     def ask_sources_for(
         self, product_id: str, question: str, *, rerank: bool = True
@@ -194,14 +210,151 @@ class AnswerService:
         *,
         rerank: bool = True,
         cancelled: Callable[[], bool] | None = None,
+        conversation_id: str | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Advice for a shopping question, streamed."""
-        sources, applied, merged, retrieval_ms = self.advice_sources_for(
-            question, filters, rerank=rerank
+        """Advice for a shopping question, streamed; with ``conversation_id``, a follow-up
+        ("cheaper ones?", "which of these…", "compare the first two") continues that
+        conversation (`generation.conversation`)."""
+        if conversation_id is None:
+            sources, applied, merged, retrieval_ms = self.advice_sources_for(
+                question, filters, rerank=rerank
+            )
+            yield from self._stream(
+                "advice", question, sources, applied, merged, retrieval_ms, cancelled
+            )
+            return
+        if self.conversations is None:
+            msg = "conversations are not configured"
+            raise ValueError(msg)
+        conversation = self.conversations.load(conversation_id)
+        follow = interpret(question, conversation)
+        events = (
+            self._compare(question, conversation, follow)
+            if follow.kind == "compare"
+            else self._continue(question, filters, conversation, follow, rerank, cancelled)
         )
+        for event in events:
+            if isinstance(event, FinalEvent):
+                # the question the shopper asked, not the one the model was given
+                event = FinalEvent(
+                    replace(
+                        event.answer,
+                        question=question,
+                        conversation_id=conversation_id,
+                        follow_up=follow.kind,
+                    )
+                )
+                self._remember(conversation, follow, event.answer)
+            yield event
+
+    def _continue(
+        self,
+        question: str,
+        filters: Filters | None,
+        conversation: Conversation,
+        follow: FollowUp,
+        rerank: bool,
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[AnswerEvent]:
+        """A new search, the last search with a price bound, or the products shown last."""
+        asked = question if follow.kind == "new" else f"{conversation.question} ({question})"
+        if follow.kind == "among_shown":
+            start = time.perf_counter()
+            found = self.search.store.get_products(conversation.shown)
+            products = [found[i] for i in conversation.shown if i in found]
+            sources = [_product_source(i, p) for i, p in enumerate(products, start=1)]
+            shown = Filters(product_ids=[p.id for p in products])
+            took = (time.perf_counter() - start) * 1000
+            yield from self._stream(
+                "advice", asked, sources, ["the products shown last"], shown, took, cancelled
+            )
+            return
+        text, applied_first = question, []
+        if follow.kind in ("cheaper", "pricier"):
+            # the last search again, with the new question's own constraints and a price bound
+            extra = parse_constraints(question, known_brands=self.search.store.brands())
+            text = conversation.query
+            filters = conversation.filters.merged(extra.filters).merged(filters)
+            applied_first = list(extra.applied)
+            bound = self._price_bound(conversation, cheaper=follow.kind == "cheaper")
+            if bound is not None:
+                filters = filters.merged(bound)
+                applied_first.insert(
+                    0,
+                    f"price < {bound.price_max:g}"
+                    if bound.price_max is not None
+                    else f"price > {bound.price_min:g}",
+                )
+        sources, applied, merged, search_text, took = self._advice_search(text, filters, rerank)
+        conversation.query, conversation.filters = search_text, merged
+        if follow.kind == "new":
+            conversation.question = question
         yield from self._stream(
-            "advice", question, sources, applied, merged, retrieval_ms, cancelled
+            "advice", asked, sources, applied_first + applied, merged, took, cancelled
         )
+
+    def _price_bound(self, conversation: Conversation, *, cheaper: bool) -> Filters | None:
+        """Below the cheapest (above the dearest) product the last answer recommended, or
+        None when none of them has a price."""
+        ids = conversation.cited or conversation.shown
+        prices = [p.price for p in self.search.store.get_products(ids).values() if p.price]
+        if not prices:
+            return None
+        if cheaper:
+            return Filters(price_max=round(min(prices) - 0.01, 2))
+        return Filters(price_min=round(max(prices) + 0.01, 2))
+
+    def _compare(
+        self, question: str, conversation: Conversation, follow: FollowUp
+    ) -> Iterator[AnswerEvent]:
+        """The products named, side by side from their catalog fields, every line cited."""
+        start = time.perf_counter()
+        ids = [conversation.shown[p] for p in follow.positions]
+        found = self.search.store.get_products(ids)
+        products = [found[i] for i in ids if i in found]
+        sources = [_product_source(i, p) for i, p in enumerate(products, start=1)]
+        filters = Filters(product_ids=[p.id for p in products])
+        if len(products) < 2:
+            text = _abstention(question, "advice")
+            yield TokenEvent(text)
+            yield FinalEvent(
+                Answer(
+                    question, text, True, [], sources, 0, [], filters, abstain_reason="no_sources"
+                )
+            )
+            return
+        language = "zh" if has_cjk(question) else "en"
+        comparison = compare_products(products, language=language)
+        claims = comparison_claims(comparison, [s.number for s in sources], language=language)
+        text = render_claims(claims)
+        yield TokenEvent(text)
+        yield FinalEvent(
+            Answer(
+                question=question,
+                text=text,
+                abstained=False,
+                cited=sources,
+                sources=sources,
+                dropped_citations=0,
+                applied_constraints=[],
+                filters=filters,
+                timings_ms={"total": round((time.perf_counter() - start) * 1000, 3)},
+                claims=claims,
+                comparison=comparison,
+            )
+        )
+
+    def _remember(self, conversation: Conversation, follow: FollowUp, answer: Answer) -> None:
+        """Add the turn; a search that found products becomes the last result set."""
+        assert self.conversations is not None
+        cited = [s.product_id for s in answer.cited]
+        conversation.turns.append(Turn(answer.question, answer.text, cited))
+        if follow.kind in ("new", "cheaper", "pricier") and answer.sources:
+            conversation.shown = [s.product_id for s in answer.sources]
+            conversation.cited = cited
+        elif cited:
+            conversation.cited = cited
+        self.conversations.save(conversation)
 
     def stream_ask(
         self,

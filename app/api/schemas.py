@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from generation.answers import Answer
+from generation.compare import Comparison
+from generation.conversation import ID_PATTERN
 from generation.prompts import Source
 from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
@@ -169,11 +171,45 @@ class AdviceRequest(BaseModel):
     )
     filters: FiltersIn | None = None
     user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
+    conversation_id: str | None = Field(
+        None,
+        pattern=f"^{ID_PATTERN}$",
+        description="Continue this conversation (any id the client picks: 1 to 64 letters, "
+        "digits, '-' or '_'): 'cheaper ones?', 'which of these…', 'compare the first two' "
+        "refer to its last results. Conversations expire after CONVERSATION_TTL_S idle.",
+    )
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
     cache: bool = Field(
         True, description="false: compute afresh; the result cache is neither read nor written."
     )
+
+
+class ComparisonRowOut(BaseModel):
+    """One attribute and each compared product's value (null: the product does not say)."""
+
+    attribute: str
+    values: list[str | None]
+
+
+class ComparisonOut(BaseModel):
+    """Products side by side, from their catalog fields."""
+
+    product_ids: list[str]
+    titles: list[str]
+    rows: list[ComparisonRowOut]
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> ComparisonOut:
+        """The API form of a comparison."""
+        return cls(
+            product_ids=list(comparison.product_ids),
+            titles=list(comparison.titles),
+            rows=[
+                ComparisonRowOut(attribute=r.attribute, values=list(r.values))
+                for r in comparison.rows
+            ],
+        )
 
 
 class SourceOut(BaseModel):
@@ -230,6 +266,11 @@ class AnswerResponse(BaseModel):
     applied_constraints: list[str]
     filters: dict[str, Any]
     timings_ms: dict[str, float]
+    conversation_id: str | None = None
+    follow_up: str | None = Field(
+        None, description="In a conversation: new, cheaper, pricier, among_shown or compare."
+    )
+    comparison: ComparisonOut | None = None
     cached: bool = Field(False, description="Served from the cache (timings are the original's).")
 
     @classmethod
@@ -249,6 +290,9 @@ class AnswerResponse(BaseModel):
             applied_constraints=answer.applied_constraints,
             filters=answer.filters.model_dump(exclude_none=True),
             timings_ms=answer.timings_ms,
+            conversation_id=answer.conversation_id,
+            follow_up=answer.follow_up,
+            comparison=ComparisonOut.of(answer.comparison) if answer.comparison else None,
         )
 
 

@@ -174,6 +174,19 @@ class TestAdvice:
         assert events[-1][0] == "final"
         assert events[-1][1]["citations"]
 
+    def test_a_conversation_continues_and_compares(self, client: TestClient) -> None:
+        first = client.post("/advice", json={"question": "headphones", "conversation_id": "t-1"})
+        assert first.status_code == 200 and first.json()["follow_up"] == "new"
+        compared = client.post(
+            "/advice", json={"question": "compare the first two", "conversation_id": "t-1"}
+        ).json()
+        assert compared["follow_up"] == "compare" and compared["conversation_id"] == "t-1"
+        shown = [s["product_id"] for s in first.json()["sources"][:2]]
+        assert compared["comparison"]["product_ids"] == shown
+        assert compared["comparison"]["rows"][0]["attribute"] == "Brand"
+        bad = client.post("/advice", json={"question": "x", "conversation_id": "no spaces!"})
+        assert bad.status_code == 422
+
     def test_advice_bad_input(self, client: TestClient) -> None:
         response = client.post("/advice", json={"question": "x", "filters": {"in_stock": "maybe"}})
         assert response.status_code == 422

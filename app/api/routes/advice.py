@@ -29,8 +29,15 @@ def advice(
     """Recommend products for a shopping question; every claim cites a retrieved product."""
     filters = body.filters.to_filters() if body.filters else None
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        events = services.answers.stream_advice(body.question, filters, rerank=body.rerank)
+        events = services.answers.stream_advice(
+            body.question, filters, rerank=body.rerank, conversation_id=body.conversation_id
+        )
         return sse_response(request, events)
+    if body.conversation_id is not None:  # depends on the conversation: never cached
+        answer = services.answers.advise(
+            body.question, filters, rerank=body.rerank, conversation_id=body.conversation_id
+        )
+        return AnswerResponse.of(answer)
     return through_cache(
         services,
         "advice",

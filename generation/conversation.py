@@ -1,0 +1,198 @@
+"""Multi-turn shopping advice: what a conversation remembers and how a follow-up reads.
+
+A conversation keeps its last turns (question, answer, the products cited) and the last result
+set: the search text, the filters applied and the products shown. It lives in the cache backend
+(Redis in the stack) under ``shopguide:conversation:<id>`` with a time to live, so a
+conversation expires on its own and any API worker can continue it.
+
+A follow-up is read by rules, in English and Chinese, never by the model:
+
+- **cheaper / more expensive** ("cheaper ones?", "less expensive", "便宜一点的", "更贵的"):
+  the last search again, with the price below the cheapest (above the dearest) product the last
+  answer recommended;
+- **among these** ("which of these has the longest battery?", "哪个续航最长", "这些里面"):
+  the question answered over the products shown last, and nothing else;
+- **compare** ("compare the first two", "1 vs 3", "比较前两个", "对比第一个和第三个"): a
+  side-by-side comparison of two or three of the products shown last (the first two when none is
+  named), attribute by attribute from the catalog's fields;
+- anything else is a new search (the conversation keeps its turns).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from retrieval.caches.base import Cache, key_prefix
+from retrieval.schema import Filters
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "conversation"
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+MAX_COMPARED = 3
+
+FollowUpKind = Literal["new", "cheaper", "pricier", "among_shown", "compare"]
+
+
+@dataclass
+class Turn:
+    """One question and what was answered."""
+
+    question: str
+    answer: str
+    cited: list[str]
+
+
+@dataclass
+class Conversation:
+    """What a conversation remembers."""
+
+    id: str
+    turns: list[Turn] = field(default_factory=list)
+    query: str = ""  # the last search text (constraint phrases taken out)
+    question: str = ""  # the last question that searched
+    filters: Filters = field(default_factory=Filters)
+    shown: list[str] = field(default_factory=list)  # products given to the model, in order
+    cited: list[str] = field(default_factory=list)  # products the last answer cited
+
+    def to_json(self) -> bytes:
+        """The stored form."""
+        data = asdict(self)
+        data["filters"] = self.filters.model_dump(exclude_none=True)
+        return json.dumps(data, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Conversation:
+        """The conversation stored as ``raw``."""
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            turns=[Turn(**t) for t in data.get("turns", [])],
+            query=data.get("query", ""),
+            question=data.get("question", ""),
+            filters=Filters(**data.get("filters", {})),
+            shown=list(data.get("shown", [])),
+            cited=list(data.get("cited", [])),
+        )
+
+
+class ConversationStore:
+    """Conversations in a `Cache` backend, each with a time to live."""
+
+    def __init__(self, cache: Cache, *, ttl_s: float = 1800.0, max_turns: int = 6) -> None:
+        self.cache = cache
+        self.ttl_s = ttl_s
+        self.max_turns = max_turns
+
+    @staticmethod
+    def key(conversation_id: str) -> str:
+        """The cache key of a conversation (`ValueError` for an id outside ``ID_PATTERN``)."""
+        if not re.fullmatch(ID_PATTERN, conversation_id):
+            msg = (
+                f"a conversation id is 1 to 64 letters, digits, '-' or '_', got {conversation_id!r}"
+            )
+            raise ValueError(msg)
+        return key_prefix(NAMESPACE) + conversation_id
+
+    def load(self, conversation_id: str) -> Conversation:
+        """The conversation, or a new one when it is unknown, expired or unreadable (or the
+        cache is down: the cache answers a miss)."""
+        raw = self.cache.get(self.key(conversation_id))
+        if raw is not None:
+            try:
+                return Conversation.from_json(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning(
+                    "conversation %s unreadable, starting afresh: %s", conversation_id, exc
+                )
+        return Conversation(conversation_id)
+
+    def save(self, conversation: Conversation) -> None:
+        """Store it with its last ``max_turns`` turns (best effort, as every cache write)."""
+        conversation.turns = conversation.turns[-self.max_turns :]
+        self.cache.set(self.key(conversation.id), conversation.to_json(), self.ttl_s)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How a question continues the conversation; ``positions`` index ``shown`` (compare)."""
+
+    kind: FollowUpKind
+    positions: tuple[int, ...] = ()
+
+
+_CHEAPER = re.compile(
+    r"(?<![a-z])(?:cheaper|less\s+expensive|lower[- ]priced?|more\s+affordable|"
+    r"something\s+cheaper)(?![a-z])|便宜|实惠一点|价格低一点|低一点的价",
+    re.IGNORECASE,
+)
+_PRICIER = re.compile(
+    r"(?<![a-z])(?:more\s+expensive|pricier|higher[- ]end|premium|fancier)(?![a-z])"
+    r"|更贵|贵一点|高端一点",
+    re.IGNORECASE,
+)
+_COMPARE = re.compile(
+    r"(?<![a-z])(?:compare|comparison|vs\.?|versus|difference\s+between)(?![a-z])|比较|对比|区别",
+    re.IGNORECASE,
+)
+_AMONG = re.compile(
+    r"(?<![a-z])(?:these|those|them|which\s+one|which\s+of|of\s+the\s+(?:ones|products)|"
+    r"the\s+(?:first|second|third|last)\s+one)(?![a-z])|这些|这几个|它们|哪个|哪一个|哪款|其中",
+    re.IGNORECASE,
+)
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
+    "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5,
+    "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
+}  # fmt: skip
+_COUNTS = {"two": 2, "three": 3, "两": 2, "二": 2, "三": 3, "2": 2, "3": 3}
+_FIRST_N = re.compile(
+    r"(?:the\s+)?(?:first|top)\s+(two|three|2|3)|前\s*(两|二|三|2|3)\s*(?:个|款)?", re.I
+)
+_LAST_N = re.compile(r"(?:the\s+)?last\s+(two|three|2|3)|后\s*(两|二|三|2|3)\s*(?:个|款)?", re.I)
+_NAMED = re.compile(
+    r"(?<![a-z])(first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th)(?![a-z])"
+    r"|第\s*([一二三四五1-5])\s*(?:个|款)?"
+    r"|(?:#|no\.?\s*|number\s+|(?<![\w.$¥€£]))([1-5])(?![\w.%])",
+    re.IGNORECASE,
+)
+
+
+def _positions(question: str, shown: int) -> tuple[int, ...]:
+    """The 0-based positions of the products a comparison names (the first two by default)."""
+    if (m := _FIRST_N.search(question)) is not None:
+        n = _COUNTS[(m.group(1) or m.group(2)).lower()]
+        found = list(range(n))
+    elif (m := _LAST_N.search(question)) is not None:
+        n = _COUNTS[(m.group(1) or m.group(2)).lower()]
+        found = list(range(max(shown - n, 0), shown))
+    else:
+        found = []
+        for m in _NAMED.finditer(question):
+            word = (m.group(1) or m.group(2) or m.group(3)).lower()
+            number = _ORDINALS.get(word) or int(word)
+            if number - 1 not in found:
+                found.append(number - 1)
+        found = found or [0, 1]
+    return tuple(p for p in found if 0 <= p < shown)[:MAX_COMPARED]
+
+
+def interpret(question: str, conversation: Conversation) -> FollowUp:
+    """How ``question`` continues ``conversation`` (``new`` when it has nothing to continue)."""
+    if not conversation.shown:
+        return FollowUp("new")
+    if _COMPARE.search(question):
+        positions = _positions(question, len(conversation.shown))
+        if len(positions) >= 2:
+            return FollowUp("compare", positions)
+    if _CHEAPER.search(question):
+        return FollowUp("cheaper")
+    if _PRICIER.search(question):
+        return FollowUp("pricier")
+    if _AMONG.search(question):
+        return FollowUp("among_shown")
+    return FollowUp("new")
