@@ -219,8 +219,8 @@ class AnswerService:
             sources, applied, merged, retrieval_ms = self.advice_sources_for(
                 question, filters, rerank=rerank
             )
-            yield from self._stream(
-                "advice", question, sources, applied, merged, retrieval_ms, cancelled
+            yield from _safe(
+                self._stream("advice", question, sources, applied, merged, retrieval_ms, cancelled)
             )
             return
         if self.conversations is None:
@@ -233,7 +233,7 @@ class AnswerService:
             if follow.kind == "compare"
             else self._continue(question, filters, conversation, follow, rerank, cancelled)
         )
-        for event in events:
+        for event in _safe(events):
             if isinstance(event, FinalEvent):
                 # the question the shopper asked, not the one the model was given
                 event = FinalEvent(
@@ -367,7 +367,9 @@ class AnswerService:
         """An answer from one product's own passages, streamed."""
         sources, retrieval_ms = self.ask_sources_for(product_id, question, rerank=rerank)
         filters = Filters(product_ids=[product_id])
-        yield from self._stream("ask", question, sources, [], filters, retrieval_ms, cancelled)
+        yield from _safe(
+            self._stream("ask", question, sources, [], filters, retrieval_ms, cancelled)
+        )
 
     def advise(self, question: str, filters: Filters | None = None, **kwargs: Any) -> Answer:
         """Advice for a shopping question."""
@@ -516,6 +518,23 @@ class AnswerService:
                 **timing,
             )
         )
+
+
+def safe_text(text: str) -> str:
+    """Text safe to render as HTML or Markdown markup-free: angle brackets become look-alikes,
+    so no tag (``<script>``) a model copied from a review can reach a page."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def _safe(events: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:
+    """The events with their text made `safe_text` (tokens, the answer and its claims)."""
+    for event in events:
+        if isinstance(event, TokenEvent):
+            yield TokenEvent(safe_text(event.text))
+            continue
+        answer = event.answer
+        claims = [Claim(safe_text(c.text), c.sources) for c in answer.claims]
+        yield FinalEvent(replace(answer, text=safe_text(answer.text), claims=claims))
 
 
 def _fact_sources(sources: Sequence[Source]) -> dict[int, FactSource]:
