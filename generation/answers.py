@@ -493,7 +493,7 @@ class AnswerService:
         cited = checked.cited
         facts = None
         if not abstained:
-            facts = check_facts(parse_claims(text)[0], _fact_sources(sources))
+            facts = check_facts(parse_claims(text)[0], _fact_sources(sources), question=question)
             if facts.dropped:
                 logger.info("dropped %d claims: %s", facts.dropped, "; ".join(facts.reasons))
             if not facts.claims:

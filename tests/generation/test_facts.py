@@ -72,6 +72,14 @@ class TestOtherNumbers:
         assert _check("It is light and quiet.", 3) == (["It is light and quiet."], 0, 0)
 
 
+def test_numbers_from_the_question_stand() -> None:
+    claims = [Claim("It fits a 25cc trimmer.", (3,)), Claim("It is under $100.", (1,))]
+    result = check_facts(claims, SOURCES, question="does it fit a 25cc trimmer under $100?")
+    assert [c.text for c in result.claims] == [c.text for c in claims]
+    assert (result.corrected, result.dropped) == (0, 0)
+    assert check_facts(claims, SOURCES).dropped == 1  # without the question, 25 is unsupported
+
+
 def test_render_claims() -> None:
     claims = [Claim("It holds 750 ml.", (3,)), Claim("容量4升。", (1, 2)), Claim("Cheap", (2,))]
     assert render_claims(claims) == "It holds 750 ml [3]. 容量4升[1][2]。 Cheap [2]"
