@@ -139,7 +139,10 @@ def build_llm(settings: Settings) -> LLM:
 
         assert settings.llm_base_url is not None
         return OpenAICompatibleLLM(
-            settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key
+            settings.llm_base_url,
+            settings.llm_model,
+            api_key=settings.llm_api_key,
+            grammar_field=settings.llm_grammar_field,
         )
     from generation.llm.gguf import resolve_model_path
     from generation.llm.llama_cpp import LlamaCppLLM

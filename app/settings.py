@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         description="Decode answers under a grammar that allows only claims citing the given "
         "sources (llama.cpp); other backends are validated and repaired afterwards.",
     )
+    llm_grammar_field: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="With LLM_BACKEND=openai: the request field the server reads a GBNF "
+        "grammar from, so that answers are constrained there too ('grammar' for llama.cpp's "
+        "server, 'guided_grammar' for vLLM). Unset: free text, validated afterwards.",
+    )
     llm_prime: bool = Field(
         True, description="Read the prompts' fixed instructions into the cache at start-up."
     )

@@ -39,12 +39,16 @@ class OpenAICompatibleLLM:
         *,
         api_key: str | None = None,
         connect_timeout_s: float = 5.0,
+        grammar_field: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
         self.connect_timeout_s = connect_timeout_s
+        # The request field a server reads a GBNF grammar from ("grammar" for llama.cpp's
+        # server, "guided_grammar" for vLLM); None: the grammar is not sent.
+        self.grammar_field = grammar_field
         self._transport = transport
         self._client: httpx.Client | None = None
 
@@ -89,6 +93,8 @@ class OpenAICompatibleLLM:
         }
         if options.stop:
             payload["stop"] = list(options.stop)
+        if options.grammar is not None and self.grammar_field:
+            payload[self.grammar_field] = options.grammar
         timeout = httpx.Timeout(
             options.timeout_s, connect=min(self.connect_timeout_s, options.timeout_s)
         )

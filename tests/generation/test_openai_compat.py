@@ -39,6 +39,22 @@ def make_llm(handler: Callable[[httpx.Request], httpx.Response], **kwargs: objec
 
 
 class TestOpenAICompatibleLLM:
+    @pytest.mark.parametrize("field", [None, "grammar", "guided_grammar"])
+    def test_the_grammar_is_sent_in_the_configured_field(self, field: str | None) -> None:
+        seen: list[dict[str, object]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(json.loads(request.content))
+            return httpx.Response(200, headers=SSE, content=event("ok [1]") + b"data: [DONE]\n\n")
+
+        llm = make_llm(handler, grammar_field=field)
+        options = GenerationOptions(grammar='root ::= "x"')
+        assert "".join(llm.stream(PROMPT, options)) == "ok [1]"
+        sent = {k for k in seen[0] if k in ("grammar", "guided_grammar")}
+        assert sent == (set() if field is None else {field})
+        if field is not None:
+            assert seen[0][field] == 'root ::= "x"'
+
     def test_streams_pieces_and_sends_request(self) -> None:
         seen: list[httpx.Request] = []
 
