@@ -55,9 +55,19 @@ def _value(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+# Numbers that point, not state: a list's "1." or "2)" at the start, "option 2", "source 3".
+_POINTERS = re.compile(
+    r"^\s*(?:\(?\d{1,2}[.)]|#\d{1,2})\s+"
+    r"|(?<![\w])(?:option|source|product|item|choice|pick|number|no\.|#)\s*\d{1,2}(?![\d.])",
+    re.IGNORECASE,
+)
+
+
 def numbers_in(text: str) -> set[float]:
-    """The numeric values written in ``text``, citation markers left out."""
-    return {_value(m.group()) for m in _NUMBER_RE.finditer(CITATION_RE.sub(" ", text))}
+    """The numeric values written in ``text``; citation markers, list numbers ("1.") and
+    references ("option 2") left out."""
+    text = _POINTERS.sub(" ", CITATION_RE.sub(" ", text))
+    return {_value(m.group()) for m in _NUMBER_RE.finditer(text)}
 
 
 def _same(a: float, b: float) -> bool:

@@ -68,6 +68,12 @@ class TestOtherNumbers:
         assert numbers_in("1,299 and 12.50 [3] and WH-1000XM5") == {1299.0, 12.5, 1000.0}
         assert _check("It weighs 0.30 kg.", 3)[2] == 0
 
+    def test_list_numbers_and_references_are_not_facts(self) -> None:
+        assert numbers_in("1. The lid holds 750 ml") == {750.0}
+        assert numbers_in("2) Option 3 and source 1 are cheaper than #2") == set()
+        assert _check("1. Option 2 holds 750 ml.", 3)[2] == 0
+        assert _check("It sleeps 2.", 3)[2] == 1  # a count is a fact
+
     def test_a_claim_without_numbers_stands(self) -> None:
         assert _check("It is light and quiet.", 3) == (["It is light and quiet."], 0, 0)
 
