@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -59,8 +60,8 @@ class Services:
         """The version of the catalog behind the index (part of every cache key)."""
         return self.store.stats().version
 
-    def config_key(self) -> dict[str, object]:
-        """Everything besides the request that changes a search result or an answer."""
+    @functools.cached_property
+    def _config_key(self) -> dict[str, object]:
         config = self.search.config
         return {
             "embedder": self.embedder.name,
@@ -75,6 +76,11 @@ class Services:
                 self.settings.llm_constrained,
             ],
         }
+
+    def config_key(self) -> dict[str, object]:
+        """Everything besides the request that changes a search result or an answer (fixed
+        once the services are built: computed once, not per request)."""
+        return self._config_key
 
 
 def build_cache(settings: Settings) -> Cache | None:

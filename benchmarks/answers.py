@@ -988,6 +988,12 @@ def _latency_lines(latency: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _took(task: dict[str, Any]) -> str:
+    """A task heading's end: its seconds, and how many questions failed if any."""
+    errors = task["scores"]["errors"]
+    return f"{task['seconds']} s" + (f"; {errors} failed" if errors else "") + "\n"
+
+
 def _fact_line(scores: dict[str, Any]) -> str:
     facts = scores.get("fact_check")
     if not facts:
@@ -1015,7 +1021,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
             f"\n== epqa: {sampling['questions']} questions ({sampling['unanswerable']} "
             f"unanswerable; of {sampling['data_set_questions']}, "
             f"{sampling['data_set_unanswerable']} unanswerable), {d['catalog']['products']} "
-            f"pages; {d['seconds']} s" + (f"; {sc['errors']} failed" if sc["errors"] else "") + "\n"
+            f"pages; {_took(d)}"
         )
         out(f"  {'answer vs reference':<32} {'n':>5} {'F1':>7} {'ROUGE-L':>7}\n")
         for key, name in (
@@ -1042,9 +1048,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
         sc = d["scores"]
         out(
             f"\n== crowdflower advice: {sc['queries']} queries, {d['catalog']['products']} "
-            f"products; {d['seconds']} s"
-            + (f"; {sc['errors']} failed" if sc["errors"] else "")
-            + "\n"
+            f"products; {_took(d)}"
         )
         out(
             f"  relevant (grade 3-4) among cited  {_num(sc['relevant_share_cited'], 5)} "
@@ -1062,9 +1066,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
         sc = d["scores"]
         out(
             f"\n== sample catalog constraints: {sc['questions']} questions, "
-            f"{d['catalog']['products']} products; {d['seconds']} s"
-            + (f"; {sc['errors']} failed" if sc["errors"] else "")
-            + "\n"
+            f"{d['catalog']['products']} products; {_took(d)}"
         )
         out(
             f"  cited products meeting the applied constraints "

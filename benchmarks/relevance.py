@@ -304,6 +304,21 @@ def _with_other(timings: dict[str, float]) -> dict[str, float]:
     return {**timings, "other": max(timings["total"] - parts, 0.0)}
 
 
+def _systems_for(
+    store: EmbeddedStore, options: Options, textbook: TextbookHybrid | None
+) -> Systems:
+    """The systems a run's options ask for, over ``store``."""
+    return _build_systems(
+        store,
+        options.embedder,
+        options.rerankers,
+        options.depths,
+        options.config,
+        textbook,
+        options.scopes,
+    )
+
+
 def _build_systems(
     store: EmbeddedStore,
     embedder: Embedder,
@@ -465,15 +480,7 @@ def _product_search(
         textbook, [product_unit(p) for p in products], options.progress
     )
     embedder.flush()
-    systems = _build_systems(
-        store,
-        options.embedder,
-        options.rerankers,
-        options.depths,
-        options.config,
-        textbook,
-        options.scopes,
-    )
+    systems = _systems_for(store, options, textbook)
     queries = data.queries[: options.limit_queries or None]
     scope = product_scope(data.name, options.config)
     depth = scope.top_k
@@ -634,15 +641,7 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     textbook = _textbook(options, embedder)
     textbook_index = _index_textbook(textbook, catalog.units, options.progress)
     embedder.flush()
-    systems = _build_systems(
-        store,
-        options.embedder,
-        options.rerankers,
-        options.depths,
-        options.config,
-        textbook,
-        options.scopes,
-    )
+    systems = _systems_for(store, options, textbook)
     questions = data.questions[: options.limit_queries or None]
     distinct_texts = len(set(unit_text.values()))
     scopes = [epqa_scopes(q, options.config) for q in questions]

@@ -399,6 +399,7 @@ class AnswerService:
             *,
             corrected: int = 0,
             dropped_claims: int = 0,
+            claims: Sequence[Claim] = (),
             **timing: float,
         ) -> Answer:
             by_number = {s.number: s for s in sources}
@@ -417,7 +418,7 @@ class AnswerService:
                     **timing,
                     "total": round(retrieval_ms + (time.perf_counter() - start) * 1000, 3),
                 },
-                claims=[] if abstained else parse_claims(text)[0],
+                claims=[] if abstained else list(claims),
                 abstain_reason=reason,
                 corrected_claims=corrected,
                 dropped_claims=dropped_claims,
@@ -489,11 +490,17 @@ class AnswerService:
             reason = (
                 "model" if ABSTAIN_MARKER in result["generator"]["reply"] else "no_valid_citation"
             )
-        text = _abstention(question, mode) if abstained else _without_uncited_tail(checked.text)
-        cited = checked.cited
+        text, cited = checked.text, checked.cited
         facts = None
-        if not abstained:
-            facts = check_facts(parse_claims(text)[0], _fact_sources(sources), question=question)
+        claims: list[Claim] = []
+        if abstained:
+            text = _abstention(question, mode)
+        else:
+            claims, rest = parse_claims(text)
+            if rest:  # after the last citation: it supports nothing it could name (a reply
+                text = text[: len(text) - len(rest)].rstrip()  # cut off, a closing remark)
+            facts = check_facts(claims, _fact_sources(sources), question=question)
+            claims = facts.claims
             if facts.dropped:
                 logger.info("dropped %d claims: %s", facts.dropped, "; ".join(facts.reasons))
             if not facts.claims:
@@ -515,6 +522,7 @@ class AnswerService:
                 checked.dropped_citations,
                 corrected=facts.corrected if facts else 0,
                 dropped_claims=facts.dropped if facts else 0,
+                claims=claims,
                 **timing,
             )
         )
@@ -539,15 +547,6 @@ def _safe(events: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:
 
 def _fact_sources(sources: Sequence[Source]) -> dict[int, FactSource]:
     return {s.number: FactSource(f"{s.title} {s.text}", s.product) for s in sources}
-
-
-def _without_uncited_tail(text: str) -> str:
-    """The answer up to its last citation: text after it supports nothing it could name (a
-    reply cut off by the token limit, or a closing remark)."""
-    claims, rest = parse_claims(text)
-    if claims and rest:
-        return text[: len(text) - len(rest)].rstrip()
-    return text
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

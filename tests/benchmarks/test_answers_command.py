@@ -4,7 +4,6 @@ hashing embedder and a scripted fake LLM (the model is the boundary; the metrics
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import re
@@ -34,6 +33,7 @@ from generation.llm.base import ChatMessage, GenerationOptions
 from generation.llm.fake import RecordingLLM
 from generation.prompts import ABSTAIN_MARKER, ADVICE_SYSTEM, Source
 from retrieval.schema import Filters, Product
+from tests.benchmarks.dataset_files import write_crowdflower, write_epqa
 
 CROWDFLOWER = [
     ("wireless headphones", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 4),
@@ -93,45 +93,15 @@ EPQA = [
 
 def write_datasets(root: Path) -> Path:
     """CrowdFlower and ePQA in their published layouts and formats, tiny."""
-    (root / "crowdflower").mkdir(parents=True)
-    with (root / "crowdflower" / "train.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "id",
-                "query",
-                "product_title",
-                "product_description",
-                "median_relevance",
-                "relevance_variance",
-            ]
-        )
-        for i, (query, title, description, relevance) in enumerate(CROWDFLOWER, start=1):
-            writer.writerow([i, query, title, description, relevance, 0])
-    (root / "epqa").mkdir()
-    with (root / "epqa" / "dev.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "qid",
-                "question",
-                "ASIN",
-                "candidate",
-                "source",
-                "qa_pair_id",
-                "title",
-                "label",
-                "answer",
-            ]
-        )
-        pair = 0
-        for qid, question, asin, judged in EPQA:
-            title, candidates = PAGES[asin]
-            for (candidate, source), (label, answer) in zip(candidates, judged, strict=True):
-                pair += 1
-                writer.writerow(
-                    [qid, question, asin, candidate, source, pair, title, label, answer]
-                )
+    write_crowdflower(root, CROWDFLOWER)
+    write_epqa(
+        root,
+        (
+            (qid, question, asin, candidate, source, PAGES[asin][0], label, answer)
+            for qid, question, asin, judged in EPQA
+            for (candidate, source), (label, answer) in zip(PAGES[asin][1], judged, strict=True)
+        ),
+    )
     return root
 
 

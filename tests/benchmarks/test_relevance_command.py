@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.rankers.base import Reranker
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.embedded import EmbeddedStore
+from tests.benchmarks.dataset_files import write_crowdflower, write_epqa
 
 CROWDFLOWER = [
     ("wireless headphones", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 4),
@@ -116,21 +116,7 @@ def keyword_rerankers() -> Iterator[None]:
 
 def write_datasets(root: Path) -> Path:
     """The three data sets in their published layouts and formats, tiny."""
-    (root / "crowdflower").mkdir(parents=True)
-    with (root / "crowdflower" / "train.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "id",
-                "query",
-                "product_title",
-                "product_description",
-                "median_relevance",
-                "relevance_variance",
-            ]
-        )
-        for i, (query, title, description, relevance) in enumerate(CROWDFLOWER, start=1):
-            writer.writerow([i, query, title, description, relevance, 0])
+    write_crowdflower(root, CROWDFLOWER)
     (root / "multicpr-zh").mkdir()
     (root / "multicpr-zh" / "products.jsonl").write_text(
         "".join(
@@ -146,31 +132,23 @@ def write_datasets(root: Path) -> Path:
         ),
         encoding="utf-8",
     )
-    (root / "epqa").mkdir()
-    with (root / "epqa" / "dev.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "qid",
-                "question",
-                "ASIN",
-                "candidate",
-                "source",
-                "qa_pair_id",
-                "title",
-                "label",
-                "answer",
-            ]
-        )
-        pair = 0
-        for qid, question, asin, labels in EPQA_QUESTIONS:
-            title, candidates = EPQA_PAGES[asin]
-            for (candidate, source), label in zip(candidates, labels, strict=True):
-                pair += 1
-                answer = "an answer" if label else ""
-                writer.writerow(
-                    [qid, question, asin, candidate, source, pair, title, label, answer]
-                )
+    write_epqa(
+        root,
+        (
+            (
+                qid,
+                question,
+                asin,
+                candidate,
+                source,
+                EPQA_PAGES[asin][0],
+                label,
+                "an answer" if label else "",
+            )
+            for qid, question, asin, labels in EPQA_QUESTIONS
+            for (candidate, source), label in zip(EPQA_PAGES[asin][1], labels, strict=True)
+        ),
+    )
     return root
 
 

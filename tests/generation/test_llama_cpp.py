@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,12 @@ from generation.llm.base import (
     GenerationTimeout,
     generate,
 )
-from generation.llm.gguf import PACKAGED_MODELS, part_files
 from generation.llm.llama_cpp import LlamaCppLLM
 
 PROMPT = [
     ChatMessage("system", "You are a helpful shopping assistant."),
     ChatMessage("user", "Name three things to look for in running shoes."),
 ]
-
-
-@pytest.fixture(scope="module")
-def smollm2() -> Iterator[LlamaCppLLM]:
-    [path] = part_files(PACKAGED_MODELS["smollm2-135m-instruct-q4_1"])
-    llm = LlamaCppLLM(str(path), n_ctx=512, n_threads=2)
-    llm.warm_up()
-    yield llm
-    llm.close()
 
 
 class TestLlamaCppLLM:
