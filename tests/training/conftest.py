@@ -26,3 +26,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
         resolve_model_source("packaged:all-minilm-l6-v2")
     ).save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line run in a temporary folder with its own state, the model-free
+    embedder and plain log lines."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SHOPGUIDE_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER", "hashing-256")
+    monkeypatch.setenv("SHOPGUIDE_LOG_JSON", "false")

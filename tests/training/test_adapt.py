@@ -135,14 +135,8 @@ class TestAdaptReranker:
         assert report.manifest["queries"]["llm"] == {"products": 3, "failures": 0}
 
 
+@pytest.mark.usefixtures("cli_env")
 class TestCommand:
-    @pytest.fixture(autouse=True)
-    def _settings(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("SHOPGUIDE_DATA_DIR", str(tmp_path / "state"))
-        monkeypatch.setenv("SHOPGUIDE_EMBEDDER", "hashing-256")
-        monkeypatch.setenv("SHOPGUIDE_LOG_JSON", "false")
-
     def test_adapt_reranker(
         self, tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture[str]
     ) -> None:

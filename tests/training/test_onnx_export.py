@@ -73,14 +73,8 @@ def test_rank_agreement() -> None:
     assert rank_agreement([1, 2, 3], [2, 2, 2]) == (0.0, 0.0)
 
 
+@pytest.mark.usefixtures("cli_env")
 class TestCommands:
-    @pytest.fixture(autouse=True)
-    def _settings(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("SHOPGUIDE_DATA_DIR", str(tmp_path / "state"))
-        monkeypatch.setenv("SHOPGUIDE_EMBEDDER", "hashing-256")
-        monkeypatch.setenv("SHOPGUIDE_LOG_JSON", "false")
-
     def test_export_reranker(
         self, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
