@@ -31,8 +31,9 @@ class ResultCache:
         self.answer_ttl_s = answer_ttl_s
 
     def ttl_s(self, namespace: str) -> float:
-        """How long entries of ``namespace`` live."""
-        return self.search_ttl_s if namespace == SEARCH_NAMESPACE else self.answer_ttl_s
+        """How long entries of ``namespace`` (``search`` or ``user:<id>:search`` …) live."""
+        last = namespace.rsplit(":", 1)[-1]
+        return self.search_ttl_s if last == SEARCH_NAMESPACE else self.answer_ttl_s
 
     def get_or_compute(
         self,

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
-from app.api.routes import advice, health, products, search
+from app.api.routes import advice, health, products, search, users
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (search, products, advice, health):
+    for module in (search, products, advice, users, health):
         app.include_router(module.router)
 
     @app.middleware("http")

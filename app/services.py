@@ -14,6 +14,10 @@ from generation.answers import AnswerService
 from generation.conversation import ConversationStore
 from generation.llm.base import LLM, GenerationOptions
 from generation.prompts import PROMPT_VERSION
+from personalization.ranking import PersonalConfig
+from personalization.service import Personalization
+from personalization.stores.base import DAY_S, ProfileStore
+from personalization.stores.file import FileProfileStore
 from retrieval import text
 from retrieval.caches.base import Cache
 from retrieval.caches.memory import MemoryCache
@@ -48,11 +52,14 @@ class Services:
     answers: AnswerService
     cache: Cache | None
     results: ResultCache | None
+    personalization: Personalization
 
     def close(self) -> None:
         """Release models and connections."""
         self.llm.close()
         self.store.close()
+        if self.personalization.profiles is not None:
+            self.personalization.profiles.close()
         if self.cache is not None:
             self.cache.close()
 
@@ -69,6 +76,7 @@ class Services:
             "llm": self.llm.name,
             "prompt": PROMPT_VERSION,
             "search": search_config_key(config),
+            "personal": asdict(self.personalization.config),
             "sources": [
                 self.settings.advice_sources,
                 self.settings.ask_sources,
@@ -96,6 +104,38 @@ def build_cache(settings: Settings) -> Cache | None:
             retry_after_s=settings.redis_retry_after_s,
         )
     return MemoryCache()
+
+
+def build_profiles(settings: Settings) -> ProfileStore | None:
+    """The configured shopper-profile store: a file per shopper, Redis, or none."""
+    if settings.profiles == "none":
+        return None
+    half_life_s = settings.profile_half_life_days * DAY_S
+    ttl_s = settings.profile_ttl_days * DAY_S
+    max_events = settings.profile_max_events
+    if settings.profiles == "redis":
+        from personalization.stores.redis import RedisProfileStore
+
+        return RedisProfileStore(
+            settings.profiles_redis_url or settings.redis_url,
+            half_life_s=half_life_s,
+            ttl_s=ttl_s,
+            max_events=max_events,
+        )
+    return FileProfileStore(
+        settings.profiles_dir, half_life_s=half_life_s, ttl_s=ttl_s, max_events=max_events
+    )
+
+
+def personal_config(settings: Settings) -> PersonalConfig:
+    """Personalized ranking and diversity from the settings."""
+    return PersonalConfig(
+        weight=settings.personalize_weight,
+        depth=settings.personalize_depth,
+        half_life_days=settings.profile_half_life_days,
+        brand_cap=settings.brand_cap,
+        dedupe_similarity=settings.dedupe_similarity,
+    )
 
 
 def build_store(settings: Settings) -> DocumentStore:
@@ -261,6 +301,12 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     search = HybridSearch(store, embedder, reranker, search_config(settings))
     prime = settings.llm_prime and settings.llm_backend == "llama-cpp" and llm is None
     llm = llm or build_llm(settings)
+    # in the cache backend (Redis in the stack); in process when caching is off
+    conversations = ConversationStore(
+        cache if cache is not None else MemoryCache(),
+        ttl_s=settings.conversation_ttl_s,
+        max_turns=settings.conversation_turns,
+    )
     answers = AnswerService(
         search,
         llm,
@@ -268,12 +314,14 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
         advice_sources=settings.advice_sources,
         ask_sources=settings.ask_sources,
         constrained=settings.llm_constrained,
-        # in the cache backend (Redis in the stack); in process when caching is off
-        conversations=ConversationStore(
-            cache if cache is not None else MemoryCache(),
-            ttl_s=settings.conversation_ttl_s,
-            max_turns=settings.conversation_turns,
-        ),
+        ask_min_evidence=settings.ask_min_evidence,
+        conversations=conversations,
+    )
+    personalization = Personalization(
+        build_profiles(settings),
+        store,
+        personal_config(settings),
+        caches=[conversations.cache],  # the result cache, when there is one, is this one
     )
     text.warm_up()
     search.warm_up()
@@ -301,4 +349,6 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
         )
     except StoreError as exc:
         logger.error("the %s store is not available yet: %s", settings.store, exc)
-    return Services(settings, store, embedder, reranker, search, llm, answers, cache, results)
+    return Services(
+        settings, store, embedder, reranker, search, llm, answers, cache, results, personalization
+    )

@@ -129,6 +129,53 @@ class Settings(BaseSettings):
     )
     advice_sources: int = Field(5, ge=1, le=20)
     ask_sources: int = Field(5, ge=1, le=20)
+    ask_min_evidence: float | None = Field(
+        0.386,
+        ge=-1,
+        le=1,
+        description="Answer 'cannot answer' without asking the model when no passage of the "
+        "product is at least this similar to the question (cosine of the EMBEDDER; tuned for the "
+        "default MiniLM on half of ePQA by `python -m benchmarks.answers --datasets gate`; "
+        "retune it for another embedder). Unset: always ask the model.",
+    )
+
+    profiles: Literal["file", "redis", "none"] = Field(
+        "file",
+        description="Shopper profiles from behaviour events (POST /events): a file per shopper "
+        "under DATA_DIR/profiles, Redis, or none (personalization off).",
+    )
+    profiles_redis_url: str | None = Field(
+        None,
+        description="Redis of the profiles when profiles=redis (default: REDIS_URL). Profiles are "
+        "state, not cache: give them a Redis that persists and does not evict.",
+    )
+    profile_half_life_days: float = Field(
+        30.0, gt=0, description="An event counts half as much after this many days."
+    )
+    profile_ttl_days: float = Field(
+        180.0, gt=0, description="A profile is forgotten this long after its last event."
+    )
+    profile_max_events: int = Field(1000, ge=1, le=100_000, description="Events kept per shopper.")
+    personalize_weight: float = Field(
+        0.3,
+        ge=0,
+        le=5,
+        description="Weight of the personal score against relevance: a result rises at most about "
+        "WEIGHT x DEPTH places (0: personalization off).",
+    )
+    personalize_depth: int = Field(
+        20, ge=1, le=200, description="Only the best this many results by relevance re-order."
+    )
+    brand_cap: int | None = Field(
+        None, ge=1, le=50, description="At most this many products of one brand on a page."
+    )
+    dedupe_similarity: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Leave out a result whose vector is at least this similar (cosine) to one "
+        "ranked above it, or whose title is the same (unset: keep near-duplicates).",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -141,6 +188,11 @@ class Settings(BaseSettings):
             msg = "SHOPGUIDE_LLM_BASE_URL is required when SHOPGUIDE_LLM_BACKEND=openai"
             raise ValueError(msg)
         return self
+
+    @property
+    def profiles_dir(self) -> Path:
+        """Where the file profile store keeps one file per shopper."""
+        return self.data_dir / "profiles"
 
     @property
     def index_dir(self) -> Path:

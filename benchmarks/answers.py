@@ -2,8 +2,8 @@
 shoppers' constraints.
 
     python -m benchmarks.answers [--data ../shared/datasets]
-        [--datasets epqa,crowdflower,sample] [--limit-questions 120] [--limit-queries 40]
-        [--seed 0] [--embedder packaged:all-minilm-l6-v2]
+        [--datasets gate,epqa,crowdflower,sample] [--limit-questions 120]
+        [--all-unanswerable] [--limit-queries 40] [--seed 0] [--embedder packaged:all-minilm-l6-v2]
         [--embedding-cache bench-results/embedding-cache|none] [--no-progress]
         [--out bench-results/answers.json]
 
@@ -16,10 +16,21 @@ primed once, as the API does at start-up. The API's query-embedding cache is lef
 question is new). Document vectors are kept in ``--embedding-cache`` as the relevance
 benchmark keeps them.
 
+0. ``gate`` (no model): for every ePQA question, the evidence `AnswerService` computes (the
+   best cosine similarity of the question to one of the passages it would give the model).
+   ePQA is split in two halves by a hash of the question id (`tune_half`); the threshold of the
+   evidence gate (``SHOPGUIDE_ASK_MIN_EVIDENCE``) with the best abstention F1 on the tune half
+   is reported with its scores on the test half, beside the configured threshold's and a curve
+   of thresholds on the test half, and the AUC of evidence as a detector of the unanswerable
+   questions.
+
 1. ``epqa``: every ePQA page is indexed with `benchmarks.relevance.epqa_catalog` (each judged
    passage is one unit) and each sampled question goes to ``ask(product, question)``. The
    sample (``--limit-questions``, seeded) is stratified: the unanswerable questions (no passage
-   labelled above 0) keep their share of the data set, at least one. Scores:
+   labelled above 0) keep their share of the data set, at least one; ``--all-unanswerable``
+   asks every unanswerable question and ``--limit-questions`` answerable ones instead. The model
+   answers every question (the gate is off for the run), and each row records its evidence.
+   Scores:
 
    - the answer against the human references (ePQA writes one per helpful passage; the best
      one counts, as SQuAD does), citation markers removed: token F1 and ROUGE-L
@@ -33,7 +44,10 @@ benchmark keeps them.
      passages of the page judged for another question count as unjudged, so this is a lower
      bound;
    - abstention as a detector of the unanswerable questions: precision, recall, and the share
-     of answerable questions abstained on;
+     of answerable questions abstained on, for three rules: the model alone, the evidence gate
+     alone at the configured threshold, and both (the gate first, then the model, as the API
+     runs); with the precision a sample with the data set's share of unanswerable questions
+     would have (``P@share``), since ``--all-unanswerable`` over-represents them;
    - time to first token and total time per answer (retrieval included), median and p95.
 
 2. ``crowdflower``: ``advise(query)`` for ``--limit-queries`` seeded queries over the whole
@@ -61,6 +75,8 @@ error and left out of the scores.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import logging
 import random
 import re
@@ -106,7 +122,7 @@ from benchmarks.relevance import (
     machine,
 )
 from benchmarks.text_metrics import best, rouge_l, token_f1
-from generation.answers import Answer, AnswerService
+from generation.answers import Answer, AnswerService, evidence
 from generation.citations import CITATION_RE
 from generation.llm.base import LLM, GenerationError
 from indexer.indexer import IndexReport
@@ -122,7 +138,7 @@ logger = logging.getLogger("benchmarks.answers")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CATALOG = ROOT / "data" / "sample_catalog.jsonl"
-DATASETS = ("epqa", "crowdflower", "sample")
+DATASETS = ("gate", "epqa", "crowdflower", "sample")
 RELEVANT_GAIN = 2.0  # CrowdFlower grades 3 and 4
 LOG_EVERY_S = 15.0
 LATENCY = ("first_token", "total")
@@ -263,16 +279,22 @@ def answerable(question: Question) -> bool:
 
 
 def sample_questions(
-    questions: Sequence[Question], limit: int, seed: int
+    questions: Sequence[Question], limit: int, seed: int, *, all_unanswerable: bool = False
 ) -> tuple[list[Question], dict[str, Any]]:
     """A seeded sample of ``limit`` questions in which the unanswerable ones keep their share of
-    the data set (rounded, at least one), in the data set's order, and how it was drawn."""
+    the data set (rounded, at least one), in the data set's order, and how it was drawn. With
+    ``all_unanswerable``: every unanswerable question and ``limit`` answerable ones."""
     groups = {
         "unanswerable": [i for i, q in enumerate(questions) if not answerable(q)],
         "answerable": [i for i, q in enumerate(questions) if answerable(q)],
     }
     total, unanswerable = len(questions), len(groups["unanswerable"])
-    if limit >= total:
+    if all_unanswerable:
+        rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not security
+        answerable_part = rng.sample(groups["answerable"], min(limit, len(groups["answerable"])))
+        chosen = sorted(groups["unanswerable"] + answerable_part)
+        method = f"every unanswerable question and a seeded sample of {limit} answerable ones"
+    elif limit >= total:
         chosen = list(range(total))
         method = "all questions"
     else:
@@ -324,6 +346,7 @@ class Options:
     limit_queries: int
     seed: int
     progress: bool
+    all_unanswerable: bool = False
     embedding_cache: Path | None = None
     prime_s: float | None = None  # the first service's warm-up (and priming); None before
 
@@ -455,6 +478,7 @@ def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[
         "answerable": answerable(question),
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
+        "evidence": None if answer.evidence is None else round(answer.evidence, 4),
         "claims": len(answer.claims),
         "corrected_claims": answer.corrected_claims,
         "dropped_claims": answer.dropped_claims,
@@ -541,6 +565,105 @@ def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# -- abstention rules -------------------------------------------------------------------------
+
+
+def tune_half(question_id: str) -> bool:
+    """Whether a question is in the half of ePQA the evidence gate is tuned on (a stable hash
+    of its id); the other half scores it."""
+    return hashlib.sha256(question_id.encode()).digest()[0] % 2 == 0
+
+
+def detector_scores(
+    flags: Sequence[tuple[bool, bool]], prevalence: float | None = None
+) -> dict[str, Any]:
+    """ "Cannot answer" as a detector of the unanswerable questions, from (abstained,
+    answerable) pairs: precision, recall, F1 and the share of answerable questions abstained
+    on; with ``prevalence`` (the data set's share of unanswerable questions), also the precision
+    a sample with that share would have (for a sample that over-represents them)."""
+    unanswerable = [a for a, ok in flags if not ok]
+    answerable_flags = [a for a, ok in flags if ok]
+    caught = sum(unanswerable)
+    abstained = sum(a for a, _ in flags)
+    precision = _ratio(caught, abstained)
+    recall = _ratio(caught, len(unanswerable))
+    rate = _ratio(sum(answerable_flags), len(answerable_flags))
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else None
+    )
+    out: dict[str, Any] = {
+        "abstained": abstained,
+        "unanswerable": len(unanswerable),
+        "true_positives": caught,
+        "precision": precision,
+        "recall": recall,
+        "f1": _round(f1),
+        "rate_on_answerable": rate,
+    }
+    if prevalence is not None:
+        out["precision_at_data_set_share"] = _round(
+            _ratio(recall * prevalence, recall * prevalence + rate * (1 - prevalence))
+            if recall is not None and rate is not None
+            else None
+        )
+    return out
+
+
+def weak(evidence: float | None, threshold: float | None) -> bool:
+    """Whether the evidence gate abstains (as `AnswerService` with ``ask_min_evidence``)."""
+    return threshold is not None and evidence is not None and evidence < threshold
+
+
+def best_threshold(points: Sequence[tuple[float | None, bool]]) -> float | None:
+    """The gate threshold with the best abstention F1 on (evidence, answerable) points: a
+    midpoint between two observed evidence values (the lower one on a tie)."""
+    values = sorted({e for e, _ in points if e is not None})
+    best: tuple[float, float] | None = None
+    for low, high in itertools.pairwise(values):
+        threshold = round((low + high) / 2, 4)
+        f1 = detector_scores([(weak(e, threshold), ok) for e, ok in points])["f1"] or 0.0
+        if best is None or f1 > best[0]:
+            best = (f1, threshold)
+    return None if best is None else best[1]
+
+
+def auc(points: Sequence[tuple[float | None, bool]]) -> float | None:
+    """The chance that an unanswerable question's evidence is below an answerable one's (ties
+    count half): how well evidence separates them, whatever the threshold."""
+    low = [e for e, ok in points if not ok and e is not None]
+    high = [e for e, ok in points if ok and e is not None]
+    if not low or not high:
+        return None
+    wins = sum((u < a) + 0.5 * (u == a) for u in low for a in high)
+    return _round(wins / (len(low) * len(high)))
+
+
+def rule_scores(
+    rows: list[dict[str, Any]], threshold: float | None, prevalence: float | None
+) -> dict[str, dict[str, Any]]:
+    """Abstention by the model alone, by the evidence gate alone at ``threshold``, and by both
+    (the gate first, then the model: as `AnswerService` runs with ``ask_min_evidence``), with
+    the answer scores of "both" over every answerable question (an abstention scores 0)."""
+    ok = _ok(rows)
+    gate = [weak(r["evidence"], threshold) for r in ok]
+    rules = {
+        "model": [(r["abstained"], r["answerable"]) for r in ok],
+        "gate": [(g, r["answerable"]) for g, r in zip(gate, ok, strict=True)],
+        "both": [(g or r["abstained"], r["answerable"]) for g, r in zip(gate, ok, strict=True)],
+    }
+    out = {name: detector_scores(flags, prevalence) for name, flags in rules.items()}
+    kept = [r for g, r in zip(gate, ok, strict=True) if r["answerable"] and not g]
+    n = sum(1 for r in ok if r["answerable"])
+    for key in ("f1", "rouge_l"):
+        out["both"][f"answer_{key}_all_answerable"] = _round(
+            sum(r[key] or 0.0 for r in kept) / n if n else None
+        )
+    out["both"]["threshold"] = threshold
+    return out
+
+
 def _epqa_running(rows: list[dict[str, Any]]) -> str:
     scores = epqa_scores(rows)
     answered = scores["answer"]["answered"]
@@ -557,7 +680,13 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
     catalog = epqa_catalog(data)
     store, index = _index(data.name, catalog.products, options, folder)
-    questions, sampling = sample_questions(data.questions, options.limit_questions, options.seed)
+    questions, sampling = sample_questions(
+        data.questions,
+        options.limit_questions,
+        options.seed,
+        all_unanswerable=options.all_unanswerable,
+    )
+    # The model answers every question; the evidence gate is scored from each row's evidence.
     service = answer_service(store, options)
     rows, seconds = _answer_all(
         "epqa ask",
@@ -578,9 +707,73 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
         "index": index,
         "sampling": sampling,
         "scores": epqa_scores(rows),
+        "rules": rule_scores(
+            rows,
+            options.settings.ask_min_evidence,
+            sampling["data_set_unanswerable"] / sampling["data_set_questions"],
+        ),
         "latency_ms": _latency(rows),
         "rows": rows,
         "answer_seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# -- ePQA: the evidence gate -------------------------------------------------------------------
+
+
+GATE_CURVE = tuple(round(0.05 * i, 2) for i in range(2, 13))  # 0.10 … 0.60
+
+
+def _gate(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
+    """The evidence of every ePQA question (no model): the gate's threshold tuned on one half,
+    scored on the other, and the configured threshold's scores."""
+    started = time.perf_counter()
+    catalog = epqa_catalog(data)
+    store, index = _index(data.name, catalog.products, options, folder)
+    search = HybridSearch(store, options.embedder, options.reranker, options.config)
+    search.warm_up()
+    rows = []
+    bar = tqdm(
+        data.questions, desc="epqa evidence", unit=" questions", disable=not options.progress
+    )
+    for question in bar:
+        hits = search.passages(
+            question.product_id, question.text, top_k=options.settings.ask_sources
+        )
+        best = evidence(hits)
+        rows.append(
+            {
+                "id": question.id,
+                "answerable": answerable(question),
+                "evidence": None if best is None else round(best, 4),
+                "tune": tune_half(question.id),
+            }
+        )
+    halves = {
+        "tune": [(r["evidence"], r["answerable"]) for r in rows if r["tune"]],
+        "test": [(r["evidence"], r["answerable"]) for r in rows if not r["tune"]],
+    }
+    prevalence = sum(1 for r in rows if not r["answerable"]) / len(rows)
+    tuned = best_threshold(halves["tune"])
+    configured = options.settings.ask_min_evidence
+
+    def at(threshold: float | None, half: str) -> dict[str, Any]:
+        return detector_scores([(weak(e, threshold), ok) for e, ok in halves[half]], prevalence)
+
+    return {
+        "task": "the best passage's similarity to each ePQA question, retrieval only",
+        "index": index,
+        "questions": len(rows),
+        "unanswerable": sum(1 for r in rows if not r["answerable"]),
+        "halves": {h: len(p) for h, p in halves.items()},
+        "auc": {h: auc(p) for h, p in halves.items()},
+        "tuned_threshold": tuned,
+        "tuned": {h: at(tuned, h) for h in halves},
+        "configured_threshold": configured,
+        "configured": {h: at(configured, h) for h in halves},
+        "curve": [{"threshold": t, **at(t, "test")} for t in GATE_CURVE],
+        "rows": rows,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -834,6 +1027,11 @@ def _parser() -> argparse.ArgumentParser:
         help="ePQA questions to ask (a seeded sample, stratified by answerability)",
     )
     parser.add_argument(
+        "--all-unanswerable",
+        action="store_true",
+        help="ask every unanswerable ePQA question, and --limit-questions answerable ones",
+    )
+    parser.add_argument(
         "--limit-queries", type=_positive, default=40, help="CrowdFlower queries (seeded sample)"
     )
     parser.add_argument(
@@ -881,7 +1079,8 @@ def _run(
     model_load_s: float,
 ) -> int:
     llm_start = time.perf_counter()
-    llm.warm_up()
+    if set(args.datasets) - {"gate"}:  # the gate needs no model
+        llm.warm_up()
     options = Options(
         settings=settings,
         embedder=embedder,
@@ -893,6 +1092,7 @@ def _run(
         seed=args.seed,
         progress=not args.no_progress,
         embedding_cache=args.embedding_cache,
+        all_unanswerable=args.all_unanswerable,
     )
     result: dict[str, Any] = {
         "benchmark": "answers",
@@ -924,8 +1124,10 @@ def _run(
                 "min_similarity": options.config.min_similarity,
             },
             "ask_sources": settings.ask_sources,
+            "ask_min_evidence": settings.ask_min_evidence,
             "advice_sources": settings.advice_sources,
             "limit_questions": args.limit_questions,
+            "all_unanswerable": args.all_unanswerable,
             "limit_queries": args.limit_queries,
             "sample_questions": len(SAMPLE_QUESTIONS),
             "seed": args.seed,
@@ -941,9 +1143,10 @@ def _run(
     with tempfile.TemporaryDirectory(prefix="answers-") as folder:
         for name in args.datasets:
             logger.info("%s: loading", name)
-            if name == "epqa":
+            if name in ("gate", "epqa"):
                 epqa = load_epqa(args.data, seed=args.seed)
-                result["datasets"][name] = _epqa(epqa, options, Path(folder))
+                task = _gate if name == "gate" else _epqa
+                result["datasets"][name] = task(epqa, options, Path(folder))
             elif name == "crowdflower":
                 crowdflower = load_crowdflower(args.data)
                 result["datasets"][name] = _crowdflower(crowdflower, options, Path(folder))
@@ -1005,6 +1208,55 @@ def _fact_line(scores: dict[str, Any]) -> str:
     )
 
 
+_DETECTOR_HEADER = (
+    f"  {'':<26} {'P':>6} {'P@share':>7} {'R':>6} {'F1':>6} {'on answ.':>8} {'caught':>7}\n"
+)
+
+
+def _detector_line(name: str, scores: dict[str, Any]) -> str:
+    share = scores.get("precision_at_data_set_share")
+    return (
+        f"  {name:<26} {_num(scores['precision'], 6)} {_num(share)} {_num(scores['recall'], 6)} "
+        f"{_num(scores['f1'], 6)} {_num(scores['rate_on_answerable'], 8)} "
+        f"{scores['true_positives']:>3} of {scores['unanswerable']:<3}\n"
+    )
+
+
+def _print_gate(d: dict[str, Any], out: Callable[[str], Any]) -> None:
+    out(
+        f"\n== gate: evidence of {d['questions']} ePQA questions ({d['unanswerable']} "
+        f"unanswerable), halves {d['halves']['tune']} tune / {d['halves']['test']} test; "
+        f"{d['seconds']} s\n"
+        f"  AUC tune {_num(d['auc']['tune'], 5)}, test {_num(d['auc']['test'], 5)}; threshold "
+        f"tuned on the tune half {d['tuned_threshold']}, configured {d['configured_threshold']}\n"
+    )
+    out(_DETECTOR_HEADER)
+    for kind in ("tuned", "configured"):
+        for half in ("tune", "test"):
+            threshold = d[f"{kind}_threshold"]
+            out(_detector_line(f"{kind} {threshold} on {half}", d[kind][half]))
+    out("  the test half by threshold:\n")
+    for point in d["curve"]:
+        out(_detector_line(f"  < {point['threshold']:.2f}", point))
+
+
+def _print_rules(rules: dict[str, Any], out: Callable[[str], Any]) -> None:
+    both = rules["both"]
+    out(f"  abstention rules (evidence gate at {both['threshold']}):\n")
+    out(_DETECTOR_HEADER)
+    for name, label in (
+        ("model", "the model alone"),
+        ("gate", "the evidence gate alone"),
+        ("both", "gate, then model (shipped)"),
+    ):
+        out(_detector_line(label, rules[name]))
+    out(
+        f"  shipped: answer F1 {_num(both['answer_f1_all_answerable'], 5)}, ROUGE-L "
+        f"{_num(both['answer_rouge_l_all_answerable'], 5)} over all answerable (0 if "
+        f"abstained)\n"
+    )
+
+
 def _print(result: dict[str, Any], path: Path) -> None:
     out = sys.stdout.write
     s = result["settings"]
@@ -1014,6 +1266,8 @@ def _print(result: dict[str, Any], path: Path) -> None:
         f"/ advice {s['advice_sources']}, seed {s['seed']}\n"
     )
     datasets = result["datasets"]
+    if "gate" in datasets:
+        _print_gate(datasets["gate"], out)
     if "epqa" in datasets:
         d = datasets["epqa"]
         sc, sampling = d["scores"], d["sampling"]
@@ -1042,6 +1296,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
             f"({ab['abstained']} abstentions)\n"
         )
         out(_fact_line(sc))
+        _print_rules(d["rules"], out)
         out(_latency_lines(d["latency_ms"]))
     if "crowdflower" in datasets:
         d = datasets["crowdflower"]

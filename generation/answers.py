@@ -26,7 +26,7 @@ from generation.llm.base import LLM, GenerationError, GenerationOptions, generat
 from generation.pipelines import build_answer_pipeline
 from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
 from retrieval.schema import Filters, Product
-from retrieval.search import HybridSearch
+from retrieval.search import Hit, HybridSearch, ResultPolicy
 from retrieval.text import has_cjk
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ NO_ADVICE_EN = "The catalog does not support an answer to this question."
 NO_ADVICE_ZH = "商品目录中没有足以回答这个问题的信息。"
 NO_ANSWER_EN = "This product's page does not answer that question."
 NO_ANSWER_ZH = "该商品的页面信息无法回答这个问题。"
+CLOSEST_EN = "The closest products found, not confirmed to fit your question:"
+CLOSEST_ZH = "找到的最接近的商品（未确认符合您的问题）："
+CLOSEST_SHOWN = 3
 
 
 class UnknownProduct(LookupError):
@@ -56,10 +59,15 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # The answer as statements, each with the sources it cites (empty when abstaining).
     claims: list[Claim] = field(default_factory=list)
-    # Why it abstained: "no_sources" (retrieval found nothing), "model" (the model said the
+    # Why it abstained: "no_sources" (retrieval found nothing), "weak_evidence" (no passage is
+    # similar enough to the question: the model was not asked), "model" (the model said the
     # sources do not answer), "no_valid_citation" (nothing it wrote cited a given source),
     # "unsupported_facts" (every claim stated a fact its sources do not hold).
     abstain_reason: str | None = None
+    # The best cosine similarity between the question and a source (None when the embedder
+    # did not score them), and for advice that abstained, the closest products it was given.
+    evidence: float | None = None
+    closest: list[Source] = field(default_factory=list)
     # Claims whose price or rating was corrected from the cited product, and claims dropped
     # because a fact they state is not in their sources (`generation.facts`).
     corrected_claims: int = 0
@@ -88,11 +96,26 @@ class FinalEvent:
 AnswerEvent = TokenEvent | FinalEvent
 
 
-def _abstention(question: str, mode: Literal["advice", "ask"]) -> str:
+def _abstention(
+    question: str, mode: Literal["advice", "ask"], closest: Sequence[Source] = ()
+) -> str:
+    """The "cannot answer" reply; for advice, followed by the closest products, labelled."""
     chinese = has_cjk(question)
-    if mode == "advice":
-        return NO_ADVICE_ZH if chinese else NO_ADVICE_EN
-    return NO_ANSWER_ZH if chinese else NO_ANSWER_EN
+    if mode == "ask":
+        return NO_ANSWER_ZH if chinese else NO_ANSWER_EN
+    text = NO_ADVICE_ZH if chinese else NO_ADVICE_EN
+    if closest:
+        label, sep = (CLOSEST_ZH, "；") if chinese else (CLOSEST_EN, "; ")
+        text += f"\n{label} {sep.join(s.title for s in closest)}"
+    return text
+
+
+def evidence(hits: Sequence[Hit]) -> float | None:
+    """The best cosine similarity of the query to one of ``hits`` (None: none was scored by the
+    vector retriever, e.g. a query routed around the embedder)."""
+    scores = [h.explanation.retrievers.get("semantic", {}).get("score") for h in hits]
+    known = [float(s) for s in scores if s is not None]
+    return max(known) if known else None
 
 
 _ADVICE_DESCRIPTION_CHARS = 220  # prompt length is time to first token on a CPU
@@ -141,8 +164,13 @@ class AnswerService:
         ask_sources: int = 5,
         constrained: bool = True,
         conversations: ConversationStore | None = None,
+        ask_min_evidence: float | None = None,
     ) -> None:
+        """``ask_min_evidence``: a question about a product whose best passage is less similar
+        than this (cosine, the search's embedder) is answered "cannot answer" without asking
+        the model (None: always ask)."""
         self.search = search
+        self.ask_min_evidence = ask_min_evidence
         self.llm = llm
         self.advice_sources = advice_sources
         self.conversations = conversations
@@ -166,20 +194,25 @@ class AnswerService:
     # -- sources ---------------------------------------------------------------------------
 
     def advice_sources_for(
-        self, question: str, filters: Filters | None, *, rerank: bool = True
+        self,
+        question: str,
+        filters: Filters | None,
+        *,
+        rerank: bool = True,
+        policy: ResultPolicy | None = None,
     ) -> tuple[list[Source], list[str], Filters, float]:
         """The products to show the model, the constraints applied, and retrieval time."""
-        sources, applied, merged, _, took = self._advice_search(question, filters, rerank)
+        sources, applied, merged, _, took = self._advice_search(question, filters, rerank, policy)
         return sources, applied, merged, took
 
     def _advice_search(
-        self, question: str, filters: Filters | None, rerank: bool
+        self, question: str, filters: Filters | None, rerank: bool, policy: ResultPolicy | None
     ) -> tuple[list[Source], list[str], Filters, str, float]:
         start = time.perf_counter()
         parsed = parse_constraints(question, known_brands=self.search.store.brands())
         merged = parsed.filters.merged(filters)
         result = self.search.search(
-            parsed.text, filters=merged, size=self.advice_sources, rerank=rerank
+            parsed.text, filters=merged, size=self.advice_sources, rerank=rerank, policy=policy
         )
         sources = [_product_source(i, h.product) for i, h in enumerate(result.hits, start=1)]
         took = (time.perf_counter() - start) * 1000
@@ -187,8 +220,9 @@ class AnswerService:
 
     def ask_sources_for(
         self, product_id: str, question: str, *, rerank: bool = True
-    ) -> tuple[list[Source], float]:
-        """The product's passages that best match the question, numbered."""
+    ) -> tuple[list[Source], float, float | None]:
+        """The product's passages that best match the question, numbered, the retrieval time,
+        and the best passage's similarity to the question (`evidence`)."""
         start = time.perf_counter()
         product = self.search.store.get_product(product_id)
         if product is None:
@@ -199,7 +233,7 @@ class AnswerService:
             Source(i, h.unit_id, product_id, h.kind, product.title, h.text)
             for i, h in enumerate(hits, start=1)
         ]
-        return sources, (time.perf_counter() - start) * 1000
+        return sources, (time.perf_counter() - start) * 1000, evidence(hits)
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -211,13 +245,16 @@ class AnswerService:
         rerank: bool = True,
         cancelled: Callable[[], bool] | None = None,
         conversation_id: str | None = None,
+        user_id: str | None = None,
+        policy: ResultPolicy | None = None,
     ) -> Iterator[AnswerEvent]:
         """Advice for a shopping question, streamed; with ``conversation_id``, a follow-up
         ("cheaper ones?", "which of these…", "compare the first two") continues that
-        conversation (`generation.conversation`)."""
+        conversation (`generation.conversation`), kept under ``user_id`` when given. A
+        ``policy`` (personalization, diversity) orders the products found."""
         if conversation_id is None:
             sources, applied, merged, retrieval_ms = self.advice_sources_for(
-                question, filters, rerank=rerank
+                question, filters, rerank=rerank, policy=policy
             )
             yield from _safe(
                 self._stream("advice", question, sources, applied, merged, retrieval_ms, cancelled)
@@ -226,12 +263,12 @@ class AnswerService:
         if self.conversations is None:
             msg = "conversations are not configured"
             raise ValueError(msg)
-        conversation = self.conversations.load(conversation_id)
+        conversation = self.conversations.load(conversation_id, user_id)
         follow = interpret(question, conversation)
         events = (
             self._compare(question, conversation, follow)
             if follow.kind == "compare"
-            else self._continue(question, filters, conversation, follow, rerank, cancelled)
+            else self._continue(question, filters, conversation, follow, rerank, policy, cancelled)
         )
         for event in _safe(events):
             if isinstance(event, FinalEvent):
@@ -254,6 +291,7 @@ class AnswerService:
         conversation: Conversation,
         follow: FollowUp,
         rerank: bool,
+        policy: ResultPolicy | None,
         cancelled: Callable[[], bool] | None,
     ) -> Iterator[AnswerEvent]:
         """A new search, the last search with a price bound, or the products shown last."""
@@ -285,7 +323,9 @@ class AnswerService:
                     if bound.price_max is not None
                     else f"price > {bound.price_min:g}",
                 )
-        sources, applied, merged, search_text, took = self._advice_search(text, filters, rerank)
+        sources, applied, merged, search_text, took = self._advice_search(
+            text, filters, rerank, policy
+        )
         conversation.query, conversation.filters = search_text, merged
         if follow.kind == "new":
             conversation.question = question
@@ -365,19 +405,31 @@ class AnswerService:
         cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[AnswerEvent]:
         """An answer from one product's own passages, streamed."""
-        sources, retrieval_ms = self.ask_sources_for(product_id, question, rerank=rerank)
+        sources, retrieval_ms, best = self.ask_sources_for(product_id, question, rerank=rerank)
         filters = Filters(product_ids=[product_id])
+        floor = self.ask_min_evidence
+        weak = floor is not None and best is not None and best < floor
         yield from _safe(
-            self._stream("ask", question, sources, [], filters, retrieval_ms, cancelled)
+            self._stream(
+                "ask",
+                question,
+                sources,
+                [],
+                filters,
+                retrieval_ms,
+                cancelled,
+                evidence=best,
+                weak=weak,
+            )
         )
 
     def advise(self, question: str, filters: Filters | None = None, **kwargs: Any) -> Answer:
         """Advice for a shopping question."""
-        return _final(self.stream_advice(question, filters, **kwargs))
+        return final_answer(self.stream_advice(question, filters, **kwargs))
 
     def ask(self, product_id: str, question: str, **kwargs: Any) -> Answer:
         """An answer from one product's own passages."""
-        return _final(self.stream_ask(product_id, question, **kwargs))
+        return final_answer(self.stream_ask(product_id, question, **kwargs))
 
     def _stream(
         self,
@@ -388,8 +440,12 @@ class AnswerService:
         filters: Filters,
         retrieval_ms: float,
         cancelled: Callable[[], bool] | None,
+        *,
+        evidence: float | None = None,
+        weak: bool = False,
     ) -> Iterator[AnswerEvent]:
         start = time.perf_counter()
+        closest = list(sources[:CLOSEST_SHOWN]) if mode == "advice" else []
 
         def answer(
             text: str,
@@ -422,12 +478,14 @@ class AnswerService:
                 abstain_reason=reason,
                 corrected_claims=corrected,
                 dropped_claims=dropped_claims,
+                evidence=evidence,
+                closest=closest if abstained else [],
             )
 
-        if not sources:
-            text = _abstention(question, mode)
+        if not sources or weak:
+            text = _abstention(question, mode, closest)
             yield TokenEvent(text)
-            yield FinalEvent(answer(text, "no_sources", [], 0))
+            yield FinalEvent(answer(text, "weak_evidence" if sources else "no_sources", [], 0))
             return
 
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -494,7 +552,7 @@ class AnswerService:
         facts = None
         claims: list[Claim] = []
         if abstained:
-            text = _abstention(question, mode)
+            text = _abstention(question, mode, closest)
         else:
             claims, rest = parse_claims(text)
             if rest:  # after the last citation: it supports nothing it could name (a reply
@@ -504,7 +562,7 @@ class AnswerService:
             if facts.dropped:
                 logger.info("dropped %d claims: %s", facts.dropped, "; ".join(facts.reasons))
             if not facts.claims:
-                reason, text = "unsupported_facts", _abstention(question, mode)
+                reason, text = "unsupported_facts", _abstention(question, mode, closest)
             elif facts.corrected or facts.dropped:
                 text = render_claims(facts.claims)
                 cited = sorted({n for c in facts.claims for n in c.sources})
@@ -559,7 +617,8 @@ def _as_generation_error(exc: BaseException) -> GenerationError:
     return GenerationError(f"generation failed: {exc}")
 
 
-def _final(events: Iterator[AnswerEvent]) -> Answer:
+def final_answer(events: Iterator[AnswerEvent]) -> Answer:
+    """The answer of a stream's `FinalEvent` (the tokens before it are dropped)."""
     for event in events:
         if isinstance(event, FinalEvent):
             return event.answer

@@ -2,8 +2,9 @@
 
 A conversation keeps its last turns (question, answer, the products cited) and the last result
 set: the search text, the filters applied and the products shown. It lives in the cache backend
-(Redis in the stack) under ``shopguide:conversation:<id>`` with a time to live, so a
-conversation expires on its own and any API worker can continue it.
+(Redis in the stack) under ``shopguide:conversation:<id>`` (a shopper's own under
+``shopguide:user:<user id>:conversation:<id>``, erased with the shopper) with a time to live, so
+a conversation expires on its own and any API worker can continue it.
 
 A follow-up is read by rules, in English and Chinese, never by the model:
 
@@ -26,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from retrieval.caches.base import Cache, key_prefix
+from retrieval.caches.base import Cache, key_prefix, user_prefix
 from retrieval.schema import Filters
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Conversation:
     filters: Filters = field(default_factory=Filters)
     shown: list[str] = field(default_factory=list)  # products given to the model, in order
     cited: list[str] = field(default_factory=list)  # products the last answer cited
+    user_id: str | None = None  # the shopper it belongs to (its key is under theirs)
 
     def to_json(self) -> bytes:
         """The stored form."""
@@ -77,6 +79,7 @@ class Conversation:
             filters=Filters(**data.get("filters", {})),
             shown=list(data.get("shown", [])),
             cited=list(data.get("cited", [])),
+            user_id=data.get("user_id"),
         )
 
 
@@ -89,19 +92,22 @@ class ConversationStore:
         self.max_turns = max_turns
 
     @staticmethod
-    def key(conversation_id: str) -> str:
-        """The cache key of a conversation (`ValueError` for an id outside ``ID_PATTERN``)."""
+    def key(conversation_id: str, user_id: str | None = None) -> str:
+        """The cache key of a conversation, under its shopper's prefix when it has one
+        (`ValueError` for an id outside ``ID_PATTERN``)."""
         if not re.fullmatch(ID_PATTERN, conversation_id):
             msg = (
                 f"a conversation id is 1 to 64 letters, digits, '-' or '_', got {conversation_id!r}"
             )
             raise ValueError(msg)
+        if user_id is not None:
+            return f"{user_prefix(user_id)}{NAMESPACE}:{conversation_id}"
         return key_prefix(NAMESPACE) + conversation_id
 
-    def load(self, conversation_id: str) -> Conversation:
-        """The conversation, or a new one when it is unknown, expired or unreadable (or the
-        cache is down: the cache answers a miss)."""
-        raw = self.cache.get(self.key(conversation_id))
+    def load(self, conversation_id: str, user_id: str | None = None) -> Conversation:
+        """The conversation (of ``user_id``, when given), or a new one when it is unknown,
+        expired or unreadable (or the cache is down: the cache answers a miss)."""
+        raw = self.cache.get(self.key(conversation_id, user_id))
         if raw is not None:
             try:
                 return Conversation.from_json(raw)
@@ -109,12 +115,13 @@ class ConversationStore:
                 logger.warning(
                     "conversation %s unreadable, starting afresh: %s", conversation_id, exc
                 )
-        return Conversation(conversation_id)
+        return Conversation(conversation_id, user_id=user_id)
 
     def save(self, conversation: Conversation) -> None:
         """Store it with its last ``max_turns`` turns (best effort, as every cache write)."""
         conversation.turns = conversation.turns[-self.max_turns :]
-        self.cache.set(self.key(conversation.id), conversation.to_json(), self.ttl_s)
+        key = self.key(conversation.id, conversation.user_id)
+        self.cache.set(key, conversation.to_json(), self.ttl_s)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from haystack import Document
 
@@ -91,11 +91,32 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Adjustment:
+    """Why a result is not where relevance alone put it (personalization, diversity)."""
+
+    relevance_rank: int  # 1-based, in the relevance order
+    reasons: tuple[str, ...] = ()
+    personal_score: float | None = None
+
+
+@dataclass(frozen=True)
 class ProductHit:
-    """A product in a result page."""
+    """A product in a result page; ``adjustment`` is set when a `ResultPolicy` ranked it."""
 
     product: Product
     hit: Hit
+    adjustment: Adjustment | None = None
+
+
+class ResultPolicy(Protocol):
+    """Re-orders the best ``depth`` results after relevance (personalization, diversity)."""
+
+    depth: int
+
+    def apply(self, hits: list[ProductHit], page_size: int) -> list[ProductHit]:
+        """``hits`` (relevance order, at least the page) re-ordered; it may leave some out
+        (near-duplicates) but never adds any."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,8 @@ class SearchResult:
     candidates: int
     reranked: bool
     timings_ms: dict[str, float]
+    # Whether a `ResultPolicy` re-ordered the results (the hits then carry `Adjustment`s).
+    adjusted: bool = False
 
 
 def _hit(document: Document) -> Hit:
@@ -217,8 +240,10 @@ class HybridSearch:
         page: int = 1,
         size: int = 10,
         rerank: bool = True,
+        policy: ResultPolicy | None = None,
     ) -> SearchResult:
-        """A page of products for ``query``; the fusion window always covers the page."""
+        """A page of products for ``query``; the fusion window always covers the page. A
+        ``policy`` re-orders the best ``policy.depth`` (at least the page) after relevance."""
         if page < 1 or size < 1:
             msg = f"page and size must be at least 1, got page={page}, size={size}"
             raise ValueError(msg)
@@ -228,11 +253,18 @@ class HybridSearch:
         documents, timings = self._run(
             query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
         )
-        shown = [_hit(d) for d in documents[(page - 1) * size : page * size]]
-        products = self.store.get_products([hit.product_id for hit in shown])
-        page_hits = [
-            ProductHit(products[h.product_id], h) for h in shown if h.product_id in products
-        ]
+        if policy is None:
+            page_hits = self._products(
+                [_hit(d) for d in documents[(page - 1) * size : page * size]]
+            )
+        else:
+            started = time.perf_counter()
+            head = max(policy.depth, page * size)
+            ordered = policy.apply(self._products([_hit(d) for d in documents[:head]]), size)
+            # near-duplicates the policy left out are replaced from below the head
+            rest = self._products([_hit(d) for d in documents[head : head + size]])
+            page_hits = (ordered + rest)[(page - 1) * size : page * size]
+            timings["policy"] = round((time.perf_counter() - started) * 1000, 3)
         return SearchResult(
             query=query,
             filters=filters,
@@ -242,7 +274,13 @@ class HybridSearch:
             candidates=len(documents),
             reranked=rerank,
             timings_ms=timings,
+            adjusted=policy is not None,
         )
+
+    def _products(self, hits: list[Hit]) -> list[ProductHit]:
+        """The hits with their products (one round trip), in order; unknown ids left out."""
+        products = self.store.get_products([hit.product_id for hit in hits])
+        return [ProductHit(products[h.product_id], h) for h in hits if h.product_id in products]
 
     def passages(
         self,

@@ -43,3 +43,15 @@ def test_compose_wires_the_api_to_both_servers_and_waits_for_the_indexer() -> No
     for name in ("elasticsearch", "redis"):
         assert "healthcheck" in services[name]
         assert "mem_limit" in services[name]
+
+
+def test_compose_keeps_profiles_in_a_redis_that_persists_and_never_evicts() -> None:
+    services = _compose()["services"]
+    env = services["api"]["environment"]
+    assert env["SHOPGUIDE_PROFILES"] == "redis"
+    host = env["SHOPGUIDE_PROFILES_REDIS_URL"].split("//")[1].split(":")[0]
+    command = services[host]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert any(v.endswith(":/data") for v in services[host]["volumes"])
+    assert services["api"]["depends_on"][host]["condition"] == "service_healthy"

@@ -1,7 +1,8 @@
 """Library errors translated to HTTP responses, in one place.
 
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
-    GenerationTimeout (504)  GenerationError (503)
+    GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
+    CacheError (503, a strict cache deletion: erasure)
 Every error body is ``{"error": {"code", "message", "fields"?}}``.
 """
 
@@ -16,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from generation.answers import UnknownProduct
 from generation.llm.base import GenerationError, GenerationTimeout
+from personalization.stores.base import ProfileStoreUnavailable
+from retrieval.caches.base import CacheError
 from retrieval.stores.base import StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,10 @@ def error_status(exc: Exception) -> tuple[int, str]:
         return 504, "model_timeout"
     if isinstance(exc, GenerationError):
         return 503, "model_unavailable"
+    if isinstance(exc, ProfileStoreUnavailable):
+        return 503, "profiles_unavailable"
+    if isinstance(exc, CacheError):
+        return 503, "cache_unavailable"
     return 500, "internal_error"
 
 
@@ -72,5 +79,12 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
-    for error in (UnknownProduct, StoreError, GenerationError, Exception):
+    for error in (
+        UnknownProduct,
+        StoreError,
+        GenerationError,
+        ProfileStoreUnavailable,
+        CacheError,
+        Exception,
+    ):
         app.add_exception_handler(error, _library)

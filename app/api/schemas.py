@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -10,8 +12,21 @@ from generation.answers import Answer
 from generation.compare import Comparison
 from generation.conversation import ID_PATTERN
 from generation.prompts import Source
+from personalization.events import EVENT_ID_PATTERN, MAX_QUERY, USER_ID_PATTERN, EventType
+from personalization.service import Erased, Recorded
 from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
+
+MAX_EVENTS_PER_BATCH = 1000
+_USER_ID_FIELD = Field(
+    None,
+    pattern=USER_ID_PATTERN,
+    description="The shopper (1 to 128 letters, digits, '_', '.', '@' or '-'): their profile "
+    "re-orders the relevant results unless they or this request opted out.",
+)
+_PERSONALIZE_FIELD = Field(
+    True, description="false: this request is not personalized, whatever the user_id."
+)
 
 
 class FiltersIn(BaseModel):
@@ -52,7 +67,8 @@ class SearchRequest(BaseModel):
     filters: FiltersIn | None = None
     page: int = Field(1, ge=1, le=100)
     size: int = Field(10, ge=1, le=50)
-    user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
+    user_id: str | None = _USER_ID_FIELD
+    personalize: bool = _PERSONALIZE_FIELD
     rerank: bool = Field(True, description="Re-rank the top candidates when a re-ranker is set.")
     parse_constraints: bool = Field(
         True, description="Turn phrases such as 'under $100' or '100元以下' into filters."
@@ -72,6 +88,15 @@ class Why(BaseModel):
     rerank_score: float | None
 
 
+class PersonalOut(BaseModel):
+    """Where relevance alone ranked a result, and why it moved (personalization, diversity)."""
+
+    relevance_rank: int
+    moved: int = Field(description="Places moved up (negative: down).")
+    reasons: list[str]
+    personal_score: float | None
+
+
 class SearchItem(BaseModel):
     """One product in a result page."""
 
@@ -85,11 +110,22 @@ class SearchItem(BaseModel):
     in_stock: bool | None
     score: float
     why: Why
+    personal: PersonalOut | None = None
 
     @classmethod
-    def from_hit(cls, item: ProductHit) -> SearchItem:
-        """The API form of a search hit."""
-        product, explanation = item.product, item.hit.explanation
+    def from_hit(cls, item: ProductHit, rank: int) -> SearchItem:
+        """The API form of a search hit at ``rank`` (1-based, over all pages)."""
+        product, explanation, adjusted = item.product, item.hit.explanation, item.adjustment
+        personal = (
+            PersonalOut(
+                relevance_rank=adjusted.relevance_rank,
+                moved=adjusted.relevance_rank - rank,
+                reasons=list(adjusted.reasons),
+                personal_score=adjusted.personal_score,
+            )
+            if adjusted is not None
+            else None
+        )
         return cls(
             id=product.id,
             title=product.title,
@@ -107,6 +143,7 @@ class SearchItem(BaseModel):
                 fused_score=explanation.fused_score,
                 rerank_score=explanation.rerank_score,
             ),
+            personal=personal,
         )
 
 
@@ -120,13 +157,17 @@ class SearchResponse(BaseModel):
     page: int
     size: int
     reranked: bool
+    personalized: bool = Field(False, description="A shopper's profile re-ordered the results.")
     results: list[SearchItem]
     timings_ms: dict[str, float]
     cached: bool = Field(False, description="Served from the cache (timings are the original's).")
 
     @classmethod
-    def build(cls, query: str, applied: list[str], result: SearchResult) -> SearchResponse:
+    def build(
+        cls, query: str, applied: list[str], result: SearchResult, *, personalized: bool = False
+    ) -> SearchResponse:
         """The API form of a search result."""
+        first = (result.page - 1) * result.size + 1
         return cls(
             query=query,
             searched_for=result.query,
@@ -135,7 +176,8 @@ class SearchResponse(BaseModel):
             page=result.page,
             size=result.size,
             reranked=result.reranked,
-            results=[SearchItem.from_hit(h) for h in result.hits],
+            personalized=personalized,
+            results=[SearchItem.from_hit(h, rank) for rank, h in enumerate(result.hits, first)],
             timings_ms=result.timings_ms,
         )
 
@@ -170,7 +212,8 @@ class AdviceRequest(BaseModel):
         min_length=1, max_length=500, examples=["wireless headphones for the gym under $100"]
     )
     filters: FiltersIn | None = None
-    user_id: str | None = Field(None, max_length=200, description="Reserved for personalization.")
+    user_id: str | None = _USER_ID_FIELD
+    personalize: bool = _PERSONALIZE_FIELD
     conversation_id: str | None = Field(
         None,
         pattern=f"^{ID_PATTERN}$",
@@ -252,7 +295,16 @@ class AnswerResponse(BaseModel):
     )
     abstained: bool
     abstain_reason: str | None = Field(
-        None, description="no_sources, model (the sources do not answer) or no_valid_citation."
+        None,
+        description="no_sources, weak_evidence (no source is similar enough to the question), "
+        "model (the sources do not answer), no_valid_citation or unsupported_facts.",
+    )
+    evidence: float | None = Field(
+        None, description="The best similarity (cosine) of the question to a source."
+    )
+    closest: list[SourceOut] = Field(
+        default_factory=list,
+        description="Advice that abstained: the closest products found, not confirmed to fit.",
     )
     citations: list[SourceOut]
     sources: list[SourceOut]
@@ -282,6 +334,8 @@ class AnswerResponse(BaseModel):
             claims=[ClaimOut(text=c.text, sources=list(c.sources)) for c in answer.claims],
             abstained=answer.abstained,
             abstain_reason=answer.abstain_reason,
+            evidence=None if answer.evidence is None else round(answer.evidence, 4),
+            closest=[SourceOut.of(s) for s in answer.closest],
             citations=[SourceOut.of(s) for s in answer.cited],
             sources=[SourceOut.of(s) for s in answer.sources],
             dropped_citations=answer.dropped_citations,
@@ -294,6 +348,101 @@ class AnswerResponse(BaseModel):
             follow_up=answer.follow_up,
             comparison=ComparisonOut.of(answer.comparison) if answer.comparison else None,
         )
+
+
+class EventIn(BaseModel):
+    """One thing a shopper did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(
+        pattern=EVENT_ID_PATTERN, description="Unique per shopper: a repeat is not counted twice."
+    )
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+    type: EventType
+    product_id: str | None = Field(None, min_length=1, max_length=256)
+    query: str | None = Field(None, max_length=MAX_QUERY)
+    at: datetime | None = Field(None, description="When (ISO 8601); default: now.")
+
+    @model_validator(mode="after")
+    def _product_or_query(self) -> EventIn:
+        if self.type == "search" and not self.query:
+            msg = "a search event needs its query"
+            raise ValueError(msg)
+        if self.type != "search" and self.product_id is None:
+            msg = f"a {self.type} event needs a product_id"
+            raise ValueError(msg)
+        return self
+
+
+class EventsRequest(BaseModel):
+    """A batch of events, applied in time order per shopper."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+
+class RejectedOut(BaseModel):
+    """An event of the batch that was not recorded, by its position."""
+
+    index: int
+    reason: str
+
+
+class EventsResponse(BaseModel):
+    """What a batch of events did."""
+
+    accepted: int
+    duplicates: int = Field(description="Events whose event_id was already recorded.")
+    opted_out: int = Field(description="Events of shoppers who opted out: not stored.")
+    rejected: list[RejectedOut]
+
+    @classmethod
+    def of(cls, recorded: Recorded) -> EventsResponse:
+        """The API form of a recorded batch."""
+        report = recorded.report
+        return cls(
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            opted_out=report.opted_out,
+            rejected=[RejectedOut(index=r.index, reason=r.reason) for r in recorded.rejected],
+        )
+
+
+class PersonalizationIn(BaseModel):
+    """A shopper's choice about personalization."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class ProfileResponse(BaseModel):
+    """What the service knows about a shopper, as they may see it."""
+
+    user_id: str
+    personalization: bool = Field(description="false: the shopper opted out.")
+    profile: dict[str, Any] | None = Field(
+        description="Top brands and categories, usual price range, events counted (None: none)."
+    )
+    recent_events: list[dict[str, Any]]
+
+
+class ErasureResponse(BaseModel):
+    """What erasing a shopper removed."""
+
+    user_id: str
+    profile: bool
+    events: int
+    settings: bool
+    cached_results: int
+    conversations: int
+
+    @classmethod
+    def of(cls, erased: Erased) -> ErasureResponse:
+        """The API form of an erasure."""
+        return cls(**asdict(erased))
 
 
 class ErrorBody(BaseModel):

@@ -28,6 +28,27 @@ logger = logging.getLogger(__name__)
 _CLOSE_WAIT_S = 30.0
 
 
+def _bounded_ram_cache(capacity_bytes: int) -> Any:
+    """llama.cpp's prompt cache, bounded by what its states really hold.
+
+    `LlamaRAMCache` counts only the model's own state (the KV cache, tens of MB), not the
+    logits array each saved state copies (batch x vocabulary floats: 311 MB for Qwen2.5), so a
+    "512 MB" cache grew the process past 12 GB in a long benchmark. Counting the arrays too
+    keeps it within ``capacity_bytes``.
+    """
+    from llama_cpp import LlamaRAMCache
+
+    class BoundedRAMCache(LlamaRAMCache):  # type: ignore[misc]
+        @property
+        def cache_size(self) -> int:
+            return sum(
+                state.llama_state_size + state.scores.nbytes + state.input_ids.nbytes
+                for state in self.cache_state.values()
+            )
+
+    return BoundedRAMCache(capacity_bytes=capacity_bytes)
+
+
 class LlamaCppLLM:
     """The `LLM` protocol over a local GGUF file, loaded lazily by `warm_up`."""
 
@@ -39,7 +60,7 @@ class LlamaCppLLM:
         n_threads: int | None = None,
         chat_format: str | None = None,
         seed: int = 0,
-        prompt_cache_bytes: int = 512 << 20,
+        prompt_cache_bytes: int = 1 << 30,
     ) -> None:
         self.model_path = model_path
         self.prompt_cache_bytes = prompt_cache_bytes
@@ -86,9 +107,7 @@ class LlamaCppLLM:
             if self.prompt_cache_bytes > 0:
                 # Keeps the model state after each prompt, so that a prompt starting like an
                 # earlier one (the same instructions) skips re-reading that prefix.
-                from llama_cpp import LlamaRAMCache
-
-                self._llama.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_bytes))
+                self._llama.set_cache(_bounded_ram_cache(self.prompt_cache_bytes))
             logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
 
     def stream(

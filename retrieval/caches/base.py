@@ -28,6 +28,10 @@ class CacheStats:
     available: bool
 
 
+class CacheError(RuntimeError):
+    """A strict `Cache.delete_prefix` could not reach the backend."""
+
+
 class Cache(Protocol):
     """Bytes by string key, each entry with its own time to live."""
 
@@ -39,9 +43,10 @@ class Cache(Protocol):
         """Store ``value`` for ``ttl_s`` seconds (best effort)."""
         ...
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_prefix(self, prefix: str, *, strict: bool = False) -> int:
         """Remove every key that starts with ``prefix`` (`ValueError` when empty); returns how
-        many were removed."""
+        many were removed. ``strict``: a backend failure is a `CacheError`, not 0 (erasure
+        must not report success it did not have)."""
         ...
 
     def stats(self) -> CacheStats:
@@ -59,6 +64,15 @@ def key_prefix(namespace: str) -> str:
         msg = "the cache namespace must not be empty"
         raise ValueError(msg)
     return f"{KEY_ROOT}:{namespace}:"
+
+
+def user_prefix(user_id: str) -> str:
+    """The prefix of every entry tied to one shopper (their personalized results and
+    conversations), so that erasing the shopper is one `Cache.delete_prefix`."""
+    if not user_id or ":" in user_id:
+        msg = f"a user id must be non-empty and hold no ':', got {user_id!r}"
+        raise ValueError(msg)
+    return key_prefix(f"user:{user_id}")
 
 
 def cache_key(namespace: str, **parts: Any) -> str:

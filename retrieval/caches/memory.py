@@ -51,7 +51,7 @@ class MemoryCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_prefix(self, prefix: str, *, strict: bool = False) -> int:
         """Remove every key that starts with ``prefix`` (not empty: `close` clears all)."""
         if not prefix:
             msg = "refusing to delete with an empty prefix"

@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from retrieval.caches.base import CacheStats
+from retrieval.caches.base import CacheError, CacheStats
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,9 @@ class RedisCache:
         px = max(1, round(ttl_s * 1000))
         self._run("SET", lambda client: client.set(key, value, px=px))
 
-    def delete_prefix(self, prefix: str) -> int:
-        """UNLINK every key under ``prefix`` (SCAN in batches); 0 when Redis is down.
+    def delete_prefix(self, prefix: str, *, strict: bool = False) -> int:
+        """UNLINK every key under ``prefix`` (SCAN in batches); 0 when Redis is down, or with
+        ``strict`` a `CacheError`.
 
         Tried even while the breaker is open, as erasure matters more than latency.
         """
@@ -173,6 +174,9 @@ class RedisCache:
                 prefix,
                 extra={"cache": "redis", "prefix": prefix},
             )
+            if strict:
+                msg = "Redis did not answer: the cache entries could not be deleted"
+                raise CacheError(msg)
         return removed or 0
 
     def stats(self) -> CacheStats:

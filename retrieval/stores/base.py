@@ -155,6 +155,11 @@ class DocumentStore(Protocol):
         """Stored vectors of the units whose text is unchanged, by unit id (saves re-embedding)."""
         ...
 
+    def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these products' own units (unknown ids left out), in one
+        round trip: what personalization compares with a shopper's preference."""
+        ...
+
     def brands(self) -> list[str]:
         """Every brand in the catalog."""
         ...

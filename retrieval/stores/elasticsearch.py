@@ -870,6 +870,28 @@ class ElasticsearchStore:
         )
         return [_unit(hit["_source"]) for hit in hits]
 
+    def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these products' own units (unknown ids left out)."""
+        if not product_ids or self._generation() is None:
+            return {}
+        found: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(product_ids)), _MGET_CHUNK):
+            with self._errors("read product vectors"):
+                try:
+                    response = self._client.mget(
+                        index=self.alias,
+                        ids=list(chunk),
+                        realtime=False,  # what searches see: committed documents only
+                        source_includes=["kind", "embedding"],
+                    )
+                except NotFoundError:
+                    return {}
+            for doc in response["docs"]:
+                source = doc.get("_source")
+                if doc.get("found") and source and source.get("kind") == "product":
+                    found[doc["_id"]] = np.asarray(source["embedding"], np.float32)
+        return found
+
     def known_embeddings(
         self, units: Sequence[Unit], embedding_model: str
     ) -> dict[str, np.ndarray]:

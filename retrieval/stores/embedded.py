@@ -578,6 +578,17 @@ class EmbeddedStore:
                 found[unit.id] = snapshot.vectors[i]
         return found
 
+    def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these products' own units (unknown ids left out)."""
+        self.refresh()
+        snapshot = self._snapshot
+        found = {}
+        for product_id in product_ids:
+            i = snapshot.unit_index.get(product_id)
+            if i is not None and snapshot.units[i].kind == "product":
+                found[product_id] = snapshot.vectors[i]
+        return found
+
     def brands(self) -> list[str]:
         """Every brand in the catalog."""
         return self._snapshot.brands

@@ -17,12 +17,17 @@ from benchmarks import answers
 from benchmarks.answers import (
     SAMPLE_CATALOG,
     _sample_row,
+    auc,
+    best_threshold,
     constraint_scores,
+    detector_scores,
     main,
     missed_constraints,
     read_products,
+    rule_scores,
     sample_queries,
     sample_questions,
+    tune_half,
     unexpected_constraints,
     valid_citations,
     violations,
@@ -256,6 +261,20 @@ class TestEpqa:
             "no_sources",
         }
 
+    def test_abstention_rules_and_the_gate(self, result: dict[str, Any]) -> None:
+        rules = result["datasets"]["epqa"]["rules"]
+        assert set(rules) == {"model", "gate", "both"}
+        assert rules["model"]["abstained"] == 2  # as the model alone did
+        rows = result["datasets"]["epqa"]["rows"]
+        assert all(isinstance(r["evidence"], float) for r in rows)
+        gate = result["datasets"]["gate"]
+        assert gate["questions"] == 5 and gate["unanswerable"] == 2
+        assert sum(gate["halves"].values()) == 5
+        assert {r["id"] for r in gate["rows"]} == {r["id"] for r in rows}
+        evidence = {r["id"]: r["evidence"] for r in rows}
+        assert all(evidence[r["id"]] == r["evidence"] for r in gate["rows"])  # the same figure
+        assert [p["threshold"] for p in gate["curve"]][:2] == [0.1, 0.15]
+
     def test_latency(self, result: dict[str, Any]) -> None:
         latency = result["datasets"]["epqa"]["latency_ms"]
         assert latency["first_token"]["n"] == 5
@@ -327,19 +346,22 @@ class TestCommand:
         assert settings["seed"] == 0
         assert result["machine"]["cpu_count"] >= 1
         assert "git" in result
-        assert list(result["datasets"]) == ["epqa", "crowdflower", "sample"]
+        assert list(result["datasets"]) == ["gate", "epqa", "crowdflower", "sample"]
 
     def test_the_llm_was_primed_once_and_asked_every_question(
         self, result: dict[str, Any], llm: ScriptedLLM
     ) -> None:
         primes = [c for c in llm.calls if "<sources>\n</sources>" in c[-1].content]
         assert len(primes) == 2  # the advice and the ask prompt, once
-        generated = sum(d["latency_ms"]["first_token"]["n"] for d in result["datasets"].values())
+        answered = [d for name, d in result["datasets"].items() if name != "gate"]  # no model
+        generated = sum(d["latency_ms"]["first_token"]["n"] for d in answered)
         assert len(llm.calls) == len(primes) + generated
 
     def test_printed_tables(self, run: tuple[dict[str, Any], str]) -> None:
         _, printed = run
         assert "== epqa: 5 questions (2 unanswerable" in printed
+        assert "gate, then model (shipped)" in printed
+        assert "== gate: evidence of 5 ePQA questions (2 unanswerable)" in printed
         assert "citation validity 0.875 (7 valid, 1 dropped)" in printed
         assert "== crowdflower advice: 5 queries" in printed
         assert "== sample catalog constraints" in printed
@@ -393,6 +415,12 @@ class TestSamples:
         assert how["unanswerable"] == 1
         assert sum(1 for q in picked if not any(q.labels.values())) == 1
 
+    def test_every_unanswerable_question_and_a_sample_of_the_rest(self) -> None:
+        picked, how = sample_questions(self.QUESTIONS, 5, seed=0, all_unanswerable=True)
+        assert how["unanswerable"] == 4 and how["questions"] == 9
+        assert how["data_set_unanswerable"] == 4 and how["data_set_questions"] == 20
+        assert [q.id for q in picked] == sorted((q.id for q in picked), key=int)
+
     def test_all_when_the_limit_allows(self) -> None:
         picked, how = sample_questions(self.QUESTIONS, 50, seed=0)
         assert picked == list(self.QUESTIONS)
@@ -405,6 +433,58 @@ class TestSamples:
         assert len(sample) == 4
         assert sample == sample_queries(queries, 4, 0)
         assert [q.id for q in sample] == sorted((q.id for q in sample), key=int)
+
+
+class TestAbstentionRules:
+    def test_detector_scores_and_precision_at_the_data_sets_share(self) -> None:
+        # (abstained, answerable): 2 of 3 unanswerable caught, 1 of 7 answerable abstained on
+        flags = [(True, False), (True, False), (False, False), (True, True)]
+        flags += [(False, True)] * 6
+        scores = detector_scores(flags, prevalence=0.05)
+        assert scores["precision"] == round(2 / 3, 4) and scores["recall"] == round(2 / 3, 4)
+        assert scores["rate_on_answerable"] == round(1 / 7, 4)
+        share = (2 / 3 * 0.05) / (2 / 3 * 0.05 + 1 / 7 * 0.95)
+        assert scores["precision_at_data_set_share"] == pytest.approx(share, abs=1e-3)
+        assert detector_scores([(False, True)])["precision"] is None
+
+    def test_the_tuned_threshold_separates_best_and_auc_ranks(self) -> None:
+        points = [(0.1, False), (0.2, False), (0.3, True), (0.4, True), (0.5, True), (None, True)]
+        assert best_threshold(points) == 0.25
+        assert auc(points) == 1.0
+        assert auc([(0.5, False), (0.1, True)]) == 0.0
+        assert auc([(0.2, True)]) is None
+        assert best_threshold([(0.3, True)]) is None
+
+    def test_the_halves_are_stable_and_balanced(self) -> None:
+        halves = [tune_half(str(i)) for i in range(1000)]
+        assert halves == [tune_half(str(i)) for i in range(1000)]
+        assert 400 < sum(halves) < 600
+
+    def test_rules_model_gate_and_both(self) -> None:
+        def row(answerable: bool, abstained: bool, evidence: float, f1: float | None) -> dict:
+            return {
+                "answerable": answerable,
+                "abstained": abstained,
+                "evidence": evidence,
+                "f1": f1,
+                "rouge_l": f1,
+            }
+
+        rows = [
+            row(False, False, 0.2, None),  # the gate catches it
+            row(False, True, 0.6, None),  # the model catches it
+            row(True, False, 0.7, 1.0),
+            row(True, False, 0.25, 0.5),  # the gate abstains on an answerable one: scores 0
+            {"id": "x", "error": "timeout"},
+        ]
+        rules = rule_scores(rows, 0.3, prevalence=0.5)
+        assert (rules["model"]["true_positives"], rules["model"]["abstained"]) == (1, 1)
+        assert (rules["gate"]["true_positives"], rules["gate"]["abstained"]) == (1, 2)
+        assert (rules["both"]["true_positives"], rules["both"]["abstained"]) == (2, 3)
+        assert rules["both"]["recall"] == 1.0
+        assert rules["both"]["answer_f1_all_answerable"] == 0.5  # (1.0 + 0) / 2
+        assert rules["both"]["threshold"] == 0.3
+        assert rule_scores(rows, None, None)["gate"]["abstained"] == 0
 
 
 SONY = Product(

@@ -3,6 +3,8 @@ import re
 import pytest
 
 from generation.answers import (
+    CLOSEST_EN,
+    CLOSEST_ZH,
     NO_ADVICE_EN,
     NO_ADVICE_ZH,
     NO_ANSWER_EN,
@@ -68,7 +70,7 @@ class TestAdvice:
         service, _ = _service(search, "You must buy product p999 now [12].")
         answer = service.advise("headphones")
         assert answer.abstained
-        assert answer.text == NO_ADVICE_EN
+        assert answer.text.startswith(NO_ADVICE_EN)
         assert answer.cited == []
 
     def test_uncited_answer_abstains(self, search: HybridSearch) -> None:
@@ -78,7 +80,8 @@ class TestAdvice:
     def test_model_marker_abstains_in_the_questions_language(self, search: HybridSearch) -> None:
         service, _ = _service(search, ABSTAIN_MARKER)
         answer = service.advise("有没有耳机")
-        assert answer.abstained and answer.text == NO_ADVICE_ZH
+        assert answer.abstained and answer.text.startswith(NO_ADVICE_ZH)
+        assert CLOSEST_ZH in answer.text
 
     def test_nothing_retrieved_abstains_without_calling_the_model(
         self, search: HybridSearch
@@ -126,7 +129,9 @@ class TestStreaming:
         events = list(service.stream_advice("headphones"))
         streamed = "".join(e.text for e in events if isinstance(e, TokenEvent))
         assert ABSTAIN_MARKER not in streamed
-        assert streamed == NO_ADVICE_EN
+        final = events[-1]
+        assert isinstance(final, FinalEvent)
+        assert streamed == final.answer.text and streamed.startswith(NO_ADVICE_EN)
 
     def test_timings(self, search: HybridSearch) -> None:
         service, _ = _service(search, "Anker [1].")
@@ -159,6 +164,46 @@ class TestAsk:
         service, _ = _service(search)
         with pytest.raises(UnknownProduct, match="nope"):
             service.ask("nope", "anything")
+
+
+class TestAbstention:
+    def test_advice_that_abstains_offers_the_closest_products_labelled(
+        self, search: HybridSearch
+    ) -> None:
+        service, _ = _service(search, ABSTAIN_MARKER)
+        answer = service.advise("headphones that double as a toaster")
+        assert answer.abstained and answer.abstain_reason == "model"
+        first, second = answer.text.split("\n")
+        assert first == NO_ADVICE_EN
+        assert second.startswith(CLOSEST_EN)
+        assert [s.product_id for s in answer.closest] == [s.product_id for s in answer.sources[:3]]
+        assert all(s.title in second for s in answer.closest)
+        assert answer.cited == [] and "[" not in answer.text  # offered, not cited
+
+    def test_nothing_found_offers_nothing(self, search: HybridSearch) -> None:
+        service, _ = _service(search)
+        answer = service.advise("headphones", Filters(brands=["Nobody"]))
+        assert answer.text == NO_ADVICE_EN and answer.closest == []
+
+    def test_an_answer_reports_its_evidence(self, search: HybridSearch) -> None:
+        service, _ = _service(search, "It swivels flat but does not fold [1].")
+        answer = service.ask("hp-sony", "does it fold?")
+        assert answer.evidence is not None and 0 < answer.evidence <= 1
+        assert answer.closest == []
+
+    def test_weak_evidence_abstains_without_asking_the_model(self, search: HybridSearch) -> None:
+        probe, _ = _service(search, "x [1].")
+        best = probe.ask("hp-sony", "does it fold?").evidence
+        assert best is not None
+        llm = RecordingLLM(["It folds [1]."])
+        strict = AnswerService(search, llm, ask_min_evidence=best + 0.01)
+        answer = strict.ask("hp-sony", "does it fold?")
+        assert answer.abstained and answer.abstain_reason == "weak_evidence"
+        assert answer.text == NO_ANSWER_EN and answer.evidence == best
+        assert llm.calls == []
+        lenient = AnswerService(search, llm, ask_min_evidence=best - 0.01)
+        assert not lenient.ask("hp-sony", "does it fold?").abstained
+        assert len(llm.calls) == 1
 
 
 class TestModelFailures:
@@ -262,7 +307,7 @@ class TestFactCheck:
         service, _ = _service(search, "It lasts 90 hours [1].")
         answer = service.advise("noise cancelling headphones under $100")
         assert answer.abstained and answer.abstain_reason == "unsupported_facts"
-        assert answer.text == NO_ADVICE_EN and answer.cited == []
+        assert answer.text.startswith(NO_ADVICE_EN) and answer.cited == []
 
 
 def test_long_descriptions_are_cut_at_a_sentence_for_advice() -> None:

@@ -70,6 +70,18 @@ class TestStore:
         time.sleep(0.1)
         assert store.load("c-2") == Conversation("c-2")
 
+    def test_a_shoppers_conversation_lives_under_their_prefix(self) -> None:
+        cache = MemoryCache()
+        store = ConversationStore(cache)
+        store.save(Conversation("c-4", shown=["p1"], user_id="ann"))
+        assert store.key("c-4", "ann") == "shopguide:user:ann:conversation:c-4"
+        assert store.load("c-4", "ann").shown == ["p1"]
+        assert store.load("c-4") == Conversation("c-4")  # not the anonymous one
+        assert store.load("c-4", "bob") == Conversation("c-4", user_id="bob")
+        assert cache.delete_prefix("shopguide:user:ann:") == 1
+        with pytest.raises(ValueError, match="user id"):
+            store.key("c-4", "a:b")
+
     def test_a_bad_id_or_record_is_handled(self) -> None:
         cache = MemoryCache()
         store = ConversationStore(cache)

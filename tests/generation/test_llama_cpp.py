@@ -85,3 +85,27 @@ class TestLlamaCppLLM:
         for thread in threads:
             thread.join(timeout=60)
         assert replies == [expected, expected]
+
+
+@pytest.mark.slow
+def test_the_prompt_cache_stays_within_its_capacity() -> None:
+    """Each saved state copies a batch x vocabulary logits array that llama-cpp-python's own
+    cache does not count; ours does, so many different prompts cannot grow the process."""
+    from generation.llm.gguf import PACKAGED_MODELS, part_files
+
+    [path] = part_files(PACKAGED_MODELS["smollm2-135m-instruct-q4_1"])
+    capacity = 256 << 20  # two states of SmolLM2 (100 MB of logits each)
+    llm = LlamaCppLLM(str(path), n_ctx=512, n_threads=2, prompt_cache_bytes=capacity)
+    try:
+        llm.warm_up()
+        for i in range(6):
+            prompt = [ChatMessage("user", f"Question {i}: name {i + 2} colours.")]
+            generate(llm, prompt, GenerationOptions(max_tokens=2))
+        assert llm._llama is not None
+        cache = llm._llama.cache
+        states = list(cache.cache_state.values())
+        held = sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in states)
+        assert states and held <= capacity
+        assert cache.cache_size == held
+    finally:
+        llm.close()

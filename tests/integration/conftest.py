@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("SHOPGUIDE_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("SHOPGUIDE_TEST_REDIS_URL is not set (no Redis to test against)")
+    return url
+
+
+@pytest.fixture
 def es_url() -> str:
     url = os.environ.get("SHOPGUIDE_TEST_ES_URL")
     if not url:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -13,14 +12,6 @@ from retrieval.caches.redis import RedisCache
 from retrieval.schema import Filters
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("SHOPGUIDE_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("SHOPGUIDE_TEST_REDIS_URL is not set (no Redis to test against)")
-    return url
 
 
 def test_a_conversation_is_shared_between_workers_and_expires(redis_url: str) -> None:

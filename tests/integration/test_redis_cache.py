@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -20,14 +19,6 @@ from tests.integration.servers import OwnRedis, free_port
 pytestmark = pytest.mark.integration
 
 FAST_S = 1.0  # a call while Redis is down answers at once, not after the client's retries
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("SHOPGUIDE_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("SHOPGUIDE_TEST_REDIS_URL is not set (no Redis to test against)")
-    return url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,14 +26,6 @@ from tests.conftest import PRODUCTS, write_jsonl
 from tests.integration.servers import OwnRedis, TcpProxy, free_port
 
 QUERY = {"query": "noise cancelling headphones"}
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("SHOPGUIDE_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("SHOPGUIDE_TEST_REDIS_URL is not set (no Redis to test against)")
-    return url
 
 
 def stack_settings(tmp_path: Path, es_url: str, alias: str, **overrides: Any) -> Settings:

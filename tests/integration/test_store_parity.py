@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer.indexer import index_catalog
@@ -201,6 +202,15 @@ class TestSameResults:
         assert set(fetched) == {row["id"] for row in PRODUCTS}
         assert fetched[PRODUCTS[0]["id"]] == embedded.get_product(PRODUCTS[0]["id"])
         assert elasticsearch.get_products([]) == {}
+
+    def test_same_product_vectors(self, both_stores: tuple[DocumentStore, DocumentStore]) -> None:
+        embedded, elasticsearch = both_stores
+        ids = [row["id"] for row in PRODUCTS] + ["missing", "hp-sony#review-0"]  # not a product
+        es_vectors, em_vectors = elasticsearch.product_vectors(ids), embedded.product_vectors(ids)
+        assert set(es_vectors) == set(em_vectors) == {row["id"] for row in PRODUCTS}
+        for product_id, vector in em_vectors.items():
+            np.testing.assert_allclose(es_vectors[product_id], vector, atol=1e-6)
+        assert elasticsearch.product_vectors([]) == {}
 
     def test_same_stats_and_brands(self, both_stores: tuple[DocumentStore, DocumentStore]) -> None:
         embedded, elasticsearch = both_stores

@@ -7,7 +7,7 @@ from haystack import Document
 
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import Filters
-from retrieval.search import HybridSearch, SearchConfig
+from retrieval.search import Adjustment, HybridSearch, ProductHit, SearchConfig
 from retrieval.stores.base import StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
 
@@ -160,6 +160,41 @@ class TestReranking:
         assert not result.reranked
         assert reranker.calls == []
         assert result.hits[0].hit.explanation.rerank_score is None
+
+
+class _DropFirst:
+    """A policy that leaves out the best result and reverses the rest of its head."""
+
+    depth = 3
+
+    def apply(self, hits: list[ProductHit], page_size: int) -> list[ProductHit]:
+        rest = hits[1:]
+        return [
+            ProductHit(h.product, h.hit, Adjustment(relevance_rank=hits.index(h) + 1))
+            for h in reversed(rest)
+        ]
+
+
+class TestResultPolicy:
+    def test_a_policy_reorders_the_head_and_the_page_is_filled_from_below(
+        self, store: EmbeddedStore, embedder: HashingEmbedder
+    ) -> None:
+        search = HybridSearch(store, embedder)  # no similarity floor: every product is a hit
+        plain = [h.product.id for h in search.search("headphones", size=10).hits]
+        assert len(plain) >= 4
+        result = search.search("headphones", size=3, policy=_DropFirst())
+        # the head is the best max(depth, page size) = 3: the first left out, two reversed
+        assert [h.product.id for h in result.hits] == [plain[2], plain[1], plain[3]]
+        assert [h.adjustment.relevance_rank if h.adjustment else None for h in result.hits] == [
+            3,
+            2,
+            None,
+        ]
+        assert result.adjusted and "policy" in result.timings_ms
+
+    def test_without_a_policy_nothing_is_adjusted(self, search: HybridSearch) -> None:
+        result = search.search("headphones")
+        assert not result.adjusted and all(h.adjustment is None for h in result.hits)
 
 
 class TestPassages:

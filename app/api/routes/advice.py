@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -9,6 +11,7 @@ from app.api.cached import through_cache
 from app.api.deps import ServicesDep
 from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
 from app.api.streaming import sse_response
+from generation.answers import AnswerEvent, final_answer
 
 router = APIRouter(tags=["advice"])
 
@@ -28,16 +31,22 @@ def advice(
 ) -> AnswerResponse | StreamingResponse:
     """Recommend products for a shopping question; every claim cites a retrieved product."""
     filters = body.filters.to_filters() if body.filters else None
+    ranking = services.personalization.ranking(body.user_id, personalize=body.personalize)
+
+    def events() -> Iterator[AnswerEvent]:
+        return services.answers.stream_advice(
+            body.question,
+            filters,
+            rerank=body.rerank,
+            conversation_id=body.conversation_id,
+            user_id=body.user_id,
+            policy=ranking.policy,
+        )
+
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        events = services.answers.stream_advice(
-            body.question, filters, rerank=body.rerank, conversation_id=body.conversation_id
-        )
-        return sse_response(request, events)
+        return sse_response(request, events())
     if body.conversation_id is not None:  # depends on the conversation: never cached
-        answer = services.answers.advise(
-            body.question, filters, rerank=body.rerank, conversation_id=body.conversation_id
-        )
-        return AnswerResponse.of(answer)
+        return AnswerResponse.of(final_answer(events()))
     return through_cache(
         services,
         "advice",
@@ -46,9 +55,9 @@ def advice(
             "filters": filters.model_dump(mode="json") if filters else None,
             "rerank": body.rerank,
         },
-        lambda: AnswerResponse.of(
-            services.answers.advise(body.question, filters, rerank=body.rerank)
-        ),
+        lambda: AnswerResponse.of(final_answer(events())),
         model=AnswerResponse,
         use_cache=body.cache,
+        user_id=body.user_id,
+        ranking=ranking,
     )

@@ -11,6 +11,8 @@ from app.api.deps import ServicesDep
 from app.api.schemas import ErrorResponse, FiltersIn, SearchRequest, SearchResponse
 from app.services import Services
 from generation.constraints import parse_constraints
+from personalization.events import USER_ID_PATTERN
+from personalization.service import Ranking
 
 router = APIRouter(tags=["search"])
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -20,21 +22,24 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def run_search(services: Services, request: SearchRequest) -> SearchResponse:
-    """Search with explicit filters plus the constraints stated in the query, cached."""
-    # user_id does not change results yet; personalization must add it to the key.
-    key = request.model_dump(exclude={"query", "cache", "user_id"}, mode="json")
+    """Search with explicit filters plus the constraints stated in the query, personalized for
+    the shopper when they have a profile, cached."""
+    ranking = services.personalization.ranking(request.user_id, personalize=request.personalize)
+    key = request.model_dump(exclude={"query", "cache", "user_id", "personalize"}, mode="json")
     response = through_cache(
         services,
         "search",
         {**key, "text": request.query},
-        lambda: _search(services, request),
+        lambda: _search(services, request, ranking),
         model=SearchResponse,
         use_cache=request.cache,
+        user_id=request.user_id,
+        ranking=ranking,
     )
     return response.model_copy(update={"query": request.query})
 
 
-def _search(services: Services, request: SearchRequest) -> SearchResponse:
+def _search(services: Services, request: SearchRequest, ranking: Ranking) -> SearchResponse:
     filters = request.filters.to_filters() if request.filters else None
     query, applied = request.query, []
     if request.parse_constraints:
@@ -42,9 +47,14 @@ def _search(services: Services, request: SearchRequest) -> SearchResponse:
         query, applied = parsed.text, list(parsed.applied)
         filters = parsed.filters.merged(filters)
     result = services.search.search(
-        query, filters=filters, page=request.page, size=request.size, rerank=request.rerank
+        query,
+        filters=filters,
+        page=request.page,
+        size=request.size,
+        rerank=request.rerank,
+        policy=ranking.policy,
     )
-    return SearchResponse.build(request.query, applied, result)
+    return SearchResponse.build(request.query, applied, result, personalized=ranking.personalized)
 
 
 @router.post("/search", response_model=SearchResponse, responses=_ERRORS)
@@ -67,6 +77,8 @@ def search_get(
     size: Annotated[int, Query(ge=1, le=50)] = 10,
     rerank: bool = True,
     cache: bool = True,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
+    personalize: bool = True,
 ) -> SearchResponse:
     """The same search with the filters as query parameters."""
     filters = FiltersIn(
@@ -78,6 +90,13 @@ def search_get(
         min_rating=min_rating,
     )
     request = SearchRequest(
-        query=q, filters=filters, page=page, size=size, rerank=rerank, cache=cache
+        query=q,
+        filters=filters,
+        page=page,
+        size=size,
+        rerank=rerank,
+        cache=cache,
+        user_id=user_id,
+        personalize=personalize,
     )
     return run_search(services, request)

@@ -1,0 +1,87 @@
+"""Shoppers: their behaviour events, what is known about them, their opt-out, their erasure."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from app.api.deps import ServicesDep
+from app.api.schemas import (
+    ErasureResponse,
+    ErrorResponse,
+    EventsRequest,
+    EventsResponse,
+    PersonalizationIn,
+    ProfileResponse,
+)
+from personalization.events import USER_ID_PATTERN, Event
+from personalization.stores.base import ProfileStore, ProfileStoreUnavailable
+
+router = APIRouter(tags=["users"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
+RECENT_EVENTS = 20
+UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, description="The shopper's id.")]
+
+
+def _profiles(services: ServicesDep) -> ProfileStore:
+    profiles = services.personalization.profiles
+    if profiles is None:
+        msg = "profiles are off (SHOPGUIDE_PROFILES=none)"
+        raise ProfileStoreUnavailable(msg)
+    return profiles
+
+
+@router.post("/events", response_model=EventsResponse, responses=_ERRORS)
+def post_events(body: EventsRequest, services: ServicesDep) -> EventsResponse:
+    """Record views, clicks, carts, purchases and searches (up to 1000 per call). Each
+    shopper's profile is updated at once; a repeated ``event_id`` is not counted twice; an event
+    about an unknown product is rejected by its position and the rest recorded."""
+    now = time.time()
+    events = [
+        Event(
+            event_id=e.event_id,
+            user_id=e.user_id,
+            type=e.type,
+            at=e.at.timestamp() if e.at is not None else now,
+            product_id=e.product_id,
+            query=e.query,
+        )
+        for e in body.events
+    ]
+    return EventsResponse.of(services.personalization.record(events))
+
+
+@router.get("/users/{user_id}/profile", response_model=ProfileResponse, responses=_ERRORS)
+def get_profile(user_id: UserId, services: ServicesDep) -> ProfileResponse:
+    """What personalization knows about the shopper: the strongest brands and categories, the
+    usual price range, and the latest events."""
+    profiles = _profiles(services)
+    profile = profiles.profile(user_id)
+    return ProfileResponse(
+        user_id=user_id,
+        personalization=profiles.enabled(user_id),
+        profile=profile.summary() if profile is not None else None,
+        recent_events=[e.to_dict() for e in profiles.events(user_id, RECENT_EVENTS)],
+    )
+
+
+@router.put("/users/{user_id}/personalization", response_model=ProfileResponse, responses=_ERRORS)
+def set_personalization(
+    user_id: UserId, body: PersonalizationIn, services: ServicesDep
+) -> ProfileResponse:
+    """Opt the shopper out of personalization (``enabled: false``: their events are no longer
+    stored and their results are no longer personalized) or back in."""
+    _profiles(services).set_enabled(user_id, body.enabled)
+    return get_profile(user_id, services)
+
+
+@router.delete("/users/{user_id}", response_model=ErasureResponse, responses=_ERRORS)
+def erase_user(user_id: UserId, services: ServicesDep) -> ErasureResponse:
+    """Erase everything kept about the shopper: profile, events, settings, their cached
+    personalized results and their conversations; returns what was removed."""
+    return ErasureResponse.of(services.personalization.erase(user_id))

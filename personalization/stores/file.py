@@ -1,0 +1,248 @@
+"""Profiles in JSON files, one per user: the embedded default.
+
+A user's file is named by the sha256 of the user id, so no user id ever becomes a path, and
+holds the profile, the last events (newest first), the opt-out setting and when the profile
+expires. Every write goes to a temporary file in the same folder that then replaces the old
+one (`os.replace`), so a crash leaves the old file or the new one, never half of one. A thread
+lock and an exclusive `flock` on ``.lock`` in the folder serialise read-modify-writes, between
+threads and between worker processes on one machine.
+
+A profile and its events expire ``ttl_s`` after the last write that stored an event; the
+opt-out setting does not expire (it is the shopper's choice, not behaviour). Leftover
+temporary files of a crashed write are removed when a store opens the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from personalization.events import Event, check_user_id
+from personalization.profile import Profile
+from personalization.stores.base import (
+    DEFAULT_HALF_LIFE_S,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_KEYS,
+    DEFAULT_TTL_S,
+    Erasure,
+    IngestReport,
+    ProfileStoreStats,
+    ProfileStoreUnavailable,
+    StoreLimits,
+    apply_new,
+    by_user,
+)
+from retrieval.schema import Product
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+LOCK_NAME = ".lock"
+TEMP_PREFIX = ".tmp-"
+
+
+def user_file_name(user_id: str) -> str:
+    """The name of the user's file: the sha256 of the user id, hex, with ``.json``."""
+    return hashlib.sha256(check_user_id(user_id).encode()).hexdigest() + ".json"
+
+
+class FileProfileStore:
+    """Profiles as JSON files under ``folder`` (created when missing)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = Path(folder)
+        self.limits = StoreLimits(half_life_s, ttl_s, max_events, max_keys)
+        self._clock = clock
+        self._lock = threading.Lock()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                for leftover in self.folder.glob(TEMP_PREFIX + "*"):
+                    leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            msg = f"cannot use the profile folder {self.folder}: {exc}"
+            raise ProfileStoreUnavailable(msg) from exc
+
+    # -- the store -------------------------------------------------------------------------
+
+    def add_events(
+        self,
+        events: Sequence[Event],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> IngestReport:
+        """Apply ``events`` per user, in time order, once per event id (see `ProfileStore`)."""
+        report = IngestReport()
+        for user_id, group in by_user(events).items():
+            with self._locked():
+                report += self._add_user(user_id, group, products, vectors)
+        return report
+
+    def _add_user(
+        self,
+        user_id: str,
+        events: Sequence[Event],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> IngestReport:
+        data = self._read(user_id)
+        if not data.get("enabled", True):
+            return IngestReport(opted_out=len(events))
+        raw_profile = data.get("profile")
+        profile = Profile(user_id) if raw_profile is None else Profile.from_dict(raw_profile)
+        kept = [Event.from_dict(item) for item in data.get("events", [])]
+        seen = {event.event_id for event in kept}
+        applied, duplicates = apply_new(profile, events, seen, products, vectors, self.limits)
+        if applied:
+            newest_first = [event.to_dict() for event in reversed(applied)]
+            data["profile"] = profile.to_dict()
+            data["events"] = (newest_first + data.get("events", []))[: self.limits.max_events]
+            data["expires_at"] = self._clock() + self.limits.ttl_s
+            self._write(user_id, data)
+        return IngestReport(accepted=len(applied), duplicates=duplicates)
+
+    def profile(self, user_id: str) -> Profile | None:
+        """The stored profile, or None when there is none or it expired."""
+        with self._locked():
+            raw = self._read(user_id).get("profile")
+        return None if raw is None else Profile.from_dict(raw)
+
+    def events(self, user_id: str, limit: int = 100) -> list[Event]:
+        """The last ``limit`` events stored, the most recently recorded first."""
+        if limit < 0:
+            msg = f"limit must not be negative, got {limit}"
+            raise ValueError(msg)
+        with self._locked():
+            raw = self._read(user_id).get("events", [])
+        return [Event.from_dict(item) for item in raw[:limit]]
+
+    def set_enabled(self, user_id: str, enabled: bool) -> None:
+        """Opt in (the default; the setting is removed) or out (kept until `erase`)."""
+        with self._locked():
+            data = self._read(user_id)
+            if enabled:
+                data.pop("enabled", None)
+            else:
+                data["enabled"] = False
+            self._write(user_id, data)
+
+    def enabled(self, user_id: str) -> bool:
+        """Whether personalisation is on for the user (True unless they opted out)."""
+        with self._locked():
+            return bool(self._read(user_id).get("enabled", True))
+
+    def erase(self, user_id: str) -> Erasure:
+        """Delete the user's file, whatever it holds (even when it cannot be read)."""
+        path = self._path(user_id)
+        with self._locked():
+            try:
+                data = self._read(user_id)
+            except ProfileStoreUnavailable:
+                data = {}
+            try:
+                existed = path.exists()
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                msg = f"cannot erase the profile file {path.name}: {exc}"
+                raise ProfileStoreUnavailable(msg) from exc
+        return Erasure(
+            profile=data.get("profile") is not None,
+            events=len(data.get("events", [])),
+            settings="enabled" in data,
+            removed=[path.name] if existed else [],
+        )
+
+    def stats(self) -> ProfileStoreStats:
+        """``file``, available when the folder is writable."""
+        return ProfileStoreStats("file", os.access(self.folder, os.W_OK | os.X_OK))
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its files."""
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _path(self, user_id: str) -> Path:
+        return self.folder / user_file_name(user_id)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, then other processes, one at a time."""
+        with self._lock, contextlib.ExitStack() as stack:
+            try:
+                handle = stack.enter_context(open(self.folder / LOCK_NAME, "a+b"))
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
+            except OSError as exc:
+                msg = f"cannot lock the profile folder {self.folder}: {exc}"
+                raise ProfileStoreUnavailable(msg) from exc
+            yield
+
+    def _read(self, user_id: str) -> dict[str, Any]:
+        """The user's stored data ({} when none); an expired profile is removed first."""
+        path = self._path(user_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            msg = f"cannot read the profile file {path.name}: {exc}"
+            raise ProfileStoreUnavailable(msg) from exc
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            logger.error("profile file %s is not valid JSON: %s", path.name, exc)
+            msg = f"the profile file {path.name} is damaged"
+            raise ProfileStoreUnavailable(msg) from exc
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            msg = f"the profile file {path.name} has an unknown format"
+            raise ProfileStoreUnavailable(msg)
+        expires_at = data.get("expires_at")
+        if expires_at is not None and self._clock() >= expires_at:
+            for name in ("profile", "events", "expires_at"):
+                data.pop(name, None)
+            self._write(user_id, data)
+        return data
+
+    def _write(self, user_id: str, data: dict[str, Any]) -> None:
+        """Replace the user's file atomically; remove it when nothing is left to keep."""
+        path = self._path(user_id)
+        stored = {key: value for key, value in data.items() if key != "version"}
+        try:
+            if not stored:
+                path.unlink(missing_ok=True)
+                return
+            body = json.dumps({"version": FORMAT_VERSION, **stored}, ensure_ascii=False)
+            handle, temp = tempfile.mkstemp(dir=self.folder, prefix=TEMP_PREFIX)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(body.encode())
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        except OSError as exc:
+            msg = f"cannot write the profile file {path.name}: {exc}"
+            raise ProfileStoreUnavailable(msg) from exc

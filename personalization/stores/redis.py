@@ -1,0 +1,295 @@
+"""Profiles in Redis, shared by every API worker.
+
+Per user: ``shopguide:profile:<user_id>`` (a hash of the profile's parts, JSON each, the taste
+vector as float32 bytes), ``shopguide:events:<user_id>`` (a list of event JSON, newest first,
+trimmed to ``max_events``), ``shopguide:event-ids:<user_id>`` (a sorted set of the applied
+event ids by event time, trimmed likewise: an event id is recognised as a duplicate while it is
+among the last ``max_events``) and ``shopguide:user-settings:<user_id>`` (the opt-out).
+
+A batch of one user's events is one optimistic transaction: WATCH the profile and settings,
+read, apply in Python, then MULTI/EXEC the writes, retried when another worker wrote in
+between, so concurrent writers lose no update and apply no event twice. Every write sets the
+time to live of the profile, events and ids keys to ``ttl_s``; the opt-out setting does not
+expire (it is the shopper's choice, not behaviour). Any Redis error raises
+`ProfileStoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
+
+from personalization.events import Event, check_user_id
+from personalization.profile import Profile
+from personalization.stores.base import (
+    DEFAULT_HALF_LIFE_S,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_KEYS,
+    DEFAULT_TTL_S,
+    Erasure,
+    IngestReport,
+    ProfileStoreStats,
+    ProfileStoreUnavailable,
+    StoreLimits,
+    apply_new,
+    by_user,
+)
+from retrieval.schema import Product
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KEY_ROOT = "shopguide"
+VECTOR_FIELD = "vector_sum"
+DISABLED = b"0"
+_FAILURES = (redis.RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class UserKeys:
+    """The names of a user's keys."""
+
+    profile: str
+    events: str
+    event_ids: str
+    settings: str
+
+    @classmethod
+    def of(cls, user_id: str) -> UserKeys:
+        """The keys of ``user_id`` (`ValueError` when it does not match `USER_ID_PATTERN`)."""
+        check_user_id(user_id)
+        return cls(
+            f"{KEY_ROOT}:profile:{user_id}",
+            f"{KEY_ROOT}:events:{user_id}",
+            f"{KEY_ROOT}:event-ids:{user_id}",
+            f"{KEY_ROOT}:user-settings:{user_id}",
+        )
+
+    def all(self) -> list[str]:
+        """Every key, in a fixed order."""
+        return [self.profile, self.events, self.event_ids, self.settings]
+
+
+class RedisProfileStore:
+    """Profiles in Redis at ``url``, or through ``client`` (used as it is, never closed here;
+    it must not decode responses).
+
+    ``socket_timeout_s`` bounds each connect and reply; ``max_attempts`` bounds the
+    optimistic retries of one user's write under contention.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        socket_timeout_s: float = 1.0,
+        max_attempts: int = 50,
+    ) -> None:
+        if (url is None) == (client is None):
+            msg = "give either a Redis url or a client"
+            raise ValueError(msg)
+        if socket_timeout_s <= 0 or max_attempts < 1:
+            msg = "socket_timeout_s must be positive and max_attempts at least 1"
+            raise ValueError(msg)
+        self.limits = StoreLimits(half_life_s, ttl_s, max_events, max_keys)
+        self.max_attempts = max_attempts
+        self._owns_client = client is None
+        if client is None:
+            # Connects lazily. One retry on a connection error replaces a pooled connection
+            # that a Redis restart closed.
+            client = redis.Redis.from_url(
+                str(url),
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+        elif client.get_connection_kwargs().get("decode_responses"):
+            msg = "the Redis client must not decode responses (the vector is bytes)"
+            raise ValueError(msg)
+        self._client = client
+
+    # -- the store -------------------------------------------------------------------------
+
+    def add_events(
+        self,
+        events: Sequence[Event],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> IngestReport:
+        """Apply ``events`` per user, in time order, once per event id (see `ProfileStore`)."""
+        report = IngestReport()
+        for user_id, group in by_user(events).items():
+            add = partial(
+                self._add_user, user_id=user_id, events=group, products=products, vectors=vectors
+            )
+            report += self._call("add events", add)
+        return report
+
+    def _add_user(
+        self,
+        client: redis.Redis,
+        user_id: str,
+        events: Sequence[Event],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> IngestReport:
+        keys = UserKeys.of(user_id)
+        ttl_ms = max(1, round(self.limits.ttl_s * 1000))
+        ids = [event.event_id for event in events]
+        for attempt in range(self.max_attempts):
+            with client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(keys.profile, keys.settings)
+                    if pipe.hget(keys.settings, "enabled") == DISABLED:
+                        return IngestReport(opted_out=len(events))
+                    profile = _decode(user_id, pipe.hgetall(keys.profile))
+                    scores = pipe.zmscore(keys.event_ids, ids)
+                    seen = {i for i, score in zip(ids, scores, strict=True) if score is not None}
+                    applied, duplicates = apply_new(
+                        profile, events, seen, products, vectors, self.limits
+                    )
+                    if not applied:
+                        return IngestReport(duplicates=duplicates)
+                    pipe.multi()
+                    pipe.delete(keys.profile)
+                    pipe.hset(keys.profile, mapping=_encode(profile))
+                    pipe.lpush(keys.events, *[json.dumps(e.to_dict()) for e in applied])
+                    pipe.ltrim(keys.events, 0, self.limits.max_events - 1)
+                    pipe.zadd(keys.event_ids, {e.event_id: e.at for e in applied})
+                    pipe.zremrangebyrank(keys.event_ids, 0, -self.limits.max_events - 1)
+                    for key in (keys.profile, keys.events, keys.event_ids):
+                        pipe.pexpire(key, ttl_ms)
+                    pipe.execute()
+                    return IngestReport(accepted=len(applied), duplicates=duplicates)
+                except redis.WatchError:
+                    logger.debug("a profile changed meanwhile (attempt %d)", attempt + 1)
+                    time.sleep(0.001 * attempt)
+        msg = f"could not update a profile after {self.max_attempts} attempts (contention)"
+        raise ProfileStoreUnavailable(msg)
+
+    def profile(self, user_id: str) -> Profile | None:
+        """The stored profile, or None (Redis expires it ``ttl_s`` after the last write)."""
+        keys = UserKeys.of(user_id)
+        fields = self._call("read profile", lambda client: client.hgetall(keys.profile))
+        return _decode(user_id, fields) if fields else None
+
+    def events(self, user_id: str, limit: int = 100) -> list[Event]:
+        """The last ``limit`` events stored, the most recently recorded first."""
+        if limit < 0:
+            msg = f"limit must not be negative, got {limit}"
+            raise ValueError(msg)
+        if limit == 0:
+            return []
+        keys = UserKeys.of(user_id)
+        raw = self._call("read events", lambda client: client.lrange(keys.events, 0, limit - 1))
+        return [Event.from_dict(json.loads(item)) for item in raw]
+
+    def set_enabled(self, user_id: str, enabled: bool) -> None:
+        """Opt in (the default; the setting is removed) or out (kept until `erase`)."""
+        keys = UserKeys.of(user_id)
+        if enabled:
+            self._call("opt in", lambda client: client.delete(keys.settings))
+        else:
+            self._call("opt out", lambda client: client.hset(keys.settings, "enabled", DISABLED))
+
+    def enabled(self, user_id: str) -> bool:
+        """Whether personalisation is on for the user (True unless they opted out)."""
+        keys = UserKeys.of(user_id)
+        value = self._call("read settings", lambda client: client.hget(keys.settings, "enabled"))
+        return value != DISABLED
+
+    def erase(self, user_id: str) -> Erasure:
+        """Delete every key of the user in one transaction, and say what there was."""
+        keys = UserKeys.of(user_id)
+
+        def erase_all(client: redis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.exists(keys.profile)
+            pipe.llen(keys.events)
+            pipe.exists(keys.settings)
+            for key in keys.all():
+                pipe.delete(key)
+            return list(pipe.execute())
+
+        replies = self._call("erase", erase_all)
+        deleted = replies[3:]
+        return Erasure(
+            profile=bool(replies[0]),
+            events=int(replies[1]),
+            settings=bool(replies[2]),
+            removed=[key for key, count in zip(keys.all(), deleted, strict=True) if count],
+        )
+
+    def stats(self) -> ProfileStoreStats:
+        """``redis``, available when it answers a PING."""
+        try:
+            self._client.ping()
+        except _FAILURES:
+            return ProfileStoreStats("redis", available=False)
+        return ProfileStoreStats("redis", available=True)
+
+    def close(self) -> None:
+        """Close the connections this store opened."""
+        if self._owns_client:
+            try:
+                self._client.close()
+            except _FAILURES as exc:  # closing a broken pool must not fail a shutdown
+                logger.debug("closing the redis client: %s", exc)
+
+    def _call(self, operation: str, action: Callable[[redis.Redis], T]) -> T:
+        """``action`` on the client; any Redis failure as `ProfileStoreUnavailable`."""
+        try:
+            return action(self._client)
+        except _FAILURES as exc:
+            logger.warning(
+                "profile store unavailable (%s failed: %s)",
+                operation,
+                exc,
+                extra={"profile_store": "redis", "error": type(exc).__name__},
+            )
+            msg = f"the Redis profile store is unavailable ({operation}: {exc})"
+            raise ProfileStoreUnavailable(msg) from exc
+
+
+def _encode(profile: Profile) -> dict[FieldT, EncodableT]:
+    """The profile's hash fields: JSON per part, the vector as little-endian float32."""
+    fields: dict[FieldT, EncodableT] = {}
+    for name, value in profile.to_dict().items():
+        if name == VECTOR_FIELD:
+            if profile.vector_sum is not None:
+                fields[name] = np.asarray(profile.vector_sum, dtype="<f4").tobytes()
+        else:
+            fields[name] = json.dumps(value, ensure_ascii=False).encode()
+    return fields
+
+
+def _decode(user_id: str, fields: Mapping[bytes | str, bytes | str]) -> Profile:
+    """The profile of ``fields`` (HGETALL), or an empty one when there are none."""
+    if not fields:
+        return Profile(user_id)
+    data: dict[str, Any] = {}
+    for raw_name, raw_value in fields.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        value = raw_value.encode() if isinstance(raw_value, str) else raw_value
+        if name == VECTOR_FIELD:
+            data[name] = np.frombuffer(value, dtype="<f4").astype(np.float32)
+        else:
+            data[name] = json.loads(value)
+    return Profile.from_dict(data)

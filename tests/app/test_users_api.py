@@ -1,0 +1,216 @@
+"""Shoppers over the API: events, personalized search with reasons, opt-out and erasure, on
+the embedded default (file profiles, in-process cache)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services import build_services
+from app.settings import Settings
+from generation.llm.fake import RecordingLLM
+from retrieval.stores.embedded import EmbeddedStore
+
+USER = "shopper-1"
+
+
+def _client(tmp_path: Path, **settings: Any) -> TestClient:
+    config = Settings(
+        data_dir=tmp_path,
+        embedder="hashing-256",
+        semantic_min_similarity=0.2,
+        _env_file=None,
+        **settings,
+    )
+    llm = RecordingLLM(default="The first one is a good choice [1].")
+    return TestClient(create_app(services=build_services(config, llm=llm)))
+
+
+@pytest.fixture
+def client(tmp_path: Path, store: EmbeddedStore) -> Iterator[TestClient]:
+    with _client(tmp_path, personalize_weight=1.0) as client:
+        yield client
+
+
+def _buy(client: TestClient, product_id: str, times: int, user: str = USER) -> dict[str, Any]:
+    events = [
+        {
+            "event_id": f"{user}-{product_id}-{i}",
+            "user_id": user,
+            "type": "purchase",
+            "product_id": product_id,
+        }
+        for i in range(times)
+    ]
+    response = client.post("/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    return [r["id"] for r in body["results"]]
+
+
+def _search(client: TestClient, **extra: Any) -> dict[str, Any]:
+    response = client.post("/search", json={"query": "headphones", **extra})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class TestEvents:
+    def test_a_batch_is_recorded_and_a_repeated_event_id_is_not_counted_twice(
+        self, client: TestClient
+    ) -> None:
+        assert _buy(client, "hp-sony", 2)["accepted"] == 2
+        again = _buy(client, "hp-sony", 2)
+        assert again["accepted"] == 0 and again["duplicates"] == 2
+        profile = client.get(f"/users/{USER}/profile").json()
+        assert profile["profile"]["events"] == 2
+        assert len(profile["recent_events"]) == 2
+
+    def test_an_unknown_product_is_rejected_by_position_and_the_rest_recorded(
+        self, client: TestClient
+    ) -> None:
+        body = client.post(
+            "/events",
+            json={
+                "events": [
+                    {"event_id": "e1", "user_id": USER, "type": "view", "product_id": "nope"},
+                    {"event_id": "e2", "user_id": USER, "type": "view", "product_id": "hp-jbl"},
+                    {"event_id": "e3", "user_id": USER, "type": "search", "query": "earbuds"},
+                ]
+            },
+        ).json()
+        assert body["accepted"] == 2
+        assert body["rejected"] == [{"index": 0, "reason": "unknown product 'nope'"}]
+
+    @pytest.mark.parametrize(
+        ("event", "field"),
+        [
+            (
+                {"event_id": "e", "user_id": "a:b", "type": "view", "product_id": "hp-jbl"},
+                "user_id",
+            ),
+            ({"event_id": "e", "user_id": USER, "type": "like", "product_id": "hp-jbl"}, "type"),
+            ({"event_id": "e", "user_id": USER, "type": "view"}, "events.0"),
+            ({"event_id": "e", "user_id": USER, "type": "search"}, "events.0"),
+            ({"user_id": USER, "type": "view", "product_id": "hp-jbl"}, "event_id"),
+        ],
+    )
+    def test_a_bad_event_is_a_422_that_names_it(
+        self, client: TestClient, event: dict[str, Any], field: str
+    ) -> None:
+        response = client.post("/events", json={"events": [event]})
+        assert response.status_code == 422
+        fields = [f["field"] for f in response.json()["error"]["fields"]]
+        assert any(field in f for f in fields), fields
+
+    def test_an_empty_or_oversized_batch_is_a_422(self, client: TestClient) -> None:
+        assert client.post("/events", json={"events": []}).status_code == 422
+        event = {"user_id": USER, "type": "view", "product_id": "hp-jbl"}
+        many = [{**event, "event_id": f"e{i}"} for i in range(1001)]
+        assert client.post("/events", json={"events": many}).status_code == 422
+
+
+class TestPersonalizedSearch:
+    def test_no_history_is_todays_ranking(self, client: TestClient) -> None:
+        anonymous = _search(client, cache=False)
+        cold = _search(client, user_id="nobody-yet", cache=False)
+        assert _ids(cold) == _ids(anonymous)
+        assert cold["personalized"] is False
+        assert all(r["personal"] is None for r in cold["results"])
+
+    def test_a_shoppers_brand_moves_up_and_says_why(self, client: TestClient) -> None:
+        anonymous = _ids(_search(client))
+        favourite = anonymous[-1]  # the least relevant headphones of the page
+        brand = {"hp-sony": "Sony", "hp-anker": "Anker", "hp-jbl": "JBL", "ear-sport": "Beats"}
+        _buy(client, favourite, 5)
+        body = _search(client, user_id=USER)
+        assert body["personalized"] is True
+        ids = _ids(body)
+        assert sorted(ids) == sorted(anonymous)  # re-ordered, nothing added or lost
+        assert ids.index(favourite) < anonymous.index(favourite)
+        moved = body["results"][ids.index(favourite)]["personal"]
+        assert moved["relevance_rank"] == anonymous.index(favourite) + 1
+        assert moved["moved"] == anonymous.index(favourite) - ids.index(favourite)
+        assert f"you often buy {brand[favourite]}" in moved["reasons"]
+
+    def test_a_request_or_the_shopper_can_opt_out(self, client: TestClient) -> None:
+        anonymous = _ids(_search(client))
+        _buy(client, anonymous[-1], 5)
+        assert _ids(_search(client, user_id=USER)) != anonymous
+        assert _ids(_search(client, user_id=USER, personalize=False)) == anonymous
+
+        response = client.put(f"/users/{USER}/personalization", json={"enabled": False})
+        assert response.status_code == 200 and response.json()["personalization"] is False
+        assert _ids(_search(client, user_id=USER)) == anonymous
+        assert _buy(client, "hp-sony", 1)["opted_out"] == 1  # nothing new is stored
+
+    def test_an_irrelevant_product_is_never_lifted_by_a_brand(self, client: TestClient) -> None:
+        _buy(client, "pan-lodge", 20)  # a frying pan
+        body = _search(client, user_id=USER)
+        assert "pan-lodge" not in _ids(body)
+
+    def test_get_search_takes_the_user(self, client: TestClient) -> None:
+        anonymous = _ids(_search(client))
+        _buy(client, anonymous[-1], 5)
+        response = client.get("/search", params={"q": "headphones", "user_id": USER})
+        assert response.status_code == 200 and response.json()["personalized"] is True
+        bad = client.get("/search", params={"q": "headphones", "user_id": "a b"})
+        assert bad.status_code == 422
+
+
+class TestErasure:
+    def test_erasure_removes_everything_and_leaves_nothing_on_disk(
+        self, client: TestClient, tmp_path: Path
+    ) -> None:
+        anonymous = _ids(_search(client))
+        _buy(client, anonymous[-1], 3)
+        _search(client, user_id=USER)  # a personalized result, cached under the shopper
+        advice = client.post(
+            "/advice",
+            json={"question": "headphones", "user_id": USER, "conversation_id": "c1"},
+        )
+        assert advice.status_code == 200
+
+        erased = client.delete(f"/users/{USER}").json()
+        assert erased == {
+            "user_id": USER,
+            "profile": True,
+            "events": 3,
+            "settings": False,
+            "cached_results": 1,
+            "conversations": 1,
+        }
+        profile = client.get(f"/users/{USER}/profile").json()
+        assert profile["profile"] is None and profile["recent_events"] == []
+        assert _ids(_search(client, user_id=USER)) == anonymous
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert USER.encode() not in path.read_bytes(), path
+        again = client.delete(f"/users/{USER}").json()
+        assert again["profile"] is False and again["events"] == 0
+
+    def test_profiles_off_is_a_clear_503_for_events(
+        self, tmp_path: Path, store: EmbeddedStore
+    ) -> None:
+        with _client(tmp_path, profiles="none") as client:
+            response = client.post(
+                "/events",
+                json={
+                    "events": [
+                        {"event_id": "e", "user_id": USER, "type": "view", "product_id": "hp-jbl"}
+                    ]
+                },
+            )
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "profiles_unavailable"
+            assert (
+                client.post("/search", json={"query": "headphones", "user_id": USER}).status_code
+                == 200
+            )

@@ -1,0 +1,177 @@
+"""`RedisProfileStore` against a real Redis: concurrent workers, idempotency, TTLs, erasure."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import redis
+
+from personalization.events import Event, EventType
+from personalization.stores.base import ProfileStoreUnavailable
+from personalization.stores.redis import RedisProfileStore, UserKeys
+from retrieval.schema import Product
+from tests.integration.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000.0
+TTL_S = 3_600.0
+ANKER = Product(id="p-anker", title="Anker Q30", brand="Anker", category="Audio", price=79.0)
+SONY = Product(id="p-sony", title="Sony XM5", brand="Sony", category="Audio", price=348.0)
+PRODUCTS = {p.id: p for p in (ANKER, SONY)}
+VECTORS = {ANKER.id: np.array([0.1, 0.7, -0.2], dtype=np.float32)}
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def user(raw: redis.Redis) -> Iterator[str]:
+    """A user id of this test's own; its keys are deleted afterwards."""
+    user_id = f"test-{uuid.uuid4().hex}"
+    yield user_id
+    raw.delete(*UserKeys.of(user_id).all())
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[RedisProfileStore]:
+    store = RedisProfileStore(redis_url, ttl_s=TTL_S)
+    yield store
+    store.close()
+
+
+def event(user: str, kind: EventType, product_id: str | None, n: int, at: float = T0) -> Event:
+    return Event(f"e{n}", user, kind, at, product_id)
+
+
+def keys_of(raw: redis.Redis, user: str) -> list[bytes]:
+    return sorted(raw.scan_iter(match=f"*{user}*", count=1_000))
+
+
+def test_two_workers_writing_one_user_lose_no_update(redis_url: str, user: str) -> None:
+    workers = [RedisProfileStore(redis_url), RedisProfileStore(redis_url)]
+    per_thread, threads_n = 25, 6
+
+    def send(thread: int) -> None:
+        store = workers[thread % 2]
+        for i in range(per_thread):
+            store.add_events([event(user, "view", ANKER.id, thread * 1_000 + i)], PRODUCTS, {})
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    profile = workers[0].profile(user)
+    assert profile is not None
+    assert profile.events == per_thread * threads_n
+    assert profile.brands["anker"] == pytest.approx(per_thread * threads_n)  # same time: no decay
+    assert len(workers[1].events(user, limit=1_000)) == per_thread * threads_n
+    for worker in workers:
+        worker.close()
+
+
+def test_profile_round_trips_and_events_are_idempotent(store: RedisProfileStore, user: str) -> None:
+    events = [
+        event(user, "purchase", ANKER.id, 1),
+        event(user, "view", SONY.id, 2, at=T0 + 60),
+        event(user, "search", None, 3, at=T0 + 120),
+    ]
+    report = store.add_events([*events, events[0]], PRODUCTS, VECTORS)
+    assert (report.accepted, report.duplicates, report.opted_out) == (3, 1, 0)
+    again = store.add_events(events, PRODUCTS, VECTORS)
+    assert (again.accepted, again.duplicates) == (0, 3)
+    profile = store.profile(user)
+    assert profile is not None
+    assert profile.events == 3
+    assert profile.brand_buys.keys() == {"anker"}
+    assert profile.vector_sum is not None and profile.vector_sum.dtype == np.float32
+    assert [e.event_id for e in store.events(user)] == ["e3", "e2", "e1"]
+    assert store.events(user, limit=1) == [events[2]]
+    assert store.profile(f"{user}-nobody") is None
+
+
+def test_events_and_ids_are_trimmed(redis_url: str, raw: redis.Redis, user: str) -> None:
+    store = RedisProfileStore(redis_url, max_events=3)
+    store.add_events([event(user, "view", ANKER.id, i, at=T0 + i) for i in range(5)], PRODUCTS, {})
+    keys = UserKeys.of(user)
+    assert raw.llen(keys.events) == 3
+    assert raw.zrange(keys.event_ids, 0, -1) == [b"e2", b"e3", b"e4"]
+    store.close()
+
+
+def test_every_behaviour_key_has_the_ttl(
+    store: RedisProfileStore, raw: redis.Redis, user: str
+) -> None:
+    store.add_events([event(user, "cart", ANKER.id, 1)], PRODUCTS, VECTORS)
+    store.set_enabled(user, False)
+    keys = UserKeys.of(user)
+    for key in (keys.profile, keys.events, keys.event_ids):
+        assert 0 < raw.pttl(key) <= TTL_S * 1000, key
+    assert raw.pttl(keys.settings) == -1  # the opt-out does not expire
+    assert len(keys_of(raw, user)) == 4
+
+
+def test_opt_out_stores_nothing_new(store: RedisProfileStore, user: str) -> None:
+    store.add_events([event(user, "view", ANKER.id, 1)], PRODUCTS, {})
+    assert store.enabled(user)
+    store.set_enabled(user, False)
+    assert not store.enabled(user)
+    report = store.add_events([event(user, "purchase", SONY.id, 2)], PRODUCTS, {})
+    assert (report.accepted, report.opted_out) == (0, 1)
+    profile = store.profile(user)
+    assert profile is not None and profile.events == 1
+    store.set_enabled(user, True)
+    assert store.enabled(user)
+    assert store.add_events([event(user, "purchase", SONY.id, 2)], PRODUCTS, {}).accepted == 1
+
+
+def test_erase_leaves_no_key_of_the_user(
+    store: RedisProfileStore, raw: redis.Redis, user: str
+) -> None:
+    other = f"{user}-other"
+    store.add_events(
+        [event(user, "purchase", ANKER.id, 1), event(other, "view", SONY.id, 1)], PRODUCTS, VECTORS
+    )
+    store.set_enabled(user, False)
+    erasure = store.erase(user)
+    assert (erasure.profile, erasure.events, erasure.settings) == (True, 1, True)
+    assert sorted(erasure.removed) == sorted(UserKeys.of(user).all())
+    assert [key for key in keys_of(raw, user) if not key.endswith(b"-other")] == []
+    assert store.profile(other) is not None
+    assert store.erase(user).removed == []
+    store.erase(other)
+    assert keys_of(raw, user) == []
+
+
+def test_a_redis_that_is_down_raises_unavailable() -> None:
+    store = RedisProfileStore(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
+    with pytest.raises(ProfileStoreUnavailable, match="unavailable"):
+        store.add_events([event("u1", "view", ANKER.id, 1)], PRODUCTS, {})
+    for call in (store.profile, store.events, store.enabled, store.erase):
+        with pytest.raises(ProfileStoreUnavailable):
+            call("u1")
+    with pytest.raises(ProfileStoreUnavailable):
+        store.set_enabled("u1", False)
+    assert not store.stats().available
+    store.close()
+
+
+def test_stats_and_client_checks(redis_url: str) -> None:
+    store = RedisProfileStore(redis_url)
+    assert (store.stats().backend, store.stats().available) == ("redis", True)
+    store.close()
+    decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode"):
+        RedisProfileStore(client=decoding)
+    decoding.close()
+    with pytest.raises(ValueError, match="either"):
+        RedisProfileStore()
