@@ -120,6 +120,7 @@ from benchmarks.relevance import (
     git_state,
     index_products,
     machine,
+    positive_int,
 )
 from benchmarks.text_metrics import best, rouge_l, token_f1
 from generation.answers import Answer, AnswerService, evidence
@@ -996,17 +997,6 @@ def _datasets(value: str) -> list[str]:
     return names
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        msg = f"expected a positive whole number, got '{value}'"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.answers",
@@ -1022,7 +1012,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limit-questions",
-        type=_positive,
+        type=positive_int,
         default=120,
         help="ePQA questions to ask (a seeded sample, stratified by answerability)",
     )
@@ -1032,7 +1022,7 @@ def _parser() -> argparse.ArgumentParser:
         help="ask every unanswerable ePQA question, and --limit-questions answerable ones",
     )
     parser.add_argument(
-        "--limit-queries", type=_positive, default=40, help="CrowdFlower queries (seeded sample)"
+        "--limit-queries", type=positive_int, default=40, help="CrowdFlower queries (seeded sample)"
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the samples and of the ePQA shuffle"

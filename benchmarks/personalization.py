@@ -115,6 +115,7 @@ from benchmarks.relevance import (
     git_state,
     index_products,
     machine,
+    positive_int,
 )
 from personalization.events import Event, EventType
 from personalization.profile import fold
@@ -699,17 +700,6 @@ def _weights(value: str) -> list[float]:
     return weights
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        msg = f"expected a positive whole number, got '{value}'"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.personalization",
@@ -733,18 +723,20 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated personalization weights (default: 0.1,0.3,0.5,1.0 and the app's "
         "SHOPGUIDE_PERSONALIZE_WEIGHT)",
     )
-    parser.add_argument("--shoppers", type=_positive, default=300, help="at most this many")
-    parser.add_argument("--history", type=_positive, default=3, help="products each shopper bought")
+    parser.add_argument("--shoppers", type=positive_int, default=300, help="at most this many")
+    parser.add_argument(
+        "--history", type=positive_int, default=3, help="products each shopper bought"
+    )
     parser.add_argument(
         "--min-brand-products",
-        type=_positive,
+        type=positive_int,
         default=5,
         help="distinct titles a first word must start to count as a brand",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and events")
-    parser.add_argument("--ingest-events", type=_positive, default=5000)
-    parser.add_argument("--ingest-users", type=_positive, default=200)
-    parser.add_argument("--ingest-batch", type=_positive, default=100)
+    parser.add_argument("--ingest-events", type=positive_int, default=5000)
+    parser.add_argument("--ingest-users", type=positive_int, default=200)
+    parser.add_argument("--ingest-batch", type=positive_int, default=100)
     parser.add_argument(
         "--redis-url",
         default=None,

@@ -826,6 +826,18 @@ def _datasets(value: str) -> list[str]:
     return names
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = f"expected a positive whole number, got '{value}'"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """The options the relevance and tuning commands share: the data, the data sets and the
     embedder."""
