@@ -76,13 +76,15 @@ def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -
 def _serve(settings: Settings) -> int:
     import uvicorn
 
+    from app.api.server import server_config
     from app.main import create_app
 
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}"
     _out(f"Shopping guide API on {url}  (docs: {url}/docs)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
-    return 0
+    server = uvicorn.Server(server_config(app, settings.host, settings.port))
+    server.run()
+    return 0 if server.started else 1
 
 
 def _models(settings: Settings) -> int:
@@ -363,7 +365,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 return code
         else:
             _out(f"index {stats.version}: {stats.products} products (re-index with 'index')")
-        _models(settings)
+        # The generator is assembled and loaded in the background: search is served meanwhile.
         return _serve(settings)
     if args.command == "models":
         return _models(settings)

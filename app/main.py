@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.routes import advice, health, products, search, users
 from app.services import Services, build_services
@@ -25,7 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await run_in_threadpool(
-            build_services, settings or get_settings()
+            functools.partial(build_services, settings or get_settings(), background_generator=True)
         )
         try:
             yield
@@ -38,7 +40,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description="Hybrid product search, product Q&A and shopping advice with citations.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     for module in (search, products, advice, users, health):
         app.include_router(module.router)

@@ -13,6 +13,7 @@ from app.settings import Settings
 from generation.answers import AnswerService
 from generation.conversation import ConversationStore
 from generation.llm.base import LLM, GenerationOptions
+from generation.llm.deferred import DeferredLLM
 from generation.prompts import PROMPT_VERSION
 from personalization.ranking import PersonalConfig
 from personalization.service import Personalization
@@ -178,6 +179,15 @@ def build_reranker(settings: Settings) -> Reranker | None:
     return CrossEncoderReranker(settings.reranker, device=settings.device)
 
 
+def llm_name(settings: Settings) -> str:
+    """The configured generator's name, known before it loads."""
+    if settings.llm_backend == "openai":
+        return settings.llm_model
+    from generation.llm.gguf import model_file_name
+
+    return model_file_name(settings.llm_model)
+
+
 def build_llm(settings: Settings) -> LLM:
     """The configured generator backend (the model file is assembled if needed)."""
     if settings.llm_backend == "openai":
@@ -196,7 +206,12 @@ def build_llm(settings: Settings) -> LLM:
     path = resolve_model_path(settings.llm_model, settings.models_dir)
     # llama.cpp would use half the cores by default; generation is the only heavy work then.
     threads = settings.llm_threads or os.cpu_count() or 1
-    return LlamaCppLLM(str(path), n_ctx=settings.llm_context, n_threads=threads)
+    return LlamaCppLLM(
+        str(path),
+        n_ctx=settings.llm_context,
+        n_threads=threads,
+        prompt_cache_bytes=settings.llm_prompt_cache_mb << 20,
+    )
 
 
 # Embedders that only know English: their vectors for Chinese text are noise.
@@ -289,8 +304,11 @@ def configure_threads(settings: Settings, *, serving: bool = False) -> None:
         threadpool_limits(limits=threads, user_api="blas")
 
 
-def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
-    """Every backend, loaded and warm."""
+def build_services(
+    settings: Settings, *, llm: LLM | None = None, background_generator: bool = False
+) -> Services:
+    """Every backend, loaded and warm; with ``background_generator`` the generator is built,
+    loaded and primed in the background (`DeferredLLM`), so that search is served meanwhile."""
     configure_threads(settings, serving=True)
     store = build_store(settings)
     cache = build_cache(settings)
@@ -300,6 +318,11 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     reranker = build_reranker(settings)
     search = HybridSearch(store, embedder, reranker, search_config(settings))
     prime = settings.llm_prime and settings.llm_backend == "llama-cpp" and llm is None
+    deferred = None
+    if llm is None and background_generator:
+        llm = deferred = DeferredLLM(
+            functools.partial(build_llm, settings), name=llm_name(settings)
+        )
     llm = llm or build_llm(settings)
     # in the cache backend (Redis in the stack); in process when caching is off
     conversations = ConversationStore(
@@ -325,7 +348,11 @@ def build_services(settings: Settings, *, llm: LLM | None = None) -> Services:
     )
     text.warm_up()
     search.warm_up()
-    answers.warm_up(prime=prime)
+    if deferred is None:
+        answers.warm_up(prime=prime)
+    else:
+        deferred.on_ready = answers.prime if prime else None
+        deferred.warm_up()
     logger.info(
         "services ready: store=%s embedder=%s reranker=%s llm=%s",
         settings.store,

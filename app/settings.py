@@ -124,17 +124,25 @@ class Settings(BaseSettings):
         "grammar from, so that answers are constrained there too ('grammar' for llama.cpp's "
         "server, 'guided_grammar' for vLLM). Unset: free text, validated afterwards.",
     )
+    llm_prompt_cache_mb: int = Field(
+        256,
+        ge=0,
+        description="llama.cpp's prompt cache: the model state after recent prompts, so that a "
+        "prompt starting like an earlier one skips reading that prefix again (about 4 MB a "
+        "prompt; 0: off).",
+    )
     llm_prime: bool = Field(
         True, description="Read the prompts' fixed instructions into the cache at start-up."
     )
     advice_sources: int = Field(5, ge=1, le=20)
     ask_sources: int = Field(5, ge=1, le=20)
     ask_min_evidence: float | None = Field(
-        0.386,
+        0.416,
         ge=-1,
         le=1,
-        description="Answer 'cannot answer' without asking the model when no passage of the "
-        "product is at least this similar to the question (cosine of the EMBEDDER; tuned for the "
+        description="Answer 'cannot answer' without asking the model when no statement (a "
+        "sentence, a clause, an attribute) of the product's best passages is at least this "
+        "similar to the question (cosine of the EMBEDDER; tuned for the "
         "default MiniLM on half of ePQA by `python -m benchmarks.answers --datasets gate`; "
         "retune it for another embedder). Unset: always ask the model.",
     )

@@ -123,8 +123,9 @@ from benchmarks.relevance import (
     positive_int,
 )
 from benchmarks.text_metrics import best, rouge_l, token_f1
-from generation.answers import Answer, AnswerService, evidence
+from generation.answers import Answer, AnswerService
 from generation.citations import CITATION_RE
+from generation.evidence import evidence
 from generation.llm.base import LLM, GenerationError
 from indexer.indexer import IndexReport
 from indexer.reader import Row, read_catalog
@@ -742,7 +743,7 @@ def _gate(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
         hits = search.passages(
             question.product_id, question.text, top_k=options.settings.ask_sources
         )
-        best = evidence(hits)
+        best = evidence(question.text, hits, options.embedder)
         rows.append(
             {
                 "id": question.id,

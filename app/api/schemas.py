@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from generation.answers import Answer
 from generation.compare import Comparison
@@ -18,6 +19,21 @@ from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
 
 MAX_EVENTS_PER_BATCH = 1000
+REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Every request model: an unknown field, NaN or an infinite number is a 422."""
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
+"""A query or a question: 1 to 500 characters, not only spaces."""
+Brands = Annotated[list[str], Field(max_length=50)]
+Price = Annotated[float, Field(ge=0)]
+
 _USER_ID_FIELD = Field(
     None,
     pattern=USER_ID_PATTERN,
@@ -29,21 +45,21 @@ _PERSONALIZE_FIELD = Field(
 )
 
 
-class FiltersIn(BaseModel):
-    """Structured filters; every one is applied inside both retrievers."""
+class _FilterFields(BaseModel):
+    """The filter fields, flat: the body's ``filters`` and ``GET /search``'s parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     category: str | None = Field(None, max_length=300, examples=["Electronics > Audio"])
-    brands: list[str] | None = Field(None, max_length=50)
-    exclude_brands: list[str] | None = Field(None, max_length=50)
-    price_min: float | None = Field(None, ge=0)
-    price_max: float | None = Field(None, ge=0)
+    brands: Brands | None = None
+    exclude_brands: Brands | None = None
+    price_min: Price | None = None
+    price_max: Price | None = None
     in_stock: bool | None = None
     min_rating: float | None = Field(None, ge=0, le=5)
 
     @model_validator(mode="after")
-    def _price_range(self) -> FiltersIn:
+    def _price_range(self) -> _FilterFields:
         if (
             self.price_min is not None
             and self.price_max is not None
@@ -53,18 +69,21 @@ class FiltersIn(BaseModel):
             raise ValueError(msg)
         return self
 
+
+class FiltersIn(_FilterFields):
+    """Structured filters; every one is applied inside both retrievers."""
+
     def to_filters(self) -> Filters:
         """The retrieval filters."""
         return Filters(**self.model_dump())
 
 
-class SearchRequest(BaseModel):
-    """A product search."""
+class _Search(BaseModel):
+    """The query and how to search: the same in the body and in ``GET /search``'s parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
-    query: str = Field(min_length=1, max_length=500, examples=["noise cancelling headphones"])
-    filters: FiltersIn | None = None
+    query: Text = Field(examples=["noise cancelling headphones"])
     page: int = Field(1, ge=1, le=100)
     size: int = Field(10, ge=1, le=50)
     user_id: str | None = _USER_ID_FIELD
@@ -76,6 +95,33 @@ class SearchRequest(BaseModel):
     cache: bool = Field(
         True, description="false: compute afresh; the result cache is neither read nor written."
     )
+
+
+class SearchRequest(_Search):
+    """A product search."""
+
+    filters: FiltersIn | None = None
+
+
+class SearchQuery(_FilterFields, _Search):
+    """``GET /search``: the search's fields, ``q`` for the query, and its filters flat."""
+
+    query: Text = Field(
+        validation_alias="q", description="The query.", examples=["noise cancelling headphones"]
+    )
+    brands: Brands | None = Field(
+        None,
+        validation_alias=AliasChoices("brands", "brand"),
+        description="Repeat for several brands ('brand', its former name, is accepted too).",
+    )
+
+    def to_request(self) -> SearchRequest:
+        """The same search as a ``POST /search`` body."""
+        filters = self.model_dump(include=set(FiltersIn.model_fields))
+        return SearchRequest(
+            filters=FiltersIn(**filters) if any(v is not None for v in filters.values()) else None,
+            **self.model_dump(include=set(_Search.model_fields)),
+        )
 
 
 class Why(BaseModel):
@@ -191,11 +237,9 @@ class ProductOut(BaseModel):
 class AskRequest(BaseModel):
     """A question about one product."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
-    question: str = Field(
-        min_length=1, max_length=500, examples=["How long does the battery last?"]
-    )
+    question: Text = Field(examples=["How long does the battery last?"])
     stream: bool = Field(False, description="Stream server-sent events instead of one JSON body.")
     rerank: bool = True
     cache: bool = Field(
@@ -206,11 +250,9 @@ class AskRequest(BaseModel):
 class AdviceRequest(BaseModel):
     """A shopping question."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
-    question: str = Field(
-        min_length=1, max_length=500, examples=["wireless headphones for the gym under $100"]
-    )
+    question: Text = Field(examples=["wireless headphones for the gym under $100"])
     filters: FiltersIn | None = None
     user_id: str | None = _USER_ID_FIELD
     personalize: bool = _PERSONALIZE_FIELD
@@ -353,7 +395,7 @@ class AnswerResponse(BaseModel):
 class EventIn(BaseModel):
     """One thing a shopper did."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     event_id: str = Field(
         pattern=EVENT_ID_PATTERN, description="Unique per shopper: a repeat is not counted twice."
@@ -378,7 +420,7 @@ class EventIn(BaseModel):
 class EventsRequest(BaseModel):
     """A batch of events, applied in time order per shopper."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
@@ -413,7 +455,7 @@ class EventsResponse(BaseModel):
 class PersonalizationIn(BaseModel):
     """A shopper's choice about personalization."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     enabled: bool
 
@@ -459,6 +501,18 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class GeneratorHealth(BaseModel):
+    """Where loading the generator stands: search never waits for it."""
+
+    state: str = Field(
+        description="ready; starting, loading or waiting (being installed or loaded: the answer "
+        "endpoints reply 503 with Retry-After meanwhile); failed; closed"
+    )
+    detail: str | None = Field(None, description="Why it is not ready yet.")
+    attempts: int = 0
+    ready_after_s: float | None = Field(None, description="Seconds it took to become ready.")
+
+
 class Health(BaseModel):
     """Which backends and models are loaded."""
 
@@ -466,3 +520,4 @@ class Health(BaseModel):
     store: dict[str, Any]
     cache: dict[str, Any]
     models: dict[str, str]
+    generator: GeneratorHealth

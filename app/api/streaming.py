@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.errors import error_status
+from app.api.errors import report, retry_after
 from app.api.schemas import AnswerResponse
 from generation.answers import AnswerEvent, FinalEvent, TokenEvent
 
@@ -31,11 +31,12 @@ async def _frames(request: Request, events: Iterator[AnswerEvent]) -> AsyncItera
                 return
             try:
                 event = await run_in_threadpool(_next, events)
-            except Exception as exc:  # noqa: BLE001 - reported to the client as an event
-                status, code = error_status(exc)
-                yield _sse(
-                    "error", {"error": {"code": code, "message": str(exc), "status": status}}
-                )
+            except Exception as exc:  # noqa: BLE001 - logged, and reported to the client
+                status, code, message = report(exc, f"{request.method} {request.url.path} stream")
+                error: dict[str, object] = {"code": code, "message": message, "status": status}
+                if (headers := retry_after(exc)) is not None:
+                    error["retry_after_s"] = int(headers["Retry-After"])
+                yield _sse("error", {"error": error})
                 return
             if event is _DONE:
                 return

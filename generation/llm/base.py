@@ -1,7 +1,8 @@
 """The interface every LLM backend implements, and the errors it raises.
 
-Errors: `GenerationError` (the model failed or is unreachable) with the subclass
-`GenerationTimeout` (no answer within the deadline). The API maps both to a 5xx with a reason.
+Errors: `GenerationError` (the model failed or is unreachable) with the subclasses
+`GenerationTimeout` (no answer within the deadline) and `GeneratorNotReady` (still being
+installed or loaded: try again later). The API maps them to a 5xx with a reason.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ class GenerationError(RuntimeError):
 
 class GenerationTimeout(GenerationError):
     """The model gave no complete answer within the deadline."""
+
+
+class GeneratorNotReady(GenerationError):
+    """The model is not loaded yet (being installed, assembled or loaded); ``retry_after_s``
+    says when asking again is worth it."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @runtime_checkable

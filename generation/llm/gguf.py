@@ -27,6 +27,7 @@ __all__ = [
     "PACKAGED_MODELS",
     "PackagedModel",
     "assemble",
+    "model_file_name",
     "part_files",
     "pip_requirements",
     "resolve_model_path",
@@ -264,3 +265,12 @@ def resolve_model_path(spec: str, models_dir: Path) -> Path:
         "nor an existing .gguf file"
     )
     raise GenerationError(msg)
+
+
+def model_file_name(spec: str) -> str:
+    """The file name ``spec`` resolves to, known without assembling or fetching anything (the
+    local backend's model name)."""
+    spec = spec.strip()
+    if spec in PACKAGED_MODELS:
+        return PACKAGED_MODELS[spec].file_name
+    return Path(spec.removeprefix(_HF_PREFIX)).name

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
 from generation.llm.base import ChatMessage, GenerationError, GenerationOptions, GenerationTimeout
 
 if TYPE_CHECKING:
@@ -49,6 +51,37 @@ def _bounded_ram_cache(capacity_bytes: int) -> Any:
     return BoundedRAMCache(capacity_bytes=capacity_bytes)
 
 
+def _compact_state_llama() -> type[Llama]:
+    """`Llama`, with saved states that leave out the logits array.
+
+    Without ``logits_all`` llama-cpp-python never writes its ``scores`` array (sampling runs
+    inside llama.cpp), yet each saved state copies it (batch x vocabulary floats: 311 MB of
+    zeros for Qwen2.5) and loading a state writes it back, making those pages resident. A
+    one-row stand-in while the library saves or loads a state keeps both out. Measured with
+    Qwen2.5 1.5B after five prompts: 2.56 GB resident before, 1.96 GB now, and no growth with
+    the number of cached prompts (five states take 22 MB instead of 434 MB).
+    """
+    from llama_cpp import Llama
+
+    class CompactStateLlama(Llama):  # type: ignore[misc]
+        def _with_one_row(self, action: Callable[[], Any]) -> Any:
+            if self._logits_all:
+                return action()
+            scores, self.scores = self.scores, np.zeros((1, self._n_vocab), dtype=np.single)
+            try:
+                return action()
+            finally:
+                self.scores = scores
+
+        def save_state(self) -> Any:
+            return self._with_one_row(super().save_state)
+
+        def load_state(self, state: Any) -> None:
+            self._with_one_row(lambda: super(CompactStateLlama, self).load_state(state))
+
+    return CompactStateLlama
+
+
 class LlamaCppLLM:
     """The `LLM` protocol over a local GGUF file, loaded lazily by `warm_up`."""
 
@@ -60,7 +93,7 @@ class LlamaCppLLM:
         n_threads: int | None = None,
         chat_format: str | None = None,
         seed: int = 0,
-        prompt_cache_bytes: int = 1 << 30,
+        prompt_cache_bytes: int = 256 << 20,
     ) -> None:
         self.model_path = model_path
         self.prompt_cache_bytes = prompt_cache_bytes
@@ -87,13 +120,13 @@ class LlamaCppLLM:
                 msg = f"cannot load model {self.model_path}: no such file"
                 raise GenerationError(msg)
             try:
-                from llama_cpp import Llama
+                llama_class = _compact_state_llama()
             except ImportError as exc:
                 msg = f"cannot load model {self.model_path}: llama-cpp-python is not installed"
                 raise GenerationError(msg) from exc
             started = time.perf_counter()
             try:
-                self._llama = Llama(
+                self._llama = llama_class(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_threads=self.n_threads,

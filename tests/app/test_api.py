@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.errors import public_message
 from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
@@ -207,7 +208,7 @@ class TestModelFailure:
         with _client(tmp_path, RecordingLLM(fail_with=error)) as client:
             response = client.post("/advice", json={"question": "headphones"})
             assert response.status_code == status
-            assert response.json()["error"] == {"code": code, "message": str(error)}
+            assert response.json()["error"] == {"code": code, "message": public_message(error)}
             streamed = client.post("/advice", json={"question": "headphones", "stream": True})
             kind, data = _events(streamed.text)[-1]
             assert kind == "error" and data["error"]["code"] == code

@@ -89,12 +89,13 @@ class TestLlamaCppLLM:
 
 @pytest.mark.slow
 def test_the_prompt_cache_stays_within_its_capacity() -> None:
-    """Each saved state copies a batch x vocabulary logits array that llama-cpp-python's own
-    cache does not count; ours does, so many different prompts cannot grow the process."""
+    """llama-cpp-python's saved states would copy a batch x vocabulary logits array that its
+    own cache does not count; ours leaves it out (it is never read without logits_all) and
+    counts everything else, so many different prompts cannot grow the process."""
     from generation.llm.gguf import PACKAGED_MODELS, part_files
 
     [path] = part_files(PACKAGED_MODELS["smollm2-135m-instruct-q4_1"])
-    capacity = 256 << 20  # two states of SmolLM2 (100 MB of logits each)
+    capacity = 4 << 20  # a few states of SmolLM2 (the KV cache of their tokens)
     llm = LlamaCppLLM(str(path), n_ctx=512, n_threads=2, prompt_cache_bytes=capacity)
     try:
         llm.warm_up()
@@ -106,6 +107,11 @@ def test_the_prompt_cache_stays_within_its_capacity() -> None:
         states = list(cache.cache_state.values())
         held = sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in states)
         assert states and held <= capacity
+        assert all(s.scores.shape[0] == 1 for s in states)  # no batch x vocabulary copy
         assert cache.cache_size == held
+        # A prompt answered from a saved state decodes as the first time.
+        again = [ChatMessage("user", "Question 5: name 7 colours.")]
+        first = generate(llm, again, GenerationOptions(max_tokens=8))
+        assert generate(llm, again, GenerationOptions(max_tokens=8)) == first
     finally:
         llm.close()

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query
 
 from app.api.cached import through_cache
 from app.api.deps import ServicesDep
-from app.api.schemas import ErrorResponse, FiltersIn, SearchRequest, SearchResponse
+from app.api.schemas import ErrorResponse, SearchQuery, SearchRequest, SearchResponse
 from app.services import Services
 from generation.constraints import parse_constraints
-from personalization.events import USER_ID_PATTERN
 from personalization.service import Ranking
 
 router = APIRouter(tags=["search"])
@@ -64,39 +63,6 @@ def search(body: SearchRequest, services: ServicesDep) -> SearchResponse:
 
 
 @router.get("/search", response_model=SearchResponse, responses=_ERRORS)
-def search_get(
-    services: ServicesDep,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="The query.")],
-    category: Annotated[str | None, Query(max_length=300)] = None,
-    brand: Annotated[list[str] | None, Query(description="Repeat for several brands.")] = None,
-    price_min: Annotated[float | None, Query(ge=0)] = None,
-    price_max: Annotated[float | None, Query(ge=0)] = None,
-    in_stock: bool | None = None,
-    min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
-    page: Annotated[int, Query(ge=1, le=100)] = 1,
-    size: Annotated[int, Query(ge=1, le=50)] = 10,
-    rerank: bool = True,
-    cache: bool = True,
-    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
-    personalize: bool = True,
-) -> SearchResponse:
-    """The same search with the filters as query parameters."""
-    filters = FiltersIn(
-        category=category,
-        brands=brand,
-        price_min=price_min,
-        price_max=price_max,
-        in_stock=in_stock,
-        min_rating=min_rating,
-    )
-    request = SearchRequest(
-        query=q,
-        filters=filters,
-        page=page,
-        size=size,
-        rerank=rerank,
-        cache=cache,
-        user_id=user_id,
-        personalize=personalize,
-    )
-    return run_search(services, request)
+def search_get(params: Annotated[SearchQuery, Query()], services: ServicesDep) -> SearchResponse:
+    """The same search with ``q`` and the filters as query parameters (repeat ``brands``)."""
+    return run_search(services, params.to_request())

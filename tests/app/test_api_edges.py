@@ -1,0 +1,249 @@
+"""The API's edges: one model for GET and POST search, non-finite numbers, blank queries,
+malformed JSON, and 5xx errors that are logged in full but tell the client only what failed."""
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.errors import public_message
+from app.main import create_app
+from app.services import Services, build_services
+from app.settings import Settings
+from generation.llm.base import GenerationError
+from generation.llm.fake import RecordingLLM
+from retrieval.stores.base import StoreError, StoreUnavailable
+from retrieval.stores.embedded import EmbeddedStore
+
+SECRET = "http://10.0.0.5:9200"
+
+
+@pytest.fixture
+def services(tmp_path: Path, store: EmbeddedStore) -> Services:
+    settings = Settings(
+        data_dir=tmp_path, embedder="hashing-256", semantic_min_similarity=0.2, _env_file=None
+    )
+    return build_services(settings, llm=RecordingLLM(default="The Anker Q30 is good [1]."))
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    app = create_app(services=services)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _fields(response: Any) -> dict[str, str]:
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    return {f["field"]: f["reason"] for f in error["fields"]}
+
+
+def _ids(response: Any) -> list[str]:
+    assert response.status_code == 200
+    return [r["id"] for r in response.json()["results"]]
+
+
+def _events(body: str) -> list[tuple[str, dict]]:
+    blocks = [dict(line.split(": ", 1) for line in b.splitlines()) for b in body.split("\n\n")]
+    return [(b["event"], json.loads(b["data"])) for b in blocks if b]
+
+
+class TestGetSearchIsThePostModel:
+    def test_brands_repeat_and_exclude_brands_filter(self, client: TestClient) -> None:
+        q = "wireless headphones"
+        assert _ids(client.get("/search", params={"q": q, "brands": ["JBL", "Anker"]})) == (
+            _ids(client.post("/search", json={"query": q, "filters": {"brands": ["JBL", "Anker"]}}))
+        )
+        assert set(_ids(client.get("/search", params={"q": q, "brands": ["JBL", "Anker"]}))) == {
+            "hp-jbl",
+            "hp-anker",
+        }
+        excluded = _ids(client.get("/search", params={"q": q, "exclude_brands": ["Sony"]}))
+        assert excluded and "hp-sony" not in excluded
+        assert "hp-sony" in _ids(client.get("/search", params={"q": q}))
+
+    def test_get_and_post_give_the_same_page(self, client: TestClient) -> None:
+        params = {"q": "headphones", "price_max": "100", "in_stock": "true", "size": "1"}
+        body = {
+            "query": "headphones",
+            "filters": {"price_max": 100, "in_stock": True},
+            "size": 1,
+        }
+        got, posted = client.get("/search", params=params), client.post("/search", json=body)
+        assert _ids(got) == _ids(posted) == ["hp-anker"]
+        assert got.json()["filters"] == posted.json()["filters"]
+
+    def test_an_unknown_parameter_is_a_422_that_names_it(self, client: TestClient) -> None:
+        fields = _fields(client.get("/search", params={"q": "headphones", "colour": "red"}))
+        assert list(fields) == ["query.colour"]
+
+    def test_brand_is_still_accepted_but_not_with_brands(self, client: TestClient) -> None:
+        assert _ids(client.get("/search", params={"q": "耳机", "brand": ["华为"]})) == ["zh-huawei"]
+        both = _fields(client.get("/search", params={"q": "x", "brand": "A", "brands": "B"}))
+        assert list(both) == ["query.brand"]
+
+    def test_the_get_price_range_is_checked_like_the_body(self, client: TestClient) -> None:
+        fields = _fields(client.get("/search", params={"q": "x", "price_min": 50, "price_max": 9}))
+        assert "price_min must not be greater than price_max" in " ".join(fields.values())
+
+
+class TestNonFiniteNumbers:
+    @pytest.mark.parametrize("value", ["Infinity", "inf", "-inf", "1e309", "NaN", "nan"])
+    @pytest.mark.parametrize("name", ["price_min", "price_max", "min_rating"])
+    def test_get_rejects_them(self, client: TestClient, name: str, value: str) -> None:
+        fields = _fields(client.get("/search", params={"q": "headphones", name: value}))
+        assert "finite number" in fields[f"query.{name}"]
+
+    @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "1e309", "NaN"])
+    @pytest.mark.parametrize("name", ["price_min", "price_max", "min_rating"])
+    @pytest.mark.parametrize("path", ["/search", "/advice"])
+    def test_bodies_reject_them(self, client: TestClient, path: str, name: str, value: str) -> None:
+        text = "query" if path == "/search" else "question"
+        body = f'{{"{text}": "headphones", "filters": {{"{name}": {value}}}}}'
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        reason = _fields(response)[f"body.filters.{name}"]
+        assert "finite number" in reason and "greater than" not in reason
+
+
+class TestBlankText:
+    @pytest.mark.parametrize("text", [" ", "   ", "\t\n", "\u3000"])
+    def test_a_blank_query_or_question_is_a_422(self, client: TestClient, text: str) -> None:
+        requests = {
+            "query.q": client.get("/search", params={"q": text}),
+            "body.query": client.post("/search", json={"query": text}),
+            "body.question": client.post("/advice", json={"question": text}),
+        }
+        for field, response in requests.items():
+            assert _fields(response) == {field: "must not be blank"}
+        asked = client.post("/products/hp-sony/ask", json={"question": text, "stream": True})
+        assert _fields(asked) == {"body.question": "must not be blank"}
+
+    def test_text_with_spaces_around_it_is_fine(self, client: TestClient) -> None:
+        assert "hp-jbl" in _ids(client.post("/search", json={"query": "  jbl  "}))
+
+
+class TestMalformedJson:
+    @pytest.mark.parametrize(
+        "body",
+        ['{"query": "x" "size": 3}', '{\n  "query": "x",\n  "size": 3,,\n}', '{"query": '],
+    )
+    def test_the_reason_gives_line_and_column(self, client: TestClient, body: str) -> None:
+        response = client.post(
+            "/search", content=body, headers={"content-type": "application/json"}
+        )
+        with pytest.raises(json.JSONDecodeError) as expected:
+            json.loads(body)
+        error = expected.value
+        assert _fields(response) == {
+            "body": f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        }
+
+    def test_example(self, client: TestClient) -> None:
+        body = '{"query": "headphones" "size": 3}'
+        response = client.post(
+            "/search", content=body, headers={"content-type": "application/json"}
+        )
+        assert _fields(response) == {
+            "body": "invalid JSON at line 1, column 24: Expecting ',' delimiter"
+        }
+
+
+def _fail_search(services: Services, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    def search(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(services.search, "search", search)
+
+
+class TestServerErrors:
+    @pytest.mark.parametrize(
+        ("error", "status", "code", "message"),
+        [
+            (
+                StoreUnavailable(f"Elasticsearch at {SECRET} cannot be reached (search): refused"),
+                503,
+                "store_unavailable",
+                "the product store is unavailable",
+            ),
+            (
+                StoreError(f"Elasticsearch at {SECRET} could not search: bad"),
+                500,
+                "store_error",
+                "the product store failed",
+            ),
+            (RuntimeError(f"a bug near {SECRET}"), 500, "internal_error", "internal error"),
+        ],
+    )
+    def test_the_client_is_told_what_failed_and_the_log_has_the_rest(
+        self,
+        client: TestClient,
+        services: Services,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        error: Exception,
+        status: int,
+        code: str,
+        message: str,
+    ) -> None:
+        _fail_search(services, monkeypatch, error)
+        with caplog.at_level(logging.ERROR, logger="app.api.errors"):
+            response = client.post("/search", json={"query": "headphones", "cache": False})
+        assert response.status_code == status
+        assert response.json() == {"error": {"code": code, "message": message}}
+        assert SECRET not in response.text
+        assert public_message(error) == message
+        [record] = [r for r in caplog.records if r.name == "app.api.errors"]
+        assert record.levelno == logging.ERROR
+        assert SECRET in record.getMessage() and "POST /search" in record.getMessage()
+        assert record.exc_info is not None and record.exc_info[1] is error
+
+    def test_a_4xx_keeps_its_message(self) -> None:
+        from generation.answers import UnknownProduct
+
+        assert public_message(UnknownProduct("no product with id 'x'")) == "no product with id 'x'"
+
+
+class TestStreamErrors:
+    @pytest.mark.parametrize(
+        ("error", "status", "code", "message"),
+        [
+            (
+                GenerationError(f"cannot connect to {SECRET}"),
+                503,
+                "model_unavailable",
+                "the generator is unavailable",
+            ),
+            (RuntimeError(f"a bug near {SECRET}"), 500, "internal_error", "internal error"),
+        ],
+    )
+    def test_a_failing_stream_is_logged_and_the_event_is_safe(
+        self,
+        client: TestClient,
+        services: Services,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        error: Exception,
+        status: int,
+        code: str,
+        message: str,
+    ) -> None:
+        def stream_advice(*args: object, **kwargs: object) -> Iterator[object]:
+            raise error
+            yield  # a generator, as the real one
+
+        monkeypatch.setattr(services.answers, "stream_advice", stream_advice)
+        with caplog.at_level(logging.ERROR, logger="app.api.errors"):
+            response = client.post("/advice", json={"question": "headphones", "stream": True})
+        kind, data = _events(response.text)[-1]
+        assert kind == "error"
+        assert data == {"error": {"code": code, "message": message, "status": status}}
+        assert SECRET not in response.text
+        [record] = [r for r in caplog.records if r.name == "app.api.errors"]
+        assert "POST /advice" in record.getMessage() and SECRET in record.getMessage()
+        assert record.exc_info is not None and record.exc_info[1] is error
