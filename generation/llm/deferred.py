@@ -54,8 +54,8 @@ class DeferredLLM:
         *,
         name: str,
         on_ready: Callable[[], None] | None = None,
-        retry_s: float = 5.0,
-        max_retry_s: float = 60.0,
+        retry_s: float = 2.0,
+        max_retry_s: float = 10.0,
         max_unexpected: int = 5,
     ) -> None:
         """``name``: the model's name, known before it loads (health reports, cache keys);

@@ -1,4 +1,3 @@
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from app.settings import Settings
 from generation.llm.base import GenerationError, GenerationTimeout
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.sse import parse_sse
 
 
 def _client(tmp_path: Path, llm: RecordingLLM) -> TestClient:
@@ -30,14 +30,6 @@ def llm() -> RecordingLLM:
 def client(tmp_path: Path, store: EmbeddedStore, llm: RecordingLLM) -> Iterator[TestClient]:
     with _client(tmp_path, llm) as client:
         yield client
-
-
-def _events(body: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 class TestSearch:
@@ -144,7 +136,7 @@ class TestProducts:
             "POST", "/products/hp-sony/ask", json={"question": "battery life?", "stream": True}
         ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            events = _events(response.read().decode())
+            events = parse_sse(response.read().decode())
         kinds = [kind for kind, _ in events]
         assert kinds[-1] == "final" and set(kinds[:-1]) == {"token"}
         streamed = "".join(data["text"] for kind, data in events if kind == "token")
@@ -171,7 +163,7 @@ class TestAdvice:
             json={"question": "headphones"},
             headers={"accept": "text/event-stream"},
         )
-        events = _events(response.text)
+        events = parse_sse(response.text)
         assert events[-1][0] == "final"
         assert events[-1][1]["citations"]
 
@@ -210,7 +202,7 @@ class TestModelFailure:
             assert response.status_code == status
             assert response.json()["error"] == {"code": code, "message": public_message(error)}
             streamed = client.post("/advice", json={"question": "headphones", "stream": True})
-            kind, data = _events(streamed.text)[-1]
+            kind, data = parse_sse(streamed.text)[-1]
             assert kind == "error" and data["error"]["code"] == code
 
 

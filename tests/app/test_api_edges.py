@@ -18,6 +18,7 @@ from generation.llm.base import GenerationError
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.base import StoreError, StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
+from tests.sse import parse_sse
 
 SECRET = "http://10.0.0.5:9200"
 
@@ -47,11 +48,6 @@ def _fields(response: Any) -> dict[str, str]:
 def _ids(response: Any) -> list[str]:
     assert response.status_code == 200
     return [r["id"] for r in response.json()["results"]]
-
-
-def _events(body: str) -> list[tuple[str, dict]]:
-    blocks = [dict(line.split(": ", 1) for line in b.splitlines()) for b in body.split("\n\n")]
-    return [(b["event"], json.loads(b["data"])) for b in blocks if b]
 
 
 class TestGetSearchIsThePostModel:
@@ -240,7 +236,7 @@ class TestStreamErrors:
         monkeypatch.setattr(services.answers, "stream_advice", stream_advice)
         with caplog.at_level(logging.ERROR, logger="app.api.errors"):
             response = client.post("/advice", json={"question": "headphones", "stream": True})
-        kind, data = _events(response.text)[-1]
+        kind, data = parse_sse(response.text)[-1]
         assert kind == "error"
         assert data == {"error": {"code": code, "message": message, "status": status}}
         assert SECRET not in response.text

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.sse import parse_sse
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,18 +175,10 @@ def _curl(command: str, server: Server) -> str:
     return result.stdout.decode()
 
 
-def _sse(body: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
-
-
 def _check_curl(command: str, body: str) -> None:
     """What each README example must show."""
     if "/advice" in command:
-        events = _sse(body)
+        events = parse_sse(body)
         assert events[-1][0] == "final", events[-1]
         assert any(kind == "token" for kind, _ in events)
         answer = events[-1][1]
