@@ -39,3 +39,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "sentence_transformers", "haystack", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A pipeline that raises snapshots its inputs for debugging (saved nowhere unless
+    # HAYSTACK_PIPELINE_SNAPSHOT_SAVE_ENABLED) and warns once per input it cannot serialize:
+    # three warnings per failed answer that say nothing about the failure, which is logged.
+    logging.getLogger("haystack.utils.base_serialization").setLevel(logging.ERROR)

