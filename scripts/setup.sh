@@ -76,9 +76,25 @@ run_part() {
   esac
 }
 
+parts_of() {
+  case "$1" in
+    dev) echo core dev ;;
+    generator) echo core generator ;;
+    all) echo core dev generator ;;
+    *) echo "$1" ;;
+  esac
+}
+
+all_installed() {
+  local p
+  for p in $(parts_of "$1"); do installed "$p" || return 1; done
+}
+
 part=${1:-all}
 if [ "$part" = installed ]; then  # exit status only: is PART installed?
   installed "${2:?usage: $0 installed PART}"
+elif all_installed "$part"; then  # nothing to do: no need to wait for a running installer
+  exit 0
 elif [ "${SHOPGUIDE_SETUP_LOCKED:-}" = 1 ]; then
   run_part "$part"
 else
