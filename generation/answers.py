@@ -24,7 +24,6 @@ from generation.evidence import evidence
 from generation.facts import FactSource, check_facts, render_claims
 from generation.grammar import Claim, parse_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
-from generation.llm.deferred import DeferredLLM
 from generation.pipelines import build_answer_pipeline
 from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
 from retrieval.schema import Filters, Product
@@ -486,8 +485,6 @@ class AnswerService:
             yield TokenEvent(text)
             yield FinalEvent(answer(text, "weak_evidence" if sources else "no_sources", [], 0))
             return
-        if isinstance(self.llm, DeferredLLM):
-            self.llm.check_ready()  # before the pipeline, which would snapshot a failed run
 
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
