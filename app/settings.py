@@ -146,6 +146,28 @@ class Settings(BaseSettings):
         "default MiniLM on half of ePQA by `python -m benchmarks.answers --datasets gate`; "
         "retune it for another embedder). Unset: always ask the model.",
     )
+    ask_min_quote_relevance: float | None = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="A claim whose quote is less similar than this to the question (cosine of "
+        "the EMBEDDER) and shares none of its words does not answer it, and is dropped. Unset: "
+        "only the word overlap and the answer's kind are checked.",
+    )
+    llm_concurrency: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Answers generated at once. 1 for the in-process model (it writes one at a "
+        "time); an OpenAI-compatible server that batches (vLLM, TGI) takes more.",
+    )
+    llm_queue: int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="Answers that may wait for the generator; an asker beyond that gets 503 "
+        "with Retry-After at once instead of waiting minutes.",
+    )
 
     profiles: Literal["file", "redis", "none"] = Field(
         "file",

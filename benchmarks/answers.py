@@ -1,61 +1,90 @@
-"""Answer quality: the product's `AnswerService` on judged questions, shopping advice and
-shoppers' constraints.
+"""Answer quality: the product's `AnswerService` on questions, advice, constraints and load.
+
+Judged product questions (ePQA), shopping advice (CrowdFlower), shoppers' constraints (the sample
+catalog), and many shoppers asking at once.
 
     python -m benchmarks.answers [--data ../shared/datasets]
-        [--datasets gate,epqa,crowdflower,sample] [--limit-questions 120]
-        [--all-unanswerable] [--limit-queries 40] [--seed 0] [--embedder packaged:all-minilm-l6-v2]
+        [--datasets gate,epqa,crowdflower,sample[,concurrency]] [--limit-questions 60]
+        [--all-unanswerable] [--limit-queries 40] [--seed 0]
+        [--concurrency 1,4,8] [--questions-per-asker 3]
+        [--dump-claims bench-results/claims.jsonl] [--judged judged.jsonl]
+        [--embedder packaged:all-minilm-l6-v2]
         [--embedding-cache bench-results/embedding-cache|none] [--no-progress]
         [--out bench-results/answers.json]
 
-The system under test is the product's own `generation.answers.AnswerService`, built as
-`app.services.build_services` builds it from the settings (``SHOPGUIDE_LLM_*`` choose the
-generator, by default the local llama.cpp Qwen2.5-Coder-1.5B; ``SHOPGUIDE_RERANKER``,
-``SHOPGUIDE_ASK_SOURCES``, ``SHOPGUIDE_ADVICE_SOURCES`` … as in the API), over an
-`EmbeddedStore` in a temporary folder that the project's indexer fills. The prompt cache is
-primed once, as the API does at start-up. The API's query-embedding cache is left out (every
-question is new). Document vectors are kept in ``--embedding-cache`` as the relevance
-benchmark keeps them.
+The system under test is the product's own `generation.answers.AnswerService`, built by
+`app.services.build_answers` from the settings (``SHOPGUIDE_LLM_*`` choose the generator, by
+default the local llama.cpp Qwen2.5-Coder-1.5B; ``SHOPGUIDE_RERANKER``, ``SHOPGUIDE_ASK_SOURCES``,
+``SHOPGUIDE_ASK_MIN_QUOTE_RELEVANCE``, ``SHOPGUIDE_LLM_CONCURRENCY``, ``SHOPGUIDE_LLM_QUEUE`` …
+as in the API), over an `EmbeddedStore` in a temporary folder that the project's indexer fills
+(once per catalog: the ePQA tasks share one index). The prompt cache is primed once, as the API
+does at start-up. The API's query-embedding cache is left out (every question is new). Document
+vectors are kept in ``--embedding-cache`` as the relevance benchmark keeps them.
+
+Answers are "quote, then claim" (`generation.quotes`): each shipped claim cites one passage and
+quotes it verbatim; a claim whose wording said more than its quote ships as the quote itself
+("A review says “…”", a *quoted* claim); a claim that fails the checks (`generation.support`) is
+dropped with a reason.
+
+ePQA is split in two by a stable hash of the question id (`tune_half`): ``dev`` (the tune half:
+settings such as the evidence gate's threshold are chosen on it) and ``test`` (the other half:
+the reported split).
 
 0. ``gate`` (no model): for every ePQA question, the evidence `AnswerService` computes (the
-   best cosine similarity of the question to one of the passages it would give the model).
-   ePQA is split in two halves by a hash of the question id (`tune_half`); the threshold of the
-   evidence gate (``SHOPGUIDE_ASK_MIN_EVIDENCE``) with the best abstention F1 on the tune half
-   is reported with its scores on the test half, beside the configured threshold's and a curve
-   of thresholds on the test half, and the AUC of evidence as a detector of the unanswerable
-   questions.
+   best cosine similarity of the question to one of the statements it would give the model).
+   The threshold of the evidence gate (``SHOPGUIDE_ASK_MIN_EVIDENCE``) with the best abstention
+   F1 on the tune half (= dev) is reported with its scores on the test half, beside the
+   configured threshold's and a curve of thresholds on the test half, and the AUC of evidence as
+   a detector of the unanswerable questions.
 
 1. ``epqa``: every ePQA page is indexed with `benchmarks.relevance.epqa_catalog` (each judged
-   passage is one unit) and each sampled question goes to ``ask(product, question)``. The
-   sample (``--limit-questions``, seeded) is stratified: the unanswerable questions (no passage
-   labelled above 0) keep their share of the data set, at least one; ``--all-unanswerable``
-   asks every unanswerable question and ``--limit-questions`` answerable ones instead. The model
-   answers every question (the gate is off for the run), and each row records its evidence.
-   Scores:
+   passage is one unit) and each sampled question goes to ``ask(product, question)``. Each split
+   is sampled on its own (``--limit-questions`` per split, seeded), stratified: the unanswerable
+   questions (no passage labelled above 0) keep their share of the split, at least one;
+   ``--all-unanswerable`` asks every unanswerable question of the split and
+   ``--limit-questions`` answerable ones instead. The model answers every question (the evidence
+   gate is off for the run; it is scored from each row's evidence in ``rules``). Scores, per
+   split:
 
-   - the answer against the human references (ePQA writes one per helpful passage; the best
-     one counts, as SQuAD does), citation markers removed: token F1 and ROUGE-L
-     (`benchmarks.text_metrics`), over the answerable questions the system answered, and over
-     all answerable questions with an abstention scored 0;
-   - citation validity: valid citations / (valid + dropped), counted per cited number in the
-     citation markers (``[1, 9]`` is two), pooled over the answers; the valid ones are those
-     left in the answer's text, the dropped ones `Answer.dropped_citations`;
-   - citation support: the share of the cited passages (pooled) that the question's ePQA label
-     marks helpful (1) or answering (2). Only a question's own ten candidates are judged, and
-     passages of the page judged for another question count as unjudged, so this is a lower
-     bound;
-   - abstention as a detector of the unanswerable questions: precision, recall, and the share
-     of answerable questions abstained on, for three rules: the model alone, the evidence gate
-     alone at the configured threshold, and both (the gate first, then the model, as the API
-     runs); with the precision a sample with the data set's share of unanswerable questions
-     would have (``P@share``), since ``--all-unanswerable`` over-represents them;
-   - time to first token and total time per answer (retrieval included), median and p95.
+   - questions, answered (a claim shipped), and refusals of answerable questions (their share);
+   - abstention as a detector of the unanswerable questions: precision, recall (and ``P@share``,
+     the precision at the data set's share of unanswerable questions);
+   - shipped claims; the share whose cited passage the question's ePQA label marks helpful or
+     answering (label >= 1: a proxy of "supported and relevant") and answering (label 2). Only a
+     question's own ten candidates are judged: a cited passage judged only for another question
+     is *unjudged* (label None) and counts as neither, so these are lower bounds;
+   - the quoted share of the shipped claims;
+   - yes/no questions (`Answer.kind`): how many were answered and how many got a Yes or No
+     (`Answer.verdict`);
+   - why answers abstained (`Answer.abstain_reason`) and why claims were dropped
+     (`Answer.dropped_reasons`), as histograms;
+   - language match: the share of answered questions whose answer is in the question's language
+     (outside the quotes “…”, which keep the source's words: no Chinese character in an answer to
+     an English question; `generation.quotes.is_chinese` for a Chinese one);
+   - time to the first checked claim (``first_token``, from the request's start, retrieval
+     included) and total time, p50 and p95 in seconds;
+   - the answer against the human references (ePQA writes one per helpful passage; the best one
+     counts, as SQuAD does), citation markers removed: token F1 and ROUGE-L
+     (`benchmarks.text_metrics`), over the answered answerable questions, and over all
+     answerable questions with an abstention scored 0.
+
+   Over both splits together: abstention by the model alone, by the evidence gate alone at the
+   configured threshold, and by both (the gate first, then the model, as the API runs).
+
+   ``--dump-claims PATH`` writes one JSON line per shipped claim (the question, the answer, the
+   claim, its quote, the cited passage's text and ePQA label, the reference answer) to judge by
+   reading; ``--judged PATH`` reads such lines back with a ``judgement`` (one of `JUDGEMENTS`)
+   and reports the counts and the share supported, per split, and for the claims of this run it
+   matches (same question id and claim text). Both files hold ePQA text: they must stay out of
+   the repository (a path inside it is refused unless under ``bench-results/`` or ``var/``, which
+   git ignores).
 
 2. ``crowdflower``: ``advise(query)`` for ``--limit-queries`` seeded queries over the whole
    CrowdFlower catalog. Scores the share of the recommended (cited) products that the query's
    raters graded 3 or 4 (gain >= 2; an unjudged product counts as not relevant, and the count
    of unjudged cited products is reported), the same share over every product the model was
-   given (what retrieval alone offered), and the abstention rate. CrowdFlower products have no
-   price, brand, stock or rating, hence:
+   given (what retrieval alone offered), the abstention rate, the claims shipped and dropped,
+   and the language match. CrowdFlower products have no price, brand, stock or rating, hence:
 
 3. ``sample``: ``advise`` on the project's sample catalog (``data/sample_catalog.jsonl``) with a
    fixed list of English and Chinese shopping questions that state constraints
@@ -67,6 +96,13 @@ benchmark keeps them.
    cited products priced in a currency other than the one the shopper named (no currency is
    converted).
 
+4. ``concurrency`` (not run unless named): ``--concurrency`` levels (default 1,4,8) of askers at
+   once, each asking ``--questions-per-asker`` ePQA questions through one `AnswerService` built
+   as the API builds it (the configured evidence gate, ``SHOPGUIDE_LLM_CONCURRENCY`` answers at
+   once, ``SHOPGUIDE_LLM_QUEUE`` waiting); see `benchmarks.concurrency`. Per level: requests,
+   answered, refused busy (with each ``retry_after_s`` and the time to the refusal), timeouts,
+   first token and total p50/p95 of the answered (seconds), answers per minute, and wall time.
+
 Prints one table per task and writes JSON (machine, git state, settings, per-question rows) to
 ``--out``, after each task too. A question whose generation fails is kept as a row with its
 error and left out of the scores.
@@ -77,6 +113,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import json
 import logging
 import random
 import re
@@ -84,8 +121,9 @@ import sys
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,15 +131,15 @@ from tqdm import tqdm
 
 from app.logs import configure_logging
 from app.services import (
+    build_answers,
     build_embedder,
     build_llm,
     build_reranker,
     configure_threads,
-    generation_options,
     search_config,
 )
 from app.settings import Settings
-from benchmarks import metrics
+from benchmarks import concurrency, metrics
 from benchmarks.datasets import (
     JudgedQuery,
     PageQASet,
@@ -124,9 +162,9 @@ from benchmarks.relevance import (
 )
 from benchmarks.text_metrics import best, rouge_l, token_f1
 from generation.answers import Answer, AnswerService
-from generation.citations import CITATION_RE
 from generation.evidence import evidence
 from generation.llm.base import LLM, GenerationError
+from generation.quotes import CITATION_RE, is_chinese
 from indexer.indexer import IndexReport
 from indexer.reader import Row, read_catalog
 from retrieval import text as text_analysis
@@ -135,15 +173,23 @@ from retrieval.rankers.base import Reranker
 from retrieval.schema import Filters, Product
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.embedded import EmbeddedStore
+from retrieval.text import has_cjk
 
 logger = logging.getLogger("benchmarks.answers")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CATALOG = ROOT / "data" / "sample_catalog.jsonl"
-DATASETS = ("gate", "epqa", "crowdflower", "sample")
+DATASETS = ("gate", "epqa", "crowdflower", "sample", "concurrency")
+DEFAULT_DATASETS = ("gate", "epqa", "crowdflower", "sample")
+SPLITS = ("dev", "test")
+REPORTED_SPLIT = "test"
+# Where files holding data-set text may go inside the repository (git ignores them).
+PRIVATE_FOLDERS = ("bench-results", "var")
+JUDGEMENTS = ("supported", "contradicted", "not_in_source", "not_an_answer")
 RELEVANT_GAIN = 2.0  # CrowdFlower grades 3 and 4
 LOG_EVERY_S = 15.0
 LATENCY = ("first_token", "total")
+TIMINGS = ("retrieval", "first_token", "model_first_token", "generation", "total")
 
 T = TypeVar("T")
 
@@ -344,45 +390,52 @@ class Options:
     reranker: Reranker | None
     config: SearchConfig
     llm: LLM
-    limit_questions: int
+    limit_questions: int  # per ePQA split
     limit_queries: int
     seed: int
     progress: bool
     all_unanswerable: bool = False
     embedding_cache: Path | None = None
+    concurrency_levels: tuple[int, ...] = concurrency.DEFAULT_LEVELS
+    questions_per_asker: int = concurrency.DEFAULT_PER_ASKER
+    dump_claims: Path | None = None
     prime_s: float | None = None  # the first service's warm-up (and priming); None before
+    # each catalog's store and index report, indexed once per run
+    stores: dict[str, tuple[EmbeddedStore, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _index(
     name: str, products: list[Product], options: Options, folder: Path
 ) -> tuple[EmbeddedStore, dict[str, Any]]:
-    """A fresh store holding ``products``, indexed by the project's indexer."""
+    """A store holding ``products``, indexed by the project's indexer (once per run: a second
+    task over the same catalog gets the same store, its report marked ``reused``)."""
+    if name in options.stores:
+        store, report = options.stores[name]
+        return store, {**report, "reused": True}
     embedder = MemoEmbedder(options.embedder, cache_dir=options.embedding_cache)
     store = EmbeddedStore(folder / name)
-    report: IndexReport = index_products(name, products, store, embedder, options.progress)
+    indexed: IndexReport = index_products(name, products, store, embedder, options.progress)
     embedder.flush()
-    return store, {
-        "seconds": round(report.seconds, 2),
-        "products": report.indexed,
-        "units": report.units,
-        "embedded": report.embedded,
+    summary = {
+        "seconds": round(indexed.seconds, 2),
+        "products": indexed.indexed,
+        "units": indexed.units,
+        "embedded": indexed.embedded,
         "computed": embedder.embedded,
     }
+    options.stores[name] = (store, summary)
+    return store, summary
 
 
-def answer_service(store: EmbeddedStore, options: Options) -> AnswerService:
+def answer_service(store: EmbeddedStore, options: Options, *, gated: bool = False) -> AnswerService:
     """The product's answer service over ``store``, as `build_services` makes it; the first one
-    primes the prompt cache as the API does at start-up."""
+    primes the prompt cache as the API does at start-up. Not ``gated``: the evidence gate is
+    off (the model answers every question; the gate is scored from each row's evidence)."""
     settings = options.settings
     search = HybridSearch(store, options.embedder, options.reranker, options.config)
-    service = AnswerService(
-        search,
-        options.llm,
-        options=generation_options(settings),
-        advice_sources=settings.advice_sources,
-        ask_sources=settings.ask_sources,
-        constrained=settings.llm_constrained,
-    )
+    if not gated:
+        settings = settings.model_copy(update={"ask_min_evidence": None})
+    service = build_answers(settings, search, options.llm)
     search.warm_up()
     if options.prime_s is None:
         started = time.perf_counter()
@@ -432,15 +485,8 @@ def _plain(text: str) -> str:
     return CITATION_RE.sub(" ", text)
 
 
-def valid_citations(answer: Answer) -> int:
-    """The cited numbers left in the answer's text (an abstention keeps none)."""
-    if answer.abstained:
-        return 0
-    return sum(len(re.findall(r"\d+", m.group(1))) for m in CITATION_RE.finditer(answer.text))
-
-
 def _timings(answer: Answer) -> dict[str, float]:
-    return {k: answer.timings_ms[k] for k in LATENCY if k in answer.timings_ms}
+    return {k: answer.timings_ms[k] for k in TIMINGS if k in answer.timings_ms}
 
 
 def _latency(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -452,6 +498,22 @@ def _latency(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+def _latency_s(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """First token and total time of the rows, p50 and p95 in seconds."""
+    out: dict[str, dict[str, float]] = {}
+    for stage, stats in _latency(rows).items():
+        out[stage] = (
+            {
+                "p50": round(stats["median"] / 1000, 3),
+                "p95": round(stats["p95"] / 1000, 3),
+                "n": stats["n"],
+            }
+            if stats.get("n")
+            else {"n": 0}
+        )
+    return out
+
+
 def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -460,70 +522,111 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def _histogram(values: Iterable[str | None]) -> dict[str, int]:
+    return dict(sorted(Counter(v for v in values if v).items()))
+
+
 def _seconds_median(rows: list[dict[str, Any]], stage: str) -> str:
     values = [r["timings_ms"][stage] for r in _ok(rows) if stage in r["timings_ms"]]
     return f"{metrics.latency_summary(values)['median'] / 1000:.1f} s" if values else "-"
 
 
+# -- claims -----------------------------------------------------------------------------------
+
+
+_QUOTED_TEXT = re.compile(r"“[^”]*”")
+
+
+def language_match(question: str, text: str) -> bool:
+    """Whether ``text`` is in the language of ``question``, outside its quotes “…” (which keep
+    the source's own words) and citation markers: for an English question no Chinese
+    character, for a Chinese one Chinese (`generation.quotes.is_chinese`)."""
+    own = CITATION_RE.sub(" ", _QUOTED_TEXT.sub(" ", text))
+    if has_cjk(question):
+        return is_chinese(own) if own.strip(" .。:：") else is_chinese(text)
+    return not has_cjk(own)
+
+
+def _claim_sources(answer: Answer) -> Iterator[tuple[str, str, str | None, bool]]:
+    """Each shipped claim's text, quote, cited source id (None: cites no source given), and
+    whether it is its quote itself (the model's wording said more: `Supported.quoted`)."""
+    by_number = {s.number: s for s in answer.sources}
+    for claim in answer.claims:
+        source = by_number.get(claim.sources[0]) if claim.sources else None
+        yield claim.text, claim.quote or "", source.source_id if source else None, claim.quoted
+
+
 # -- ePQA: questions about one product --------------------------------------------------------
 
 
-def _epqa_row(question: Question, answer: Answer, catalog: EpqaCatalog) -> dict[str, Any]:
+def split_of(question_id: str) -> str:
+    """The ePQA split of a question: "dev" (the tune half) or "test"."""
+    return "dev" if tune_half(str(question_id)) else "test"
+
+
+def _epqa_row(
+    question: Question, answer: Answer, catalog: EpqaCatalog, split: str
+) -> dict[str, Any]:
+    def label(unit_id: str | None) -> int | None:
+        """The question's label of a passage; None when it is not one of its candidates."""
+        text = catalog.unit_text.get(unit_id or "")
+        return None if text is None else question.labels.get(text)
+
     cited = [s.source_id for s in answer.cited]
-    labels = [question.labels.get(catalog.unit_text.get(uid, ""), 0) for uid in cited]
     scored = answerable(question) and not answer.abstained and bool(question.answers)
     plain = _plain(answer.text)
     return {
         "id": question.id,
+        "split": split,
         "product_id": question.product_id,
         "question": question.text,
+        "kind": answer.kind,
         "answerable": answerable(question),
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
+        "verdict": answer.verdict,
         "evidence": None if answer.evidence is None else round(answer.evidence, 4),
-        "claims": len(answer.claims),
-        "corrected_claims": answer.corrected_claims,
-        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
+        "language_match": language_match(question.text, answer.text),
+        "claims": [
+            {
+                "text": text,
+                "quote": quote,
+                "source_id": source_id,
+                "quoted": quoted,
+                "cited_label": label(source_id),
+            }
+            for text, quote, source_id, quoted in _claim_sources(answer)
+        ],
+        "dropped_claims": answer.dropped_claims,
+        "dropped_reasons": list(answer.dropped_reasons),
         "reference": question.answer,
         "references": len(question.answers),
         "sources": [s.source_id for s in answer.sources],
         "cited": cited,
-        "cited_labels": labels,
-        "valid_citations": valid_citations(answer),
-        "dropped_citations": answer.dropped_citations,
+        "cited_labels": [label(uid) for uid in cited],
         "f1": _round(best(token_f1, plain, question.answers)) if scored else None,
         "rouge_l": _round(best(rouge_l, plain, question.answers)) if scored else None,
         "timings_ms": _timings(answer),
     }
 
 
-def _fact_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Claims corrected and dropped by the fact check, and why answers abstained."""
-    reasons: dict[str, int] = {}
-    for row in rows:
-        if row.get("abstain_reason"):
-            reasons[row["abstain_reason"]] = reasons.get(row["abstain_reason"], 0) + 1
-    return {
-        "claims": sum(r.get("claims", 0) for r in rows),
-        "corrected_claims": sum(r.get("corrected_claims", 0) for r in rows),
-        "dropped_claims": sum(r.get("dropped_claims", 0) for r in rows),
-        "abstain_reasons": dict(sorted(reasons.items())),
-    }
-
-
-def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ePQA answer, citation and abstention scores of the rows (errors left out)."""
+def epqa_scores(rows: list[dict[str, Any]], prevalence: float | None = None) -> dict[str, Any]:
+    """The ePQA scores of the rows of one split (errors left out); see the module docstring.
+    ``prevalence``: the data set's share of unanswerable questions, for ``P@share``."""
     ok = _ok(rows)
     answerable_rows = [r for r in ok if r["answerable"]]
-    answered = [r for r in answerable_rows if r["f1"] is not None]
-    unanswerable = [r for r in ok if not r["answerable"]]
-    abstained = [r for r in ok if r["abstained"]]
-    caught = [r for r in unanswerable if r["abstained"]]
-    valid = sum(r["valid_citations"] for r in ok)
-    dropped = sum(r["dropped_citations"] for r in ok)
-    cited = [label for r in ok for label in r["cited_labels"]]
-    supported = sum(1 for label in cited if label >= 1)
+    answered = [r for r in ok if not r["abstained"]]
+    scored = [r for r in answerable_rows if r["f1"] is not None]
+    claims = [c for r in ok for c in r["claims"]]
+    labels = [c["cited_label"] for c in claims]
+    yes_no = [r for r in ok if r["kind"] == "yes_no"]
+    yes_no_answered = [r for r in yes_no if not r["abstained"]]
+    refused = sum(1 for r in answerable_rows if r["abstained"])
+    matched = sum(1 for r in answered if r["language_match"])
+    supported = sum(1 for x in labels if x is not None and x >= 1)
+    answering = sum(1 for x in labels if x == 2)
+    quoted = sum(1 for c in claims if c["quoted"])
 
     def all_answerable(key: str) -> float | None:
         # An abstention (or an answer to a question without a reference) scores 0.
@@ -532,11 +635,47 @@ def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions": len(ok),
         "errors": len(rows) - len(ok),
+        "unanswerable": len(ok) - len(answerable_rows),
+        "answered": len(answered),
+        "refused_answerable": {
+            "refused": refused,
+            "answerable": len(answerable_rows),
+            "share": _ratio(refused, len(answerable_rows)),
+        },
+        "abstention": detector_scores([(r["abstained"], r["answerable"]) for r in ok], prevalence),
+        "claims": {
+            "shipped": len(claims),
+            "per_answer": _ratio(len(claims), len(answered)),
+            "label_1_or_2": supported,
+            "label_2": answering,
+            "unjudged": sum(1 for x in labels if x is None),
+            "label_1_or_2_share": _ratio(supported, len(claims)),
+            "label_2_share": _ratio(answering, len(claims)),
+            "quoted": quoted,
+            "quoted_share": _ratio(quoted, len(claims)),
+            "dropped": sum(r["dropped_claims"] for r in ok),
+        },
+        "yes_no": {
+            "questions": len(yes_no),
+            "answered": len(yes_no_answered),
+            "verdict": sum(1 for r in yes_no_answered if r["verdict"]),
+            "yes": sum(1 for r in yes_no_answered if r["verdict"] == "yes"),
+            "no": sum(1 for r in yes_no_answered if r["verdict"] == "no"),
+        },
+        "kinds": _histogram(r["kind"] for r in ok),
+        "abstain_reasons": _histogram(r["abstain_reason"] for r in ok),
+        "dropped_reasons": _histogram(x for r in ok for x in r["dropped_reasons"]),
+        "language_match": {
+            "answered": len(answered),
+            "matched": matched,
+            "share": _ratio(matched, len(answered)),
+        },
+        "latency_s": _latency_s(ok),
         "answer": {
             "answered": {
-                "n": len(answered),
-                "f1": _round(metrics.mean(r["f1"] for r in answered)),
-                "rouge_l": _round(metrics.mean(r["rouge_l"] for r in answered)),
+                "n": len(scored),
+                "f1": _round(metrics.mean(r["f1"] for r in scored)),
+                "rouge_l": _round(metrics.mean(r["rouge_l"] for r in scored)),
             },
             "all_answerable": {
                 "n": len(answerable_rows),
@@ -544,26 +683,6 @@ def epqa_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "rouge_l": _round(all_answerable("rouge_l")),
             },
         },
-        "citations": {
-            "valid": valid,
-            "dropped": dropped,
-            "validity": _ratio(valid, valid + dropped),
-            "cited_passages": len(cited),
-            "supported": supported,
-            "answering": sum(1 for label in cited if label == 2),
-            "support": _ratio(supported, len(cited)),
-        },
-        "abstention": {
-            "abstained": len(abstained),
-            "unanswerable": len(unanswerable),
-            "true_positives": len(caught),
-            "precision": _ratio(len(caught), len(abstained)),
-            "recall": _ratio(len(caught), len(unanswerable)),
-            "rate_on_answerable": _ratio(
-                sum(1 for r in answerable_rows if r["abstained"]), len(answerable_rows)
-            ),
-        },
-        "fact_check": _fact_check(ok),
     }
 
 
@@ -666,40 +785,174 @@ def rule_scores(
     return out
 
 
+# -- ePQA: claims to judge by reading ---------------------------------------------------------
+
+
+def claim_records(
+    rows: list[dict[str, Any]], questions: dict[str, Question], catalog: EpqaCatalog
+) -> Iterator[dict[str, Any]]:
+    """One record per shipped claim of the rows, with what a reader needs to judge it."""
+    for row in _ok(rows):
+        question = questions[row["id"]]
+        for claim in row["claims"]:
+            yield {
+                "id": row["id"],
+                "split": row["split"],
+                "question": row["question"],
+                "kind": row["kind"],
+                "answer": row["answer"],
+                "verdict": row["verdict"],
+                "claim": claim["text"],
+                "quote": claim["quote"],
+                "quoted": claim["quoted"],
+                "source_id": claim["source_id"],
+                "passage": catalog.unit_text.get(claim["source_id"] or ""),
+                "label": claim["cited_label"],
+                "reference": question.answer,
+                "references": list(question.answers),
+            }
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """``records`` as JSON lines; how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_judged(path: Path) -> list[dict[str, str]]:
+    """The judgements of a JSON-lines file (``id``, ``claim``, ``judgement``; other fields are
+    ignored); a line that lacks one, or judges outside `JUDGEMENTS`, is an error."""
+    judged = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            msg = f"{path}:{number}: not JSON: {exc}"
+            raise ValueError(msg) from exc
+        if not isinstance(record, dict) or not {"id", "claim", "judgement"} <= set(record):
+            msg = f"{path}:{number}: need the fields id, claim and judgement"
+            raise ValueError(msg)
+        if record["judgement"] not in JUDGEMENTS:
+            msg = f"{path}:{number}: judgement {record['judgement']!r} is not one of {JUDGEMENTS}"
+            raise ValueError(msg)
+        judged.append(
+            {
+                "id": str(record["id"]),
+                "claim": str(record["claim"]),
+                "judgement": record["judgement"],
+            }
+        )
+    return judged
+
+
+def _judgement_counts(judgements: Sequence[str]) -> dict[str, Any]:
+    counts = Counter(judgements)
+    return {
+        "judged": len(judgements),
+        "counts": {j: counts.get(j, 0) for j in JUDGEMENTS},
+        "supported_share": _ratio(counts.get("supported", 0), len(judgements)),
+    }
+
+
+def judged_scores(
+    judged: Sequence[dict[str, str]], rows: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The counts of each judgement and the share supported, over the file and per split; with
+    ``rows`` (an ePQA run), over this run's shipped claims that a judgement matches (same
+    question id and claim text; the last judgement of a claim counts)."""
+    out: dict[str, Any] = {
+        **_judgement_counts([j["judgement"] for j in judged]),
+        "by_split": {
+            split: _judgement_counts([j["judgement"] for j in judged if split_of(j["id"]) == split])
+            for split in SPLITS
+        },
+    }
+    if rows is not None:
+        by_claim = {(j["id"], j["claim"].strip()): j["judgement"] for j in judged}
+        shipped = [(r["id"], c["text"].strip()) for r in _ok(rows) for c in r["claims"]]
+        found = [by_claim[key] for key in shipped if key in by_claim]
+        out["this_run"] = {
+            "claims": len(shipped),
+            "unjudged": len(shipped) - len(found),
+            **_judgement_counts(found),
+        }
+    return out
+
+
+# -- ePQA: the run ----------------------------------------------------------------------------
+
+
 def _epqa_running(rows: list[dict[str, Any]]) -> str:
     scores = epqa_scores(rows)
-    answered = scores["answer"]["answered"]
-    f1 = "-" if answered["f1"] is None else f"{answered['f1']:.3f}"
-    validity = scores["citations"]["validity"]
+    share = scores["claims"]["label_1_or_2_share"]
+    refused = scores["refused_answerable"]["share"]
     return (
-        f"F1 {f1} over {answered['n']} answered, abstained {scores['abstention']['abstained']}, "
-        f"validity {'-' if validity is None else f'{validity:.3f}'}, "
+        f"answered {scores['answered']} of {scores['questions']}, refused answerable "
+        f"{'-' if refused is None else f'{refused:.2f}'}, claims {scores['claims']['shipped']} "
+        f"({'-' if share is None else f'{share:.2f}'} label >= 1), "
         f"first token {_seconds_median(rows, 'first_token')} median"
     )
+
+
+def _epqa_samples(
+    data: PageQASet, options: Options
+) -> tuple[list[tuple[str, Question]], dict[str, dict[str, Any]]]:
+    """Each split's seeded, stratified sample, as (split, question) in the data set's order,
+    and how each was drawn."""
+    picked: list[tuple[str, Question]] = []
+    sampling = {}
+    for split in SPLITS:
+        questions, how = sample_questions(
+            [q for q in data.questions if split_of(q.id) == split],
+            options.limit_questions,
+            options.seed,
+            all_unanswerable=options.all_unanswerable,
+        )
+        sampling[split] = how
+        picked += [(split, q) for q in questions]
+    order = {q.id: i for i, q in enumerate(data.questions)}
+    picked.sort(key=lambda item: order[item[1].id])
+    return picked, sampling
 
 
 def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
     catalog = epqa_catalog(data)
     store, index = _index(data.name, catalog.products, options, folder)
-    questions, sampling = sample_questions(
-        data.questions,
-        options.limit_questions,
-        options.seed,
-        all_unanswerable=options.all_unanswerable,
-    )
+    picked, sampling = _epqa_samples(data, options)
     # The model answers every question; the evidence gate is scored from each row's evidence.
     service = answer_service(store, options)
     rows, seconds = _answer_all(
         "epqa ask",
-        questions,
-        lambda q: service.ask(q.product_id, q.text),
-        lambda q, a: _epqa_row(q, a, catalog),
+        picked,
+        lambda item: service.ask(item[1].product_id, item[1].text),
+        lambda item, a: _epqa_row(item[1], a, catalog, item[0]),
         _epqa_running,
-        item_id=lambda q: q.id,
+        item_id=lambda item: item[1].id,
         progress=options.progress,
     )
-    return {
+    for (split, _), row in zip(picked, rows, strict=True):
+        row.setdefault("split", split)  # a failed question's row too
+    prevalence = {
+        split: how["data_set_unanswerable"] / how["data_set_questions"]
+        if how["data_set_questions"]
+        else None
+        for split, how in sampling.items()
+    }
+    everything = sum(h["data_set_questions"] for h in sampling.values())
+    overall = (
+        sum(h["data_set_unanswerable"] for h in sampling.values()) / everything
+        if everything
+        else None
+    )
+    result: dict[str, Any] = {
         "task": "ask(product, question) for each sampled ePQA question over its product's page",
         "catalog": {
             "products": len(catalog.products),
@@ -707,16 +960,72 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
             "shuffle_seed": data.seed,
         },
         "index": index,
+        "splits": {
+            "dev": "tune_half(id): settings are chosen on it",
+            "test": "the other questions: the reported split",
+        },
+        "reported_split": REPORTED_SPLIT,
         "sampling": sampling,
-        "scores": epqa_scores(rows),
-        "rules": rule_scores(
-            rows,
-            options.settings.ask_min_evidence,
-            sampling["data_set_unanswerable"] / sampling["data_set_questions"],
-        ),
+        "scores": {
+            split: epqa_scores([r for r in rows if r["split"] == split], prevalence[split])
+            for split in SPLITS
+        },
+        "rules": rule_scores(rows, options.settings.ask_min_evidence, overall),
         "latency_ms": _latency(rows),
         "rows": rows,
         "answer_seconds": round(seconds, 2),
+    }
+    if options.dump_claims is not None:
+        questions = {q.id: q for _, q in picked}
+        written = write_jsonl(options.dump_claims, claim_records(rows, questions, catalog))
+        result["dumped_claims"] = {"path": str(options.dump_claims), "claims": written}
+        logger.info("epqa: wrote %d claims to %s", written, options.dump_claims)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+# -- ePQA: many askers at once ----------------------------------------------------------------
+
+
+def _concurrency(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
+    """``options.concurrency_levels`` levels of askers at once through one gated `AnswerService`."""
+    started = time.perf_counter()
+    catalog = epqa_catalog(data)
+    store, index = _index(data.name, catalog.products, options, folder)
+    service = answer_service(store, options, gated=True)
+    needed = max(options.concurrency_levels) * options.questions_per_asker
+    rng = random.Random(options.seed)  # noqa: S311 - a reproducible sample, not security
+    chosen = rng.sample(list(data.questions), min(needed, len(data.questions)))
+    pool = [concurrency.Ask(q.id, q.product_id, q.text) for q in chosen]
+
+    def report(level: dict[str, Any]) -> None:
+        logger.info(
+            "concurrency: %d askers: %d requests, %d answered, %d refused busy, %d timeouts, "
+            "first token p50 %s s, %.1f s",
+            level["askers"],
+            level["requests"],
+            level["answered"],
+            level["refused_busy"],
+            level["timeouts"],
+            level["first_token_s"].get("p50", "-"),
+            level["wall_s"],
+        )
+
+    settings = options.settings
+    levels = concurrency.run_levels(
+        service, pool, options.concurrency_levels, options.questions_per_asker, report=report
+    )
+    return {
+        "task": "askers at once, each asking ePQA questions in turn through one AnswerService "
+        "(the configured evidence gate and admission control); a refused asker moves on",
+        "catalog": {"products": len(catalog.products), "passages": len(catalog.unit_text)},
+        "index": index,
+        "llm_concurrency": settings.llm_concurrency,
+        "llm_queue": settings.llm_queue,
+        "ask_min_evidence": settings.ask_min_evidence,
+        "questions_per_asker": options.questions_per_asker,
+        "question_pool": [q.id for q in pool],
+        "levels": levels,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -783,6 +1092,27 @@ def _gate(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
 # -- CrowdFlower: shopping advice -------------------------------------------------------------
 
 
+def _advice_claims(answer: Answer) -> list[dict[str, Any]]:
+    return [
+        {"text": text, "quote": quote, "product_id": source_id}
+        for text, quote, source_id, _ in _claim_sources(answer)
+    ]
+
+
+def claim_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claims shipped and dropped, why they were dropped, why answers abstained, and the
+    share of answers in the question's language."""
+    answered = [r for r in rows if not r["abstained"]]
+    matched = sum(1 for r in answered if r["language_match"])
+    return {
+        "claims": sum(len(r["claims"]) for r in rows),
+        "dropped_claims": sum(r["dropped_claims"] for r in rows),
+        "dropped_reasons": _histogram(x for r in rows for x in r["dropped_reasons"]),
+        "abstain_reasons": _histogram(r["abstain_reason"] for r in rows),
+        "language_match": _ratio(matched, len(answered)),
+    }
+
+
 def _advice_row(query: JudgedQuery, answer: Answer) -> dict[str, Any]:
     def gains(ids: list[str]) -> list[float | None]:
         return [query.gains.get(i) for i in ids]  # None: unjudged
@@ -794,16 +1124,15 @@ def _advice_row(query: JudgedQuery, answer: Answer) -> dict[str, Any]:
         "query": query.text,
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
-        "claims": len(answer.claims),
-        "corrected_claims": answer.corrected_claims,
-        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
+        "language_match": language_match(query.text, answer.text),
+        "claims": _advice_claims(answer),
+        "dropped_claims": answer.dropped_claims,
+        "dropped_reasons": list(answer.dropped_reasons),
         "sources": sources,
         "source_gains": gains(sources),
         "cited": cited,
         "cited_gains": gains(cited),
-        "valid_citations": valid_citations(answer),
-        "dropped_citations": answer.dropped_citations,
         "timings_ms": _timings(answer),
     }
 
@@ -817,8 +1146,6 @@ def advice_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ok = _ok(rows)
     cited = [g for r in ok for g in r["cited_gains"]]
     given = [g for r in ok for g in r["source_gains"]]
-    valid = sum(r["valid_citations"] for r in ok)
-    dropped = sum(r["dropped_citations"] for r in ok)
     return {
         "queries": len(ok),
         "errors": len(rows) - len(ok),
@@ -829,8 +1156,7 @@ def advice_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "sources": len(given),
         "relevant_share_sources": _ratio(sum(1 for g in given if _relevant(g)), len(given)),
         "abstention_rate": _ratio(sum(1 for r in ok if r["abstained"]), len(ok)),
-        "citation_validity": _ratio(valid, valid + dropped),
-        "fact_check": _fact_check(ok),
+        "claims": claim_summary(ok),
     }
 
 
@@ -902,10 +1228,11 @@ def _sample_row(
         "question": question.text,
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
-        "claims": len(answer.claims),
-        "corrected_claims": answer.corrected_claims,
-        "dropped_claims": answer.dropped_claims,
         "answer": answer.text,
+        "language_match": language_match(question.text, answer.text),
+        "claims": _advice_claims(answer),
+        "dropped_claims": answer.dropped_claims,
+        "dropped_reasons": list(answer.dropped_reasons),
         "applied": list(answer.applied_constraints),
         "filters": _set_constraints(answer.filters),
         "expected": _set_constraints(question.expected),
@@ -918,8 +1245,6 @@ def _sample_row(
         "other_currency": [
             pid for pid in cited if currency is not None and products[pid].currency != currency
         ],
-        "valid_citations": valid_citations(answer),
-        "dropped_citations": answer.dropped_citations,
         "timings_ms": _timings(answer),
     }
 
@@ -937,7 +1262,7 @@ def constraint_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions": len(ok),
         "errors": len(rows) - len(ok),
-        "fact_check": _fact_check(ok),
+        "claims": claim_summary(ok),
         "cited": cited,
         "satisfaction_applied": _ratio(satisfied("violations"), cited),
         "satisfaction_meant": _ratio(satisfied("expected_violations"), cited),
@@ -998,6 +1323,22 @@ def _datasets(value: str) -> list[str]:
     return names
 
 
+def _levels(value: str) -> tuple[int, ...]:
+    try:
+        return concurrency.levels(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def private_path(path: Path) -> bool:
+    """Whether a file holding data-set text may be written at ``path``: outside the
+    repository, or in one of its `PRIVATE_FOLDERS` (which git ignores)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(ROOT):
+        return True
+    return any(resolved.is_relative_to(ROOT / folder) for folder in PRIVATE_FOLDERS)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.answers",
@@ -1008,25 +1349,57 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--datasets",
         type=_datasets,
-        default=list(DATASETS),
-        help=f"comma-separated, from {','.join(DATASETS)} (default: all)",
+        default=list(DEFAULT_DATASETS),
+        help=f"comma-separated, from {','.join(DATASETS)} (default: {','.join(DEFAULT_DATASETS)})",
     )
     parser.add_argument(
         "--limit-questions",
         type=positive_int,
-        default=120,
-        help="ePQA questions to ask (a seeded sample, stratified by answerability)",
+        default=60,
+        help="ePQA questions to ask per split, dev and test (a seeded sample, stratified by "
+        "answerability; default 60)",
     )
     parser.add_argument(
         "--all-unanswerable",
         action="store_true",
-        help="ask every unanswerable ePQA question, and --limit-questions answerable ones",
+        help="ask every unanswerable ePQA question of each split, and --limit-questions "
+        "answerable ones",
     )
     parser.add_argument(
         "--limit-queries", type=positive_int, default=40, help="CrowdFlower queries (seeded sample)"
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the samples and of the ePQA shuffle"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=None,
+        help="with the concurrency data set: the numbers of askers at once, one level each "
+        f"(default: {','.join(map(str, concurrency.DEFAULT_LEVELS))})",
+    )
+    parser.add_argument(
+        "--questions-per-asker",
+        type=positive_int,
+        default=concurrency.DEFAULT_PER_ASKER,
+        help="with the concurrency data set: questions each asker asks in turn "
+        f"(default: {concurrency.DEFAULT_PER_ASKER})",
+    )
+    parser.add_argument(
+        "--dump-claims",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write each shipped ePQA claim with its quote, passage, label and reference as a "
+        "JSON line, to judge by reading (outside the repository, or under bench-results/)",
+    )
+    parser.add_argument(
+        "--judged",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="JSON lines with id, claim and judgement (one of "
+        f"{', '.join(JUDGEMENTS)}): report the judged counts and the share supported",
     )
     add_embedding_cache(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1038,6 +1411,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 on success."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.concurrency is not None and "concurrency" not in args.datasets:
+        parser.error("--concurrency needs the concurrency data set (--datasets ...,concurrency)")
+    args.concurrency = args.concurrency or concurrency.DEFAULT_LEVELS
+    if args.dump_claims is not None and not private_path(args.dump_claims):
+        parser.error(
+            f"--dump-claims {args.dump_claims}: ePQA text must stay out of the repository; "
+            f"write it outside it or under {' or '.join(PRIVATE_FOLDERS)}/"
+        )
+    judged = None
+    if args.judged is not None:
+        try:
+            judged = read_judged(args.judged)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--judged: {exc}")
     try:
         settings = Settings(embedder=args.embedder)
     except ValueError as exc:  # a bad SHOPGUIDE_* setting
@@ -1055,9 +1442,61 @@ def main(argv: list[str] | None = None) -> int:
     model_load_s = time.perf_counter() - load_start
     llm = build_llm(settings)
     try:
-        return _run(args, settings, embedder, reranker, llm, started, model_load_s)
+        return _run(args, settings, embedder, reranker, llm, started, model_load_s, judged)
     finally:
         llm.close()
+
+
+def _settings(
+    args: argparse.Namespace,
+    settings: Settings,
+    embedder: Embedder,
+    reranker: Reranker | None,
+    llm: LLM,
+    config: SearchConfig,
+) -> dict[str, Any]:
+    return {
+        "data": str(args.data),
+        "datasets": args.datasets,
+        "llm": llm.name,
+        "llm_backend": settings.llm_backend,
+        "llm_model": settings.llm_model,
+        "llm_context": settings.llm_context,
+        "llm_max_tokens": settings.llm_max_tokens,
+        "llm_threads": settings.llm_threads,
+        "llm_timeout_s": settings.llm_timeout_s,
+        "llm_prime": settings.llm_prime,
+        "llm_constrained": settings.llm_constrained,
+        "llm_concurrency": settings.llm_concurrency,
+        "llm_queue": settings.llm_queue,
+        "embedder": embedder.name,
+        "embedding_dim": embedder.dim,
+        "reranker": reranker.name if reranker is not None else None,
+        "search": {
+            "weights": dict(config.weights),
+            "cjk_weights": dict(config.cjk_weights) if config.cjk_weights is not None else None,
+            "rrf_k": config.rrf_k,
+            "candidates": config.candidates,
+            "min_similarity": config.min_similarity,
+        },
+        "ask_sources": settings.ask_sources,
+        "ask_min_evidence": settings.ask_min_evidence,
+        "ask_min_quote_relevance": settings.ask_min_quote_relevance,
+        "advice_sources": settings.advice_sources,
+        "limit_questions": args.limit_questions,
+        "limit_questions_per": "split",
+        "all_unanswerable": args.all_unanswerable,
+        "limit_queries": args.limit_queries,
+        "sample_questions": len(SAMPLE_QUESTIONS),
+        "concurrency": list(args.concurrency),
+        "questions_per_asker": args.questions_per_asker,
+        "dump_claims": str(args.dump_claims) if args.dump_claims else None,
+        "judged": str(args.judged) if args.judged else None,
+        "seed": args.seed,
+        "torch_threads": settings.torch_threads,
+        "embedding_cache": str(args.embedding_cache) if args.embedding_cache else None,
+        "query_embedding_cache": None,
+    }
 
 
 def _run(
@@ -1068,6 +1507,7 @@ def _run(
     llm: LLM,
     started: float,
     model_load_s: float,
+    judged: list[dict[str, str]] | None = None,
 ) -> int:
     llm_start = time.perf_counter()
     if set(args.datasets) - {"gate"}:  # the gate needs no model
@@ -1084,59 +1524,28 @@ def _run(
         progress=not args.no_progress,
         embedding_cache=args.embedding_cache,
         all_unanswerable=args.all_unanswerable,
+        concurrency_levels=tuple(args.concurrency),
+        questions_per_asker=args.questions_per_asker,
+        dump_claims=args.dump_claims,
     )
     result: dict[str, Any] = {
         "benchmark": "answers",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         "git": git_state(),
-        "settings": {
-            "data": str(args.data),
-            "datasets": args.datasets,
-            "llm": llm.name,
-            "llm_backend": settings.llm_backend,
-            "llm_model": settings.llm_model,
-            "llm_context": settings.llm_context,
-            "llm_max_tokens": settings.llm_max_tokens,
-            "llm_threads": settings.llm_threads,
-            "llm_timeout_s": settings.llm_timeout_s,
-            "llm_prime": settings.llm_prime,
-            "llm_constrained": settings.llm_constrained,
-            "embedder": embedder.name,
-            "embedding_dim": embedder.dim,
-            "reranker": reranker.name if reranker is not None else None,
-            "search": {
-                "weights": dict(options.config.weights),
-                "cjk_weights": dict(options.config.cjk_weights)
-                if options.config.cjk_weights is not None
-                else None,
-                "rrf_k": options.config.rrf_k,
-                "candidates": options.config.candidates,
-                "min_similarity": options.config.min_similarity,
-            },
-            "ask_sources": settings.ask_sources,
-            "ask_min_evidence": settings.ask_min_evidence,
-            "advice_sources": settings.advice_sources,
-            "limit_questions": args.limit_questions,
-            "all_unanswerable": args.all_unanswerable,
-            "limit_queries": args.limit_queries,
-            "sample_questions": len(SAMPLE_QUESTIONS),
-            "seed": args.seed,
-            "torch_threads": settings.torch_threads,
-            "embedding_cache": str(args.embedding_cache) if args.embedding_cache else None,
-            "query_embedding_cache": None,
-        },
+        "settings": _settings(args, settings, embedder, reranker, llm, options.config),
         "model_load_s": round(model_load_s, 2),
         "llm_load_s": round(time.perf_counter() - llm_start, 2),
         "datasets": {},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    epqa: PageQASet | None = None
     with tempfile.TemporaryDirectory(prefix="answers-") as folder:
         for name in args.datasets:
             logger.info("%s: loading", name)
-            if name in ("gate", "epqa"):
-                epqa = load_epqa(args.data, seed=args.seed)
-                task = _gate if name == "gate" else _epqa
+            if name in ("gate", "epqa", "concurrency"):
+                epqa = epqa or load_epqa(args.data, seed=args.seed)
+                task = {"gate": _gate, "epqa": _epqa, "concurrency": _concurrency}[name]
                 result["datasets"][name] = task(epqa, options, Path(folder))
             elif name == "crowdflower":
                 crowdflower = load_crowdflower(args.data)
@@ -1145,6 +1554,9 @@ def _run(
                 result["datasets"][name] = _sample(options, Path(folder))
             result["llm_prime_s"] = options.prime_s
             _write(result, started, args.out)  # what is done so far survives an interruption
+    if judged is not None:
+        rows = result["datasets"]["epqa"]["rows"] if "epqa" in result["datasets"] else None
+        result["judged"] = {"path": str(args.judged), **judged_scores(judged, rows)}
     _write(result, started, args.out)
     _print(result, args.out)
     return 0
@@ -1188,14 +1600,19 @@ def _took(task: dict[str, Any]) -> str:
     return f"{task['seconds']} s" + (f"; {errors} failed" if errors else "") + "\n"
 
 
-def _fact_line(scores: dict[str, Any]) -> str:
-    facts = scores.get("fact_check")
-    if not facts:
+def _counts(histogram: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in histogram.items()) or "none"
+
+
+def _claims_line(scores: dict[str, Any]) -> str:
+    claims = scores.get("claims")
+    if not claims:
         return ""
-    reasons = ", ".join(f"{k} {v}" for k, v in facts["abstain_reasons"].items()) or "none"
     return (
-        f"  claims {facts['claims']}: {facts['corrected_claims']} corrected, "
-        f"{facts['dropped_claims']} dropped by the fact check; abstentions: {reasons}\n"
+        f"  claims {claims['claims']} shipped, {claims['dropped_claims']} dropped "
+        f"({_counts(claims['dropped_reasons'])}); abstentions: "
+        f"{_counts(claims['abstain_reasons'])}; language match "
+        f"{_num(claims['language_match'], 5)}\n"
     )
 
 
@@ -1216,7 +1633,7 @@ def _detector_line(name: str, scores: dict[str, Any]) -> str:
 def _print_gate(d: dict[str, Any], out: Callable[[str], Any]) -> None:
     out(
         f"\n== gate: evidence of {d['questions']} ePQA questions ({d['unanswerable']} "
-        f"unanswerable), halves {d['halves']['tune']} tune / {d['halves']['test']} test; "
+        f"unanswerable), halves {d['halves']['tune']} tune (dev) / {d['halves']['test']} test; "
         f"{d['seconds']} s\n"
         f"  AUC tune {_num(d['auc']['tune'], 5)}, test {_num(d['auc']['test'], 5)}; threshold "
         f"tuned on the tune half {d['tuned_threshold']}, configured {d['configured_threshold']}\n"
@@ -1233,7 +1650,7 @@ def _print_gate(d: dict[str, Any], out: Callable[[str], Any]) -> None:
 
 def _print_rules(rules: dict[str, Any], out: Callable[[str], Any]) -> None:
     both = rules["both"]
-    out(f"  abstention rules (evidence gate at {both['threshold']}):\n")
+    out(f"  abstention rules, dev and test together (evidence gate at {both['threshold']}):\n")
     out(_DETECTOR_HEADER)
     for name, label in (
         ("model", "the model alone"),
@@ -1248,6 +1665,115 @@ def _print_rules(rules: dict[str, Any], out: Callable[[str], Any]) -> None:
     )
 
 
+def _epqa_lines() -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    def share(part: str, key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda s: _num(s[part][key], 9)
+
+    def seconds(stage: str, stat: str) -> Callable[[dict[str, Any]], str]:
+        return lambda s: _num(s["latency_s"][stage].get(stat), 9)
+
+    return [
+        ("questions (unanswerable)", lambda s: f"{s['questions']:>4} ({s['unanswerable']:>2})"),
+        ("answered", lambda s: f"{s['answered']:>9}"),
+        ("refused answerable, share", share("refused_answerable", "share")),
+        ("abstention precision", share("abstention", "precision")),
+        ("abstention recall", share("abstention", "recall")),
+        ("claims shipped", lambda s: f"{s['claims']['shipped']:>9}"),
+        ("  cited label >= 1", share("claims", "label_1_or_2_share")),
+        ("  cited label 2", share("claims", "label_2_share")),
+        ("  quoted", share("claims", "quoted_share")),
+        ("  unjudged passage", lambda s: f"{s['claims']['unjudged']:>9}"),
+        (
+            "yes/no answered, verdict",
+            lambda s: f"{s['yes_no']['answered']:>4} {s['yes_no']['verdict']:>4}",
+        ),
+        ("language match", share("language_match", "share")),
+        ("first token p50, s", seconds("first_token", "p50")),
+        ("first token p95, s", seconds("first_token", "p95")),
+        ("total p50, s", seconds("total", "p50")),
+        ("total p95, s", seconds("total", "p95")),
+        ("answer F1, answered", lambda s: _num(s["answer"]["answered"]["f1"], 9)),
+        ("answer F1, all answerable", lambda s: _num(s["answer"]["all_answerable"]["f1"], 9)),
+    ]
+
+
+def _print_epqa(d: dict[str, Any], out: Callable[[str], Any]) -> None:
+    sampling, scores = d["sampling"], d["scores"]
+    errors = sum(scores[split]["errors"] for split in SPLITS)
+    out(
+        f"\n== epqa: {d['catalog']['products']} pages; {d['seconds']} s"
+        + (f"; {errors} failed" if errors else "")
+        + "\n"
+    )
+    for split in SPLITS:
+        how = sampling[split]
+        out(
+            f"  {split}: {how['questions']} questions ({how['unanswerable']} unanswerable) of "
+            f"{how['data_set_questions']} ({how['data_set_unanswerable']} unanswerable)\n"
+        )
+    out(f"  settings are chosen on dev; {d['reported_split']} is the reported split\n")
+    out(f"  {'':<28}" + "".join(f"{split:>10}" for split in SPLITS) + "\n")
+    for name, cell in _epqa_lines():
+        out(f"  {name:<28}" + "".join(f" {cell(scores[split])}" for split in SPLITS) + "\n")
+    for split in SPLITS:
+        s = scores[split]
+        out(
+            f"  {split}: abstentions {_counts(s['abstain_reasons'])}; dropped claims "
+            f"{_counts(s['dropped_reasons'])}\n"
+        )
+    if "dumped_claims" in d:
+        dumped = d["dumped_claims"]
+        out(f"  {dumped['claims']} claims written to {dumped['path']}\n")
+    _print_rules(d["rules"], out)
+
+
+def _per_minute(value: float | None) -> str:
+    return f"{'n/a':>6}" if value is None else f"{value:>6.1f}"
+
+
+def _print_concurrency(d: dict[str, Any], out: Callable[[str], Any]) -> None:
+    out(
+        f"\n== concurrency: {d['questions_per_asker']} ePQA questions per asker, "
+        f"llm_concurrency {d['llm_concurrency']}, llm_queue {d['llm_queue']}, evidence gate "
+        f"{d['ask_min_evidence']}; {d['seconds']} s\n"
+    )
+    out(
+        f"  {'askers':>6} {'asked':>5} {'answ.':>5} {'busy':>5} {'t/o':>4} {'err':>4} "
+        f"{'ft p50':>7} {'ft p95':>7} {'tot p50':>7} {'tot p95':>7} {'/min':>6} {'wall s':>7} "
+        f"{'refusal':>7}  retry after\n"
+        f"  {'':>6} {'':>5} {'':>5} {'':>5} {'':>4} {'':>4} {'s':>7} {'s':>7} {'s':>7} {'s':>7} "
+        f"{'':>6} {'':>7} {'max, s':>7}  min-max, s\n"
+    )
+    for level in d["levels"]:
+        ft, tot, refusal = level["first_token_s"], level["total_s"], level["refusal_s"]
+        retry = level["retry_after_s"]
+        out(
+            f"  {level['askers']:>6} {level['requests']:>5} {level['answered']:>5} "
+            f"{level['refused_busy']:>5} {level['timeouts']:>4} {level['errors']:>4} "
+            f"{_num(ft.get('p50'))} {_num(ft.get('p95'))} {_num(tot.get('p50'))} "
+            f"{_num(tot.get('p95'))} {_per_minute(level['throughput_per_min'])} "
+            f"{level['wall_s']:>7.1f} {_num(refusal.get('max'))}  "
+            f"{f'{min(retry)}-{max(retry)}' if retry else '-'}\n"
+        )
+
+
+def _judged_part(scores: dict[str, Any]) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in scores["counts"].items())
+    return f"{scores['judged']} judged ({counts}), supported {_num(scores['supported_share'], 5)}"
+
+
+def _print_judged(d: dict[str, Any], out: Callable[[str], Any]) -> None:
+    out(f"\n== judged claims ({d['path']}): {_judged_part(d)}\n")
+    for split in SPLITS:
+        out(f"  {split}: {_judged_part(d['by_split'][split])}\n")
+    if "this_run" in d:
+        run = d["this_run"]
+        out(
+            f"  this run's {run['claims']} shipped claims: {_judged_part(run)}; "
+            f"{run['unjudged']} not judged\n"
+        )
+
+
 def _print(result: dict[str, Any], path: Path) -> None:
     out = sys.stdout.write
     s = result["settings"]
@@ -1260,35 +1786,7 @@ def _print(result: dict[str, Any], path: Path) -> None:
     if "gate" in datasets:
         _print_gate(datasets["gate"], out)
     if "epqa" in datasets:
-        d = datasets["epqa"]
-        sc, sampling = d["scores"], d["sampling"]
-        out(
-            f"\n== epqa: {sampling['questions']} questions ({sampling['unanswerable']} "
-            f"unanswerable; of {sampling['data_set_questions']}, "
-            f"{sampling['data_set_unanswerable']} unanswerable), {d['catalog']['products']} "
-            f"pages; {_took(d)}"
-        )
-        out(f"  {'answer vs reference':<32} {'n':>5} {'F1':>7} {'ROUGE-L':>7}\n")
-        for key, name in (
-            ("answered", "answered"),
-            ("all_answerable", "all answerable (0 if abstained)"),
-        ):
-            a = sc["answer"][key]
-            out(f"  {name:<32} {a['n']:>5} {_num(a['f1'])} {_num(a['rouge_l'])}\n")
-        c, ab = sc["citations"], sc["abstention"]
-        out(
-            f"  citation validity {_num(c['validity'], 5)} ({c['valid']} valid, "
-            f"{c['dropped']} dropped)\n"
-            f"  citation support  {_num(c['support'], 5)} ({c['supported']} of "
-            f"{c['cited_passages']} cited passages labelled 1 or 2; {c['answering']} labelled 2)\n"
-            f"  abstention: precision {_num(ab['precision'], 5)}, recall "
-            f"{_num(ab['recall'], 5)} ({ab['true_positives']} of {ab['unanswerable']} "
-            f"unanswerable), rate on answerable {_num(ab['rate_on_answerable'], 5)} "
-            f"({ab['abstained']} abstentions)\n"
-        )
-        out(_fact_line(sc))
-        _print_rules(d["rules"], out)
-        out(_latency_lines(d["latency_ms"]))
+        _print_epqa(datasets["epqa"], out)
     if "crowdflower" in datasets:
         d = datasets["crowdflower"]
         sc = d["scores"]
@@ -1302,10 +1800,9 @@ def _print(result: dict[str, Any], path: Path) -> None:
             f"as not relevant)\n"
             f"  relevant among sources given      {_num(sc['relevant_share_sources'], 5)} "
             f"(of {sc['sources']})\n"
-            f"  abstention rate {_num(sc['abstention_rate'], 5)}, citation validity "
-            f"{_num(sc['citation_validity'], 5)}\n"
+            f"  abstention rate {_num(sc['abstention_rate'], 5)}\n"
         )
-        out(_fact_line(sc))
+        out(_claims_line(sc))
         out(_latency_lines(d["latency_ms"]))
     if "sample" in datasets:
         d = datasets["sample"]
@@ -1336,8 +1833,12 @@ def _print(result: dict[str, Any], path: Path) -> None:
                 f"  {row['id']:<4} {_cell(row['question'], 48)} {_cell(applied, 34)} "
                 f"{cited or '(abstained)'}\n"
             )
-        out(_fact_line(sc))
+        out(_claims_line(sc))
         out(_latency_lines(d["latency_ms"]))
+    if "concurrency" in datasets:
+        _print_concurrency(datasets["concurrency"], out)
+    if "judged" in result:
+        _print_judged(result["judged"], out)
     m = result["machine"]
     out(
         f"\nwall time {result['wall_s']} s on {m['cpu_count']} CPUs; load average "

@@ -16,16 +16,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from generation.citations import StreamingCitationFilter
+from generation.admission import Admission
+from generation.claims import ClaimStream, abstain_reason
 from generation.compare import Comparison, compare_products, comparison_claims
 from generation.constraints import parse_constraints
 from generation.conversation import Conversation, ConversationStore, FollowUp, Turn, interpret
-from generation.evidence import evidence
-from generation.facts import FactSource, check_facts, render_claims
-from generation.grammar import Claim, parse_claims
+from generation.evidence import scored_statements
+from generation.facts import render_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
-from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages
+from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages, sanitize
+from generation.questions import QuestionKind, question_kind
+from generation.quotes import Claim
+from generation.support import CheckSource, ClaimContext
 from retrieval.schema import Filters, Product
 from retrieval.search import HybridSearch, ResultPolicy
 from retrieval.text import has_cjk
@@ -39,6 +42,9 @@ NO_ANSWER_ZH = "该商品的页面信息无法回答这个问题。"
 CLOSEST_EN = "The closest products found, not confirmed to fit your question:"
 CLOSEST_ZH = "找到的最接近的商品（未确认符合您的问题）："
 CLOSEST_SHOWN = 3
+CLOSEST_PASSAGE_EN = "The closest passage, which does not settle it:"
+CLOSEST_PASSAGE_ZH = "最接近的一段（不足以回答）："
+ASK_STATEMENTS = 6  # the statements of a product's page shown to the model for a question
 
 
 class UnknownProduct(LookupError):
@@ -54,7 +60,6 @@ class Answer:
     abstained: bool
     cited: list[Source]
     sources: list[Source]
-    dropped_citations: int
     applied_constraints: list[str]
     filters: Filters
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -62,17 +67,19 @@ class Answer:
     claims: list[Claim] = field(default_factory=list)
     # Why it abstained: "no_sources" (retrieval found nothing), "weak_evidence" (no passage is
     # similar enough to the question: the model was not asked), "model" (the model said the
-    # sources do not answer), "no_valid_citation" (nothing it wrote cited a given source),
-    # "unsupported_facts" (every claim stated a fact its sources do not hold).
+    # sources do not answer), "not_answered" (its claims did not answer the question or settle
+    # a yes/no), "unsupported" (no claim was supported by its quote; `generation.claims`).
     abstain_reason: str | None = None
     # The best cosine similarity between the question and a source (None when the embedder
-    # did not score them), and for advice that abstained, the closest products it was given.
+    # did not score them), and when it abstained, the closest products (advice) or passage.
     evidence: float | None = None
     closest: list[Source] = field(default_factory=list)
-    # Claims whose price or rating was corrected from the cited product, and claims dropped
-    # because a fact they state is not in their sources (`generation.facts`).
-    corrected_claims: int = 0
+    # Claims dropped by the checker (`generation.support`) and why, one reason each.
     dropped_claims: int = 0
+    dropped_reasons: list[str] = field(default_factory=list)
+    # For a question about one product: what it asks for, and the Yes or No its quote gave.
+    kind: QuestionKind | None = None
+    verdict: str | None = None
     # In a conversation: its id, how this question continued it ("new", "cheaper", "pricier",
     # "among_shown", "compare"), and for "compare" the side-by-side table.
     conversation_id: str | None = None
@@ -88,13 +95,20 @@ class TokenEvent:
 
 
 @dataclass(frozen=True)
+class QueuedEvent:
+    """The answer waits for the generator; ``place`` is its place in line (1: next)."""
+
+    place: int
+
+
+@dataclass(frozen=True)
 class FinalEvent:
     """The finished answer; its text is authoritative."""
 
     answer: Answer
 
 
-AnswerEvent = TokenEvent | FinalEvent
+AnswerEvent = TokenEvent | QueuedEvent | FinalEvent
 
 
 def _abstention(
@@ -103,7 +117,11 @@ def _abstention(
     """The "cannot answer" reply; for advice, followed by the closest products, labelled."""
     chinese = has_cjk(question)
     if mode == "ask":
-        return NO_ANSWER_ZH if chinese else NO_ANSWER_EN
+        text = NO_ANSWER_ZH if chinese else NO_ANSWER_EN
+        if closest and closest[0].shown:
+            label = CLOSEST_PASSAGE_ZH if chinese else CLOSEST_PASSAGE_EN
+            text += f"\n{label} “{closest[0].shown[0]}”"
+        return text
     text = NO_ADVICE_ZH if chinese else NO_ADVICE_EN
     if closest:
         label, sep = (CLOSEST_ZH, "；") if chinese else (CLOSEST_EN, "; ")
@@ -158,11 +176,19 @@ class AnswerService:
         constrained: bool = True,
         conversations: ConversationStore | None = None,
         ask_min_evidence: float | None = None,
+        min_quote_relevance: float | None = None,
+        admission: Admission | None = None,
+        queue_timeout_s: float = 120.0,
     ) -> None:
         """``ask_min_evidence``: a question about a product whose best passage is less similar
         than this (cosine, the search's embedder) is answered "cannot answer" without asking
-        the model (None: always ask)."""
+        the model (None: always ask). ``min_quote_relevance``: a claim whose quote is less
+        similar to the question than this, and shares none of its words, does not answer it.
+        ``admission``: the line in front of the model (`generation.admission`)."""
         self.search = search
+        self.min_quote_relevance = min_quote_relevance
+        self.admission = admission or Admission()
+        self.queue_timeout_s = queue_timeout_s
         self.ask_min_evidence = ask_min_evidence
         self.llm = llm
         self.advice_sources = advice_sources
@@ -220,18 +246,44 @@ class AnswerService:
     ) -> tuple[list[Source], float, float | None]:
         """The product's passages that best match the question, numbered, the retrieval time,
         and the best statement's similarity to the question (`generation.evidence`)."""
+        sources, took, best, _ = self._ask_sources(product_id, question, rerank)
+        return sources, took, best
+
+    def _ask_sources(
+        self, product_id: str, question: str, rerank: bool
+    ) -> tuple[list[Source], float, float | None, dict[str, float]]:
+        """The passages, with only their statements closest to the question shown (the best
+        `ASK_STATEMENTS` in all: a short prompt is a fast first token), and each statement's
+        similarity to the question."""
         start = time.perf_counter()
         product = self.search.store.get_product(product_id)
         if product is None:
             msg = f"no product with id '{product_id}'"
             raise UnknownProduct(msg)
         hits = self.search.passages(product_id, question, top_k=self.ask_sources, rerank=rerank)
+        ranked = scored_statements(question, hits, self.search.embedder)
+        chosen: dict[int, list[str]] = {}
+        if ranked is None:  # not scored: the first statements of the first passages
+            for i, hit in enumerate(hits[:3]):
+                chosen[i] = [s for s in Source(0, "", "", "", "", hit.text).statements()][:2]
+        else:
+            for statement in ranked[:ASK_STATEMENTS]:
+                chosen.setdefault(statement.hit, []).append(sanitize(statement.text))
         sources = [
-            Source(i, h.unit_id, product_id, h.kind, product.title, h.text)
-            for i, h in enumerate(hits, start=1)
+            Source(
+                n,
+                hits[i].unit_id,
+                product_id,
+                hits[i].kind,
+                product.title,
+                hits[i].text,
+                shown=tuple(chosen[i]),
+            )
+            for n, i in enumerate(chosen, start=1)  # the passage of the best statement first
         ]
-        best = evidence(question, hits, self.search.embedder)
-        return sources, (time.perf_counter() - start) * 1000, best
+        relevance = {sanitize(s.text): s.score for s in ranked or []}
+        best = ranked[0].score if ranked else None
+        return sources, (time.perf_counter() - start) * 1000, best, relevance
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -356,9 +408,7 @@ class AnswerService:
             text = _abstention(question, "advice")
             yield TokenEvent(text)
             yield FinalEvent(
-                Answer(
-                    question, text, True, [], sources, 0, [], filters, abstain_reason="no_sources"
-                )
+                Answer(question, text, True, [], sources, [], filters, abstain_reason="no_sources")
             )
             return
         language = "zh" if has_cjk(question) else "en"
@@ -373,7 +423,6 @@ class AnswerService:
                 abstained=False,
                 cited=sources,
                 sources=sources,
-                dropped_citations=0,
                 applied_constraints=[],
                 filters=filters,
                 timings_ms={"total": round((time.perf_counter() - start) * 1000, 3)},
@@ -403,7 +452,7 @@ class AnswerService:
         cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[AnswerEvent]:
         """An answer from one product's own passages, streamed."""
-        sources, retrieval_ms, best = self.ask_sources_for(product_id, question, rerank=rerank)
+        sources, retrieval_ms, best, relevance = self._ask_sources(product_id, question, rerank)
         filters = Filters(product_ids=[product_id])
         floor = self.ask_min_evidence
         weak = floor is not None and best is not None and best < floor
@@ -418,6 +467,7 @@ class AnswerService:
                 cancelled,
                 evidence=best,
                 weak=weak,
+                relevance=relevance,
             )
         )
 
@@ -441,30 +491,24 @@ class AnswerService:
         *,
         evidence: float | None = None,
         weak: bool = False,
+        relevance: dict[str, float] | None = None,
     ) -> Iterator[AnswerEvent]:
         start = time.perf_counter()
-        closest = list(sources[:CLOSEST_SHOWN]) if mode == "advice" else []
+        chinese = has_cjk(question)
+        closest = list(sources[:CLOSEST_SHOWN]) if mode == "advice" else list(sources[:1])
 
         def answer(
-            text: str,
-            reason: str | None,
-            cited: list[int],
-            dropped: int,
-            *,
-            corrected: int = 0,
-            dropped_claims: int = 0,
-            claims: Sequence[Claim] = (),
-            **timing: float,
+            text: str, reason: str | None, stream: ClaimStream | None, **timing: float
         ) -> Answer:
             by_number = {s.number: s for s in sources}
-            abstained = reason is not None
+            claims = stream.claims() if stream is not None and reason is None else []
+            cited = sorted({n for c in claims for n in c.sources})
             return Answer(
                 question=question,
                 text=text,
-                abstained=abstained,
-                cited=[] if abstained else [by_number[n] for n in cited],
+                abstained=reason is not None,
+                cited=[by_number[n] for n in cited],
                 sources=list(sources),
-                dropped_citations=dropped,
                 applied_constraints=applied,
                 filters=filters,
                 timings_ms={
@@ -472,25 +516,68 @@ class AnswerService:
                     **timing,
                     "total": round(retrieval_ms + (time.perf_counter() - start) * 1000, 3),
                 },
-                claims=[] if abstained else list(claims),
+                claims=claims,
                 abstain_reason=reason,
-                corrected_claims=corrected,
-                dropped_claims=dropped_claims,
+                dropped_claims=len(stream.rejected) if stream is not None else 0,
+                dropped_reasons=stream.reasons() if stream is not None else [],
                 evidence=evidence,
-                closest=closest if abstained else [],
+                closest=closest if reason is not None else [],
+                kind=question_kind(question) if mode == "ask" else None,
+                verdict=stream.verdict if stream is not None and reason is None else None,
             )
 
         if not sources or weak:
             text = _abstention(question, mode, closest)
             yield TokenEvent(text)
-            yield FinalEvent(answer(text, "weak_evidence" if sources else "no_sources", [], 0))
+            yield FinalEvent(answer(text, "weak_evidence" if sources else "no_sources", None))
             return
 
+        ticket = self.admission.enter()  # GeneratorBusy now, before anything is streamed
+        try:
+            for place in ticket.wait(timeout_s=self.queue_timeout_s, cancelled=cancelled):
+                yield QueuedEvent(place)
+            yield from self._generate(
+                mode,
+                question,
+                sources,
+                chinese,
+                cancelled,
+                relevance or {},
+                answer,
+                start,
+                retrieval_ms,
+            )
+        finally:
+            ticket.leave()
+
+    def _generate(
+        self,
+        mode: Literal["advice", "ask"],
+        question: str,
+        sources: Sequence[Source],
+        chinese: bool,
+        cancelled: Callable[[], bool] | None,
+        relevance: dict[str, float],
+        answer: Callable[..., Answer],
+        start: float,
+        retrieval_ms: float,
+    ) -> Iterator[AnswerEvent]:
+        """Run the model and hand out each claim once it is checked."""
+        context = ClaimContext(
+            question=question,
+            mode=mode,
+            sources={s.number: _check_source(s) for s in sources},
+            kind=question_kind(question) if mode == "ask" else "open",
+            chinese=chinese,
+            relevance=lambda quote: _relevance(quote, relevance),
+            min_relevance=self.min_quote_relevance,
+        )
+        stream = ClaimStream(context, ABSTAIN_MARKER)
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
 
         def is_cancelled() -> bool:
-            return stop.is_set() or (cancelled is not None and cancelled())
+            return stop.is_set() or stream.stop or (cancelled is not None and cancelled())
 
         def work() -> None:
             try:
@@ -501,7 +588,6 @@ class AnswerService:
                             "streaming_callback": lambda p: pieces.put(("piece", p)),
                             "cancelled": is_cancelled,
                         },
-                        "citations": {"sources": list(sources)},
                     },
                     include_outputs_from={"generator"},
                 )
@@ -511,18 +597,14 @@ class AnswerService:
 
         worker = threading.Thread(target=work, name=f"{mode}-generation", daemon=True)
         worker.start()
-        stream_filter = StreamingCitationFilter({s.number for s in sources})
-        held = ""
+        first_claim: float | None = None
         try:
             while True:
                 kind, value = pieces.get()
                 if kind == "piece":
-                    held += value
-                    if ABSTAIN_MARKER.startswith(held.strip()):
-                        continue  # might be the abstain marker: wait for more
-                    out = stream_filter.feed(held)
-                    held = ""
+                    out = stream.feed(value)
                     if out:
+                        first_claim = first_claim or time.perf_counter()
                         yield TokenEvent(out)
                 elif kind == "error":
                     raise _as_generation_error(value)
@@ -530,58 +612,28 @@ class AnswerService:
                     break
         finally:
             stop.set()
-        result = value
-        checked = result["citations"]["answer"]
-        abstained = result["citations"]["abstained"]
-        generator = result["generator"]
+        tail = stream.finish()
+        if tail:
+            first_claim = first_claim or time.perf_counter()
+            yield TokenEvent(tail)
+        generator = value["generator"]
+        shown = first_claim or time.perf_counter()
         timing = {
-            "first_token": round(retrieval_ms + generator["first_token_ms"], 3),
+            # what the shopper waits for: the first checked claim (or the final text)
+            "first_token": round(retrieval_ms + (shown - start) * 1000, 3),
+            "model_first_token": round(retrieval_ms + generator["first_token_ms"], 3),
             "generation": round(generator["took_ms"], 3),
             "pieces": float(generator["pieces"]),
         }
-        if checked.dropped_citations:
-            logger.info("dropped %d citations to unknown sources", checked.dropped_citations)
-        reason = None
-        if abstained:
-            reason = (
-                "model" if ABSTAIN_MARKER in result["generator"]["reply"] else "no_valid_citation"
-            )
-        text, cited = checked.text, checked.cited
-        facts = None
-        claims: list[Claim] = []
-        if abstained:
-            text = _abstention(question, mode, closest)
-        else:
-            claims, rest = parse_claims(text)
-            if rest:  # after the last citation: it supports nothing it could name (a reply
-                text = text[: len(text) - len(rest)].rstrip()  # cut off, a closing remark)
-            facts = check_facts(claims, _fact_sources(sources), question=question)
-            claims = facts.claims
-            if facts.dropped:
-                logger.info("dropped %d claims: %s", facts.dropped, "; ".join(facts.reasons))
-            if not facts.claims:
-                reason, text = "unsupported_facts", _abstention(question, mode, closest)
-            elif facts.corrected or facts.dropped:
-                text = render_claims(facts.claims)
-                cited = sorted({n for c in facts.claims for n in c.sources})
-        if reason is not None or ABSTAIN_MARKER in held:
-            yield TokenEvent(text)
-        else:
-            tail = stream_filter.feed(held) + stream_filter.flush()
-            if tail:
-                yield TokenEvent(tail)
-        yield FinalEvent(
-            answer(
-                text,
-                reason,
-                cited,
-                checked.dropped_citations,
-                corrected=facts.corrected if facts else 0,
-                dropped_claims=facts.dropped if facts else 0,
-                claims=claims,
-                **timing,
-            )
-        )
+        if stream.rejected:
+            logger.info("dropped %d claims: %s", len(stream.rejected), ", ".join(stream.reasons()))
+        reason = abstain_reason(stream)
+        if reason is None:
+            yield FinalEvent(answer(stream.text, None, stream, **timing))
+            return
+        text = _abstention(question, mode, answer("", reason, stream).closest)
+        yield TokenEvent(text)
+        yield FinalEvent(answer(text, reason, stream, **timing))
 
 
 def safe_text(text: str) -> str:
@@ -596,13 +648,27 @@ def _safe(events: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:
         if isinstance(event, TokenEvent):
             yield TokenEvent(safe_text(event.text))
             continue
+        if not isinstance(event, FinalEvent):
+            yield event
+            continue
         answer = event.answer
-        claims = [Claim(safe_text(c.text), c.sources) for c in answer.claims]
+        claims = [replace(c, text=safe_text(c.text)) for c in answer.claims]
         yield FinalEvent(replace(answer, text=safe_text(answer.text), claims=claims))
 
 
-def _fact_sources(sources: Sequence[Source]) -> dict[int, FactSource]:
-    return {s.number: FactSource(f"{s.title} {s.text}", s.product) for s in sources}
+def _check_source(source: Source) -> CheckSource:
+    """What a claim citing ``source`` is checked against: its text as stored, or for a
+    product source the text the model saw."""
+    return CheckSource(source.number, source.title, source.text, source.product, source.kind)
+
+
+def _relevance(quote: str, scores: dict[str, float]) -> float | None:
+    """The similarity to the question of the statement ``quote`` was taken from."""
+    folded = " ".join(quote.split()).casefold()
+    for statement, score in scores.items():
+        if folded in " ".join(statement.split()).casefold():
+            return score
+    return None
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generation.grammar import Claim
+from generation.quotes import Claim
 from retrieval.schema import AttributeValue, Product
 
 _LABELS = {

@@ -1,7 +1,9 @@
 """The answer pipeline, built in one place:
 
-question, sources ─▶ prompt builder ─▶ generator (LLM) ─▶ citation checker ─▶ answer
+question, sources ─▶ prompt builder ─▶ generator (LLM)
                           └── grammar ──────┘
+
+Its reply is checked claim by claim as it streams (`generation.claims`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from typing import Literal
 
 from haystack import Pipeline
 
-from generation.components.citation_checker import CitationChecker
 from generation.components.llm_generator import LLMGenerator
 from generation.components.prompt_builder import SourcesPromptBuilder
 from generation.llm.base import LLM, GenerationOptions
+
+MAX_CLAIMS = {"advice": 3, "ask": 2}
 
 
 def build_answer_pipeline(
@@ -23,13 +26,14 @@ def build_answer_pipeline(
     *,
     constrained: bool = True,
 ) -> Pipeline:
-    """Prompt → LLM → citation check, for advice or for questions about one product; with
-    ``constrained``, decoding follows the claims grammar where the backend supports it."""
+    """Prompt → LLM, for advice or for questions about one product; with ``constrained``,
+    decoding follows the quotes grammar where the backend supports it."""
     pipeline = Pipeline()
-    pipeline.add_component("prompt", SourcesPromptBuilder(mode, constrained=constrained))
+    pipeline.add_component(
+        "prompt",
+        SourcesPromptBuilder(mode, constrained=constrained, max_claims=MAX_CLAIMS[mode]),
+    )
     pipeline.add_component("generator", LLMGenerator(llm, options))
-    pipeline.add_component("citations", CitationChecker())
     pipeline.connect("prompt.messages", "generator.messages")
     pipeline.connect("prompt.grammar", "generator.grammar")
-    pipeline.connect("generator.reply", "citations.reply")
     return pipeline

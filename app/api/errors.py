@@ -3,6 +3,7 @@
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
     GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
     GeneratorNotReady (503 with Retry-After: being installed or loaded)
+    GeneratorBusy (503 with Retry-After: the line of answers waiting is full)
     CacheError (503, a strict cache deletion: erasure)
 Every error body is ``{"error": {"code", "message", "fields"?}}``. A 5xx tells the client what
 failed (`public_message`), never the library's own message, which can name internal addresses:
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from generation.admission import GeneratorBusy
 from generation.answers import UnknownProduct
 from generation.llm.base import GenerationError, GenerationTimeout, GeneratorNotReady
 from personalization.stores.base import ProfileStoreUnavailable
@@ -55,6 +57,8 @@ def error_status(exc: Exception) -> tuple[int, str]:
         return 504, "model_timeout"
     if isinstance(exc, GeneratorNotReady):
         return 503, "model_not_ready"
+    if isinstance(exc, GeneratorBusy):
+        return 503, "model_busy"
     if isinstance(exc, GenerationError):
         return 503, "model_unavailable"
     if isinstance(exc, ProfileStoreUnavailable):
@@ -71,6 +75,8 @@ _PUBLIC = {
     "model_unavailable": "the generator is unavailable",
     "model_not_ready": "the generator is not ready yet (being installed or loaded): search "
     "works meanwhile; ask again after Retry-After seconds",
+    "model_busy": "the generator is busy with other answers and its line is full: search works "
+    "meanwhile; ask again after Retry-After seconds",
     "profiles_unavailable": "the profile store is unavailable or switched off",
     "cache_unavailable": "the result cache is unavailable",
     "internal_error": "internal error",
@@ -86,7 +92,7 @@ def public_message(exc: Exception) -> str:
 def report(exc: Exception, where: str) -> tuple[int, str, str]:
     """Log a 5xx with its traceback; the status, code and public message of ``exc``."""
     status, code = error_status(exc)
-    if isinstance(exc, GeneratorNotReady):  # expected while it loads: no traceback
+    if isinstance(exc, GeneratorNotReady | GeneratorBusy):  # expected: no traceback
         logger.warning("%s refused (%s): %s", where, code, exc)
     elif status >= 500:
         logger.error("%s failed (%s): %s", where, code, exc, exc_info=exc)
@@ -95,7 +101,7 @@ def report(exc: Exception, where: str) -> tuple[int, str, str]:
 
 def retry_after(exc: Exception) -> dict[str, str] | None:
     """The Retry-After header for an error worth retrying soon."""
-    if isinstance(exc, GeneratorNotReady):
+    if isinstance(exc, GeneratorNotReady | GeneratorBusy):
         return {"Retry-After": str(exc.retry_after_s)}
     return None
 

@@ -321,10 +321,22 @@ class SourceOut(BaseModel):
 
 
 class ClaimOut(BaseModel):
-    """One statement of the answer and the numbers of the sources it cites."""
+    """One statement of the answer, the numbers of the sources it cites, and the words of its
+    source that support it (verbatim) with where they are in that source's ``text``."""
 
     text: str
     sources: list[int]
+    quote: str | None = Field(None, description="The supporting words, copied from the source.")
+    quoted: bool = Field(
+        False,
+        description="The claim is its quote, shown as a quote (the model's own wording said "
+        "more than the quote, so it was not kept).",
+    )
+    quote_span: list[int] | None = Field(
+        None,
+        description="[start, end) character offsets of the quote in the cited source's text "
+        "(null when it is in the title).",
+    )
 
 
 class AnswerResponse(BaseModel):
@@ -339,23 +351,35 @@ class AnswerResponse(BaseModel):
     abstain_reason: str | None = Field(
         None,
         description="no_sources, weak_evidence (no source is similar enough to the question), "
-        "model (the sources do not answer), no_valid_citation or unsupported_facts.",
+        "model (the model found no answer in the sources), not_answered (what the sources say "
+        "does not answer the question or settle a yes/no) or unsupported (no claim was "
+        "supported by the words it quoted).",
+    )
+    kind: str | None = Field(
+        None,
+        description="Questions about a product: what it asks for (yes_no, duration, count, "
+        "measure, price, open).",
+    )
+    verdict: str | None = Field(
+        None, description="A yes/no question answered: yes or no, as its quote settles it."
     )
     evidence: float | None = Field(
         None, description="The best similarity (cosine) of the question to a source."
     )
     closest: list[SourceOut] = Field(
         default_factory=list,
-        description="Advice that abstained: the closest products found, not confirmed to fit.",
+        description="When it abstained: the closest products found (advice) or the closest "
+        "passage (a question about a product), not confirmed to answer.",
     )
     citations: list[SourceOut]
     sources: list[SourceOut]
-    dropped_citations: int
-    corrected_claims: int = Field(
-        0, description="Claims whose price or rating was corrected from the cited product."
-    )
     dropped_claims: int = Field(
-        0, description="Claims dropped: a fact they state is not in the sources they cite."
+        0, description="Claims the model wrote that the checker dropped (never streamed)."
+    )
+    dropped_reasons: list[str] = Field(
+        default_factory=list,
+        description="Why, one each: quote_not_in_source, not_in_quote, number_not_in_quote, "
+        "polarity, language, attribute, not_an_answer, unsettled, conflict, repetition, …",
     )
     applied_constraints: list[str]
     filters: dict[str, Any]
@@ -373,16 +397,26 @@ class AnswerResponse(BaseModel):
         return cls(
             question=answer.question,
             answer=answer.text,
-            claims=[ClaimOut(text=c.text, sources=list(c.sources)) for c in answer.claims],
+            claims=[
+                ClaimOut(
+                    text=c.text,
+                    sources=list(c.sources),
+                    quote=c.quote,
+                    quoted=c.quoted,
+                    quote_span=list(c.span) if c.span else None,
+                )
+                for c in answer.claims
+            ],
+            kind=answer.kind,
+            verdict=answer.verdict,
             abstained=answer.abstained,
             abstain_reason=answer.abstain_reason,
             evidence=None if answer.evidence is None else round(answer.evidence, 4),
             closest=[SourceOut.of(s) for s in answer.closest],
             citations=[SourceOut.of(s) for s in answer.cited],
             sources=[SourceOut.of(s) for s in answer.sources],
-            dropped_citations=answer.dropped_citations,
-            corrected_claims=answer.corrected_claims,
             dropped_claims=answer.dropped_claims,
+            dropped_reasons=answer.dropped_reasons,
             applied_constraints=answer.applied_constraints,
             filters=answer.filters.model_dump(exclude_none=True),
             timings_ms=answer.timings_ms,

@@ -8,8 +8,10 @@ prompt's prefill, which cannot be interrupted).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +51,46 @@ def _bounded_ram_cache(capacity_bytes: int) -> Any:
             )
 
     return BoundedRAMCache(capacity_bytes=capacity_bytes)
+
+
+@functools.cache
+def load_cpu_backends() -> list[str]:
+    """Load llama.cpp's backends when it was built to choose them at run time.
+
+    Built with ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON`` (as `scripts/setup.sh` builds
+    it), llama.cpp holds one CPU backend per instruction-set level (x64, SSE4.2, Haswell's
+    AVX2, Skylake-X's and Ice Lake's AVX-512, Sapphire Rapids' AMX, …) as separate libraries
+    and loads none until asked; loading them all keeps, for each device, the best variant the
+    running CPU supports: one build that is portable and fast on every x86-64 CPU. A build
+    with its backend linked in has it registered already, and this does nothing. Returns the
+    devices' descriptions."""
+    from llama_cpp import _ggml
+
+    lib_dir = Path(_ggml.libggml_base_path)
+    # The copy libllama links to by its soname: a wheel cannot hold symbolic links, so
+    # libggml.so and libggml.so.0 are two files, two libraries and two backend registries.
+    sonames = sorted(lib_dir.glob("libggml.so.[0-9]*"), key=lambda p: len(p.name))
+    lib = ctypes.CDLL(str(sonames[0])) if sonames else _ggml.libggml
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    # The wheel puts the variants in its lib folder or, as llama-cpp-python 0.3 installs
+    # them, in a bin folder beside the package.
+    for folder in (lib_dir, lib_dir.parent.parent / "bin", Path(sys.prefix) / "bin"):
+        if lib.ggml_backend_reg_count() > 0:
+            break
+        if any(folder.glob("libggml-cpu*.so")):
+            lib.ggml_backend_load_all_from_path(str(folder).encode())
+    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_dev_description.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    devices = [
+        lib.ggml_backend_dev_description(lib.ggml_backend_dev_get(i)).decode(errors="replace")
+        for i in range(lib.ggml_backend_dev_count())
+    ]
+    logger.info("llama.cpp devices: %s", "; ".join(devices) or "none")
+    return devices
 
 
 def _compact_state_llama() -> type[Llama]:
@@ -121,6 +163,9 @@ class LlamaCppLLM:
                 raise GenerationError(msg)
             try:
                 llama_class = _compact_state_llama()
+                if not load_cpu_backends():
+                    msg = f"cannot load model {self.model_path}: llama.cpp has no CPU backend"
+                    raise GenerationError(msg)
             except ImportError as exc:
                 msg = f"cannot load model {self.model_path}: llama-cpp-python is not installed"
                 raise GenerationError(msg) from exc

@@ -1,29 +1,58 @@
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api.errors import public_message
 from app.main import create_app
-from app.services import build_services
+from app.services import Services, build_services
 from app.settings import Settings
 from generation.llm.base import GenerationError, GenerationTimeout
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.quoting import BlockingLLM, QuotingLLM
 from tests.sse import parse_sse
 
+# The first source holding the quote is cited: the Anker Q30 for the headphones asked about.
+ANKER = '[?] "noise cancelling: True" The Anker Q30 has noise cancelling.'
+INDUCTION = '[?] "Yes, cast iron works on induction" Yes, it works on induction.'
+FOLD = (
+    '[?] "The ear cups swivel flat but do not fold" No, the ear cups swivel flat but do not fold.'
+)
 
-def _client(tmp_path: Path, llm: RecordingLLM) -> TestClient:
+
+def _services(tmp_path: Path, llm: RecordingLLM, **values: Any) -> Services:
     settings = Settings(
-        data_dir=tmp_path, embedder="hashing-256", semantic_min_similarity=0.2, _env_file=None
+        data_dir=tmp_path,
+        embedder="hashing-256",
+        semantic_min_similarity=0.2,
+        _env_file=None,
+        **values,
     )
-    return TestClient(create_app(services=build_services(settings, llm=llm)))
+    return build_services(settings, llm=llm)
+
+
+def _client(tmp_path: Path, llm: RecordingLLM, **values: Any) -> TestClient:
+    return TestClient(create_app(services=_services(tmp_path, llm, **values)))
+
+
+def _assert_quotes_are_in_their_sources(body: dict[str, Any]) -> None:
+    """Each claim carries its quote, and its span indexes the quote in its source's text."""
+    assert body["claims"]
+    by_number = {s["number"]: s for s in body["sources"]}
+    for claim in body["claims"]:
+        [number] = claim["sources"]
+        start, end = claim["quote_span"]
+        assert claim["quote"] and by_number[number]["text"][start:end] == claim["quote"]
 
 
 @pytest.fixture
-def llm() -> RecordingLLM:
-    return RecordingLLM(default="The Anker Q30 is a good choice [1].")
+def llm() -> QuotingLLM:
+    return QuotingLLM(default=ANKER)
 
 
 @pytest.fixture
@@ -112,14 +141,20 @@ class TestProducts:
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
-    def test_ask(self, client: TestClient, llm: RecordingLLM) -> None:
-        llm.replies.append("Yes, cast iron works on induction [1].")
-        response = client.post("/products/pan-lodge/ask", json={"question": "induction?"})
+    def test_ask(self, client: TestClient, llm: QuotingLLM) -> None:
+        llm.replies.append(INDUCTION)
+        response = client.post(
+            "/products/pan-lodge/ask", json={"question": "does it work on induction?"}
+        )
         assert response.status_code == 200
         body = response.json()
         assert not body["abstained"]
+        assert body["answer"] == "Yes. It works on induction [1]."
+        assert (body["kind"], body["verdict"]) == ("yes_no", "yes")
         assert body["citations"][0]["id"] == "pan-lodge#qa-1"
         assert body["citations"][0]["kind"] == "qa"
+        assert body["claims"][0]["quote"] == "Yes, cast iron works on induction"
+        _assert_quotes_are_in_their_sources(body)
 
     def test_ask_unknown_product(self, client: TestClient) -> None:
         response = client.post("/products/nope/ask", json={"question": "q"})
@@ -130,10 +165,10 @@ class TestProducts:
         assert response.status_code == 422
         assert response.json()["error"]["fields"][0]["field"] == "body.question"
 
-    def test_ask_streams_server_sent_events(self, client: TestClient, llm: RecordingLLM) -> None:
-        llm.replies.append("Battery lasts a week [1].")
+    def test_ask_streams_server_sent_events(self, client: TestClient, llm: QuotingLLM) -> None:
+        llm.replies.append(FOLD)
         with client.stream(
-            "POST", "/products/hp-sony/ask", json={"question": "battery life?", "stream": True}
+            "POST", "/products/hp-sony/ask", json={"question": "does it fold?", "stream": True}
         ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             events = parse_sse(response.read().decode())
@@ -141,6 +176,91 @@ class TestProducts:
         assert kinds[-1] == "final" and set(kinds[:-1]) == {"token"}
         streamed = "".join(data["text"] for kind, data in events if kind == "token")
         assert streamed == events[-1][1]["answer"]
+        assert streamed == "No. The ear cups swivel flat but do not fold [1]."
+
+
+def _stream(client: TestClient, path: str, question: str) -> list[tuple[str, dict]]:
+    response = client.post(path, json={"question": question, "stream": True})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return parse_sse(response.text)
+
+
+class TestStreamedAnswers:
+    """What is streamed is the answer: each token a checked claim, in both languages."""
+
+    @pytest.mark.parametrize(
+        ("path", "question", "reply", "answer"),
+        [
+            ("/advice", "headphones", ANKER, "The Anker Q30 has noise cancelling [1]."),
+            ("/advice", "降噪耳机", '[?] "续航约30小时" 续航约30小时。', "续航约30小时[1]。"),
+            (
+                "/products/pan-lodge/ask",
+                "does it work on induction?",
+                INDUCTION,
+                "Yes. It works on induction [1].",
+            ),
+            (
+                "/products/zh-huawei/ask",
+                "可以连接两台设备吗？",
+                '[?] "可以，支持双设备连接" 可以，支持双设备连接。',
+                "是的，支持双设备连接[1]。",
+            ),
+        ],
+    )
+    def test_the_tokens_are_the_final_answer(
+        self,
+        client: TestClient,
+        llm: QuotingLLM,
+        path: str,
+        question: str,
+        reply: str,
+        answer: str,
+    ) -> None:
+        llm.replies.append(reply)
+        events = _stream(client, path, question)
+        kinds = [kind for kind, _ in events]
+        assert kinds[-1] == "final" and set(kinds[:-1]) == {"token"}
+        final = events[-1][1]
+        assert not final["abstained"] and final["answer"] == answer
+        tokens = [data["text"] for kind, data in events if kind == "token"]
+        assert "".join(tokens) == final["answer"]
+        assert len(tokens) == len(final["claims"])  # one token per checked claim
+        _assert_quotes_are_in_their_sources(final)
+
+    def test_a_dropped_claim_is_never_streamed(self, client: TestClient, llm: QuotingLLM) -> None:
+        # Source 1 (the Anker) says 40 hours, not the Sony's 30; the Sony is not waterproof.
+        llm.replies.append(
+            f'{ANKER}\n[1] "battery life hours: 30" It lasts 30 hours.\n'
+            '[2] "noise cancelling: True" The Sony has noise cancelling and is waterproof.'
+        )
+        events = _stream(client, "/advice", "headphones")
+        final = events[-1][1]
+        assert final["answer"] == (
+            "The Anker Q30 has noise cancelling [1]. Sony WH-1000XM5 Wireless Noise Cancelling "
+            "Headphones: “noise cancelling: True” [2]."  # only its quote: it said more
+        )
+        assert final["dropped_claims"] == 1
+        assert final["dropped_reasons"] == ["quote_not_in_source"]
+        for kind, data in events[:-1]:
+            assert kind == "token"
+            assert "30 hours" not in data["text"] and "waterproof" not in data["text"]
+        assert "".join(data["text"] for _, data in events[:-1]) == final["answer"]
+
+    def test_a_claim_that_does_not_answer_is_never_streamed(
+        self, client: TestClient, llm: QuotingLLM
+    ) -> None:
+        llm.replies.append(
+            '[?] "Pre-seasoned cast iron pan for stove, oven and campfire" Yes, it works on a '
+            f"stove.\n{INDUCTION}"
+        )
+        events = _stream(client, "/products/pan-lodge/ask", "does it work on induction?")
+        final = events[-1][1]
+        assert final["answer"] == "Yes. It works on induction [1]."
+        assert final["dropped_reasons"] == ["not_an_answer"]  # the quote is off the question
+        tokens = [data["text"] for kind, data in events if kind == "token"]
+        assert "".join(tokens) == final["answer"]
+        assert not any("stove" in t or "[2]" in t for t in tokens)
 
 
 class TestAdvice:
@@ -150,12 +270,18 @@ class TestAdvice:
         )
         assert response.status_code == 200
         body = response.json()
-        assert body["answer"] == "The Anker Q30 is a good choice [1]."
+        assert body["answer"] == "The Anker Q30 has noise cancelling [1]."
         assert body["citations"][0]["product_id"] == "hp-anker"
         assert body["applied_constraints"] == ["price ≤ 100"]
         assert {"retrieval", "first_token", "total"} <= set(body["timings_ms"])
-        assert body["claims"] == [{"text": "The Anker Q30 is a good choice.", "sources": [1]}]
+        [claim] = body["claims"]
+        assert claim["text"] == "The Anker Q30 has noise cancelling."
+        assert claim["sources"] == [1] and claim["quote"] == "noise cancelling: True"
+        _assert_quotes_are_in_their_sources(body)
         assert body["abstained"] is False and body["abstain_reason"] is None
+        assert body["dropped_claims"] == 0 and body["dropped_reasons"] == []
+        assert body["kind"] is None and body["verdict"] is None  # asked of one product only
+        assert "dropped_citations" not in body and "corrected_claims" not in body
 
     def test_advice_stream_via_accept_header(self, client: TestClient) -> None:
         response = client.post(
@@ -166,6 +292,7 @@ class TestAdvice:
         events = parse_sse(response.text)
         assert events[-1][0] == "final"
         assert events[-1][1]["citations"]
+        assert events[-1][1]["answer"] == "The Anker Q30 has noise cancelling [1]."
 
     def test_a_conversation_continues_and_compares(self, client: TestClient) -> None:
         first = client.post("/advice", json={"question": "headphones", "conversation_id": "t-1"})
@@ -201,9 +328,11 @@ class TestModelFailure:
             response = client.post("/advice", json={"question": "headphones"})
             assert response.status_code == status
             assert response.json()["error"] == {"code": code, "message": public_message(error)}
+            # A stream that fails before its first event is a plain HTTP error, not a 200.
             streamed = client.post("/advice", json={"question": "headphones", "stream": True})
-            kind, data = parse_sse(streamed.text)[-1]
-            assert kind == "error" and data["error"]["code"] == code
+            assert streamed.status_code == status
+            assert streamed.headers["content-type"].startswith("application/json")
+            assert streamed.json()["error"] == {"code": code, "message": public_message(error)}
 
 
 class TestHealthAndDocs:
@@ -227,3 +356,119 @@ class TestHealthAndDocs:
             "/advice",
             "/health",
         } <= set(paths)
+
+
+ASK = "/products/pan-lodge/ask"
+QUESTION = {"question": "does it work on induction?", "cache": False}
+
+
+def _in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(call()), daemon=True)
+    thread.start()
+    return thread, results
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
+class TestBusyGenerator:
+    """One answer at a time (llm_concurrency=1): askers beyond the line are refused at once;
+    search and health never wait for the generator."""
+
+    @pytest.fixture
+    def blocking(self) -> Iterator[BlockingLLM]:
+        llm = BlockingLLM(default=INDUCTION)
+        yield llm
+        llm.release.set()  # never leave a request hanging
+
+    def _held(
+        self, tmp_path: Path, llm: BlockingLLM, queue: int
+    ) -> tuple[TestClient, Services, threading.Thread, list[Any]]:
+        services = _services(tmp_path, llm, llm_concurrency=1, llm_queue=queue)
+        client = TestClient(create_app(services=services))
+        client.__enter__()
+        first, results = _in_thread(lambda: client.post(ASK, json=QUESTION))
+        assert llm.started.wait(10), "the first answer never reached the generator"
+        return client, services, first, results
+
+    def test_a_full_line_is_refused_at_once_with_retry_after(
+        self, tmp_path: Path, store: EmbeddedStore, blocking: BlockingLLM
+    ) -> None:
+        client, _, first, results = self._held(tmp_path, blocking, queue=0)
+        try:
+            started = time.monotonic()
+            refused = client.post(ASK, json=QUESTION)
+            streamed = client.post(ASK, json={**QUESTION, "stream": True})
+            assert time.monotonic() - started < 5  # at once, not after the first answer
+            for response in (refused, streamed):
+                assert response.status_code == 503
+                assert response.headers["content-type"].startswith("application/json")
+                assert response.json()["error"]["code"] == "model_busy"
+                assert int(response.headers["retry-after"]) >= 1
+            blocking.release.set()
+            first.join(10)
+            assert len(blocking.calls) == 1  # the refused never reached the model
+            [answer] = results
+            assert answer.status_code == 200
+            assert answer.json()["answer"] == "Yes. It works on induction [1]."
+            again = client.post(ASK, json=QUESTION)  # the place was given back
+            assert again.status_code == 200
+        finally:
+            blocking.release.set()
+            first.join(10)
+            client.__exit__(None, None, None)
+
+    def test_a_waiting_asker_is_told_its_place_then_answered(
+        self, tmp_path: Path, store: EmbeddedStore, blocking: BlockingLLM
+    ) -> None:
+        client, services, first, first_results = self._held(tmp_path, blocking, queue=1)
+        try:
+            second, second_results = _in_thread(
+                lambda: client.post(ASK, json={**QUESTION, "stream": True})
+            )
+            _until(lambda: services.answers.admission.state()["waiting"] == 1)
+            full = client.post(ASK, json=QUESTION)  # one waits: the line is full
+            assert full.status_code == 503 and full.json()["error"]["code"] == "model_busy"
+            assert second.is_alive() and first.is_alive()
+            blocking.release.set()
+            first.join(10)
+            second.join(10)
+            assert first_results[0].status_code == 200
+            [response] = second_results
+            assert response.status_code == 200
+            events = parse_sse(response.text)
+            assert events[0] == ("queued", {"place": 1})
+            assert [kind for kind, _ in events[1:]] == ["token", "final"]
+            assert events[1][1]["text"] == events[-1][1]["answer"]
+            assert events[-1][1]["answer"] == "Yes. It works on induction [1]."
+            assert len(blocking.calls) == 2
+        finally:
+            blocking.release.set()
+            first.join(10)
+            client.__exit__(None, None, None)
+
+    def test_search_and_health_answer_while_the_generator_is_held(
+        self, tmp_path: Path, store: EmbeddedStore, blocking: BlockingLLM
+    ) -> None:
+        client, _, first, results = self._held(tmp_path, blocking, queue=0)
+        try:
+            started = time.monotonic()
+            health = client.get("/health")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            search = client.post("/search", json={"query": "headphones", "cache": False})
+            assert search.status_code == 200 and search.json()["results"]
+            assert client.get("/products/pan-lodge").status_code == 200
+            assert time.monotonic() - started < 5
+            assert first.is_alive()  # still held all along
+            blocking.release.set()
+            first.join(10)
+            assert results[0].status_code == 200
+        finally:
+            blocking.release.set()
+            first.join(10)
+            client.__exit__(None, None, None)

@@ -14,10 +14,11 @@ from app.api.errors import public_message
 from app.main import create_app
 from app.services import Services, build_services
 from app.settings import Settings
+from generation.answers import TokenEvent
 from generation.llm.base import GenerationError
-from generation.llm.fake import RecordingLLM
 from retrieval.stores.base import StoreError, StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
+from tests.quoting import QuotingLLM
 from tests.sse import parse_sse
 
 SECRET = "http://10.0.0.5:9200"
@@ -28,7 +29,8 @@ def services(tmp_path: Path, store: EmbeddedStore) -> Services:
     settings = Settings(
         data_dir=tmp_path, embedder="hashing-256", semantic_min_similarity=0.2, _env_file=None
     )
-    return build_services(settings, llm=RecordingLLM(default="The Anker Q30 is good [1]."))
+    llm = QuotingLLM(default='[?] "noise cancelling: True" The Anker Q30 has noise cancelling.')
+    return build_services(settings, llm=llm)
 
 
 @pytest.fixture
@@ -206,6 +208,7 @@ class TestServerErrors:
 
 
 class TestStreamErrors:
+    @pytest.mark.parametrize("at_once", [True, False], ids=["before-the-stream", "mid-stream"])
     @pytest.mark.parametrize(
         ("error", "status", "code", "message"),
         [
@@ -218,7 +221,7 @@ class TestStreamErrors:
             (RuntimeError(f"a bug near {SECRET}"), 500, "internal_error", "internal error"),
         ],
     )
-    def test_a_failing_stream_is_logged_and_the_event_is_safe(
+    def test_a_failing_stream_is_logged_and_what_the_client_gets_is_safe(
         self,
         client: TestClient,
         services: Services,
@@ -228,17 +231,30 @@ class TestStreamErrors:
         status: int,
         code: str,
         message: str,
+        at_once: bool,
     ) -> None:
+        """Failing before the first event is a plain HTTP error; failing after it, with the
+        response under way, an ``error`` event. Neither tells the client the library's
+        message."""
+
         def stream_advice(*args: object, **kwargs: object) -> Iterator[object]:
+            if not at_once:
+                yield TokenEvent("The Anker Q30 has noise cancelling [1].")
             raise error
-            yield  # a generator, as the real one
 
         monkeypatch.setattr(services.answers, "stream_advice", stream_advice)
         with caplog.at_level(logging.ERROR, logger="app.api.errors"):
             response = client.post("/advice", json={"question": "headphones", "stream": True})
-        kind, data = parse_sse(response.text)[-1]
-        assert kind == "error"
-        assert data == {"error": {"code": code, "message": message, "status": status}}
+        if at_once:
+            assert response.status_code == status
+            assert response.json() == {"error": {"code": code, "message": message}}
+        else:
+            assert response.status_code == 200
+            events = parse_sse(response.text)
+            assert events[0] == ("token", {"text": "The Anker Q30 has noise cancelling [1]."})
+            kind, data = events[-1]
+            assert kind == "error"
+            assert data == {"error": {"code": code, "message": message, "status": status}}
         assert SECRET not in response.text
         [record] = [r for r in caplog.records if r.name == "app.api.errors"]
         assert "POST /advice" in record.getMessage() and SECRET in record.getMessage()

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,23 @@ def test_search_command(
     monkeypatch.setenv("SHOPGUIDE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     assert main(["search", "cast iron skillet", "--size", "1"]) == 0
     assert '"id": "pan-lodge"' in capsys.readouterr().out
+
+
+def test_ask_command_prints_the_answer_with_its_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import cli
+    from app.services import build_services
+    from tests.quoting import QuotingLLM
+
+    main(["index", str(write_jsonl(tmp_path / "all.jsonl", PRODUCTS))])
+    capsys.readouterr()
+    llm = QuotingLLM(['[?] "Yes, cast iron works on induction" Yes, it works on induction.'])
+    monkeypatch.setattr(cli, "_services", lambda settings: build_services(settings, llm=llm))
+    assert main(["ask", "pan-lodge", "does it work on induction?"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["answer"] == "Yes. It works on induction [1]."
+    assert (body["kind"], body["verdict"]) == ("yes_no", "yes")
+    [claim] = body["claims"]
+    start, end = claim["quote_span"]
+    assert body["citations"][0]["text"][start:end] == claim["quote"]

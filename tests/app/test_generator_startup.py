@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from generation.llm.base import GenerationError
 from generation.llm.deferred import DeferredLLM
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.quoting import QuotingLLM
 
 
 class Installing:
@@ -29,7 +29,7 @@ class Installing:
         if not self.install.is_set():
             msg = "cannot load model /srv/models/x.gguf: llama-cpp-python is not installed"
             raise GenerationError(msg)
-        return RecordingLLM(default="The Anker Q30 is a good choice [1].")
+        return QuotingLLM(default='[?] "noise cancelling: True" It has noise cancelling.')
 
 
 @pytest.fixture
@@ -66,11 +66,16 @@ def test_answers_say_when_to_come_back(client: TestClient) -> None:
 
 
 def test_a_streamed_answer_says_when_to_come_back(client: TestClient) -> None:
+    """As a plain HTTP error, not a stream: nothing was streamed before it failed."""
     response = client.post("/advice", json={"question": "good headphones", "stream": True})
-    event, data = response.text.strip().split("\n", 1)
-    assert event == "event: error"
-    error = json.loads(data.removeprefix("data: "))["error"]
-    assert error["code"] == "model_not_ready" and error["retry_after_s"] >= 1
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/json")
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["code"] == "model_not_ready"
+    asked = client.post(
+        "/products/pan-lodge/ask", json={"question": "does it work on induction?", "stream": True}
+    )
+    assert asked.status_code == 503 and int(asked.headers["retry-after"]) >= 1
 
 
 def test_answers_once_installed(client: TestClient, installing: Installing) -> None:
@@ -81,3 +86,4 @@ def test_answers_once_installed(client: TestClient, installing: Installing) -> N
     assert health["state"] == "ready" and health["attempts"] >= 1
     answer = client.post("/advice", json={"question": "good headphones"})
     assert answer.status_code == 200 and answer.json()["citations"]
+    assert answer.json()["answer"] == "It has noise cancelling [1]."

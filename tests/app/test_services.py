@@ -1,11 +1,13 @@
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.services import (
     RerankScope,
+    build_answers,
     build_cache,
     build_embedder,
     build_reranker,
@@ -15,6 +17,7 @@ from app.services import (
     search_config_key,
 )
 from app.settings import Settings
+from generation.llm.fake import RecordingLLM
 from retrieval.caches.memory import MemoryCache
 from retrieval.caches.redis import RedisCache
 from retrieval.embedders.hashing import HashingEmbedder
@@ -23,7 +26,7 @@ from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.rankers.onnx_cross_encoder import OnnxCrossEncoderReranker
-from retrieval.search import SearchConfig
+from retrieval.search import HybridSearch, SearchConfig
 
 
 def _settings(**values: object) -> Settings:
@@ -116,6 +119,7 @@ def test_every_search_setting_is_part_of_the_cache_key() -> None:
     key = json.dumps(search_config_key(base))
     for field in dataclasses.fields(SearchConfig):
         value = getattr(base, field.name)
+        changed: Any
         if isinstance(value, bool):
             changed = not value
         elif isinstance(value, int | float):
@@ -175,3 +179,30 @@ def test_threads(configured: int | None, serving: bool, expected: int | None) ->
             assert blas_threads() == (expected or 5)
         finally:
             torch.set_num_threads(before)
+
+
+def test_the_answer_service_follows_the_settings(search: HybridSearch) -> None:
+    settings = _settings(
+        llm_concurrency=2,
+        llm_queue=7,
+        llm_timeout_s=30,
+        ask_min_quote_relevance=0.5,
+        ask_min_evidence=None,
+        ask_sources=4,
+    )
+    answers = build_answers(settings, search, RecordingLLM())
+    assert answers.admission.state() == {
+        "running": 0,
+        "waiting": 0,
+        "capacity": 2,
+        "max_waiting": 7,
+    }
+    assert answers.queue_timeout_s == 30
+    assert answers.min_quote_relevance == 0.5 and answers.ask_min_evidence is None
+    assert answers.ask_sources == 4
+
+
+def test_by_default_one_answer_runs_and_a_few_wait() -> None:
+    settings = _settings()
+    assert (settings.llm_concurrency, settings.llm_queue) == (1, 4)
+    assert settings.ask_min_quote_relevance is not None

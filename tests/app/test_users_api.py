@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
-from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.quoting import QuotingLLM
 
 USER = "shopper-1"
 
@@ -27,7 +27,8 @@ def _client(tmp_path: Path, **settings: Any) -> TestClient:
         _env_file=None,
         **settings,
     )
-    llm = RecordingLLM(default="The first one is a good choice [1].")
+    # True of whichever headphones come first (their category): a reply in the answer format.
+    llm = QuotingLLM(default='[?] "Headphones" These are headphones.')
     return TestClient(create_app(services=build_services(config, llm=llm)))
 
 
@@ -177,6 +178,7 @@ class TestErasure:
             json={"question": "headphones", "user_id": USER, "conversation_id": "c1"},
         )
         assert advice.status_code == 200
+        assert advice.json()["answer"].startswith("These are headphones [")
 
         erased = client.delete(f"/users/{USER}").json()
         assert erased == {

@@ -1,5 +1,8 @@
 """The answer-quality benchmark end to end on tiny data sets in the published formats, with the
-hashing embedder and a scripted fake LLM (the model is the boundary; the metrics are real)."""
+hashing embedder and a scripted fake LLM (the model is the boundary; the metrics are real).
+
+The fake replies in the product's reply format: one line per claim, ``[n] "verbatim words of
+source n" claim.``, found in the prompt it is given."""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import contextlib
 import io
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import answers
+from benchmarks import answers, concurrency
 from benchmarks.answers import (
     SAMPLE_CATALOG,
     _sample_row,
@@ -21,15 +25,20 @@ from benchmarks.answers import (
     best_threshold,
     constraint_scores,
     detector_scores,
+    epqa_scores,
+    judged_scores,
+    language_match,
     main,
     missed_constraints,
+    private_path,
+    read_judged,
     read_products,
     rule_scores,
     sample_queries,
     sample_questions,
+    split_of,
     tune_half,
     unexpected_constraints,
-    valid_citations,
     violations,
 )
 from benchmarks.datasets import JudgedQuery, Question, load_epqa
@@ -37,6 +46,7 @@ from generation.answers import Answer
 from generation.llm.base import ChatMessage, GenerationOptions
 from generation.llm.fake import RecordingLLM
 from generation.prompts import ABSTAIN_MARKER, ADVICE_SYSTEM, Source
+from generation.quotes import Claim
 from retrieval.schema import Filters, Product
 from tests.benchmarks.dataset_files import write_crowdflower, write_epqa
 
@@ -66,7 +76,8 @@ B002 = [
     ("", "description"),  # the real file has one empty candidate
 ]
 PAGES = {"B001": ("Frigidaire Crisper Drawer", B001), "B002": ("Espresso Machine", B002)}
-# qid, question, product, per candidate: (label, reference answer written from it)
+# qid, question, product, per candidate: (label, reference answer written from it).
+# The split is a hash of the id (`tune_half`): dev = 2, 3, 8, 10; test = 1, 4, 5.
 EPQA = [
     (
         "1",
@@ -76,9 +87,9 @@ EPQA = [
     ),
     (
         "2",
-        "what colour is the drawer?",
+        "what plastic is the drawer made of?",
         "B001",
-        [(0, ""), (2, "It is clear."), (1, "The drawer is clear."), (0, ""), (0, "")],
+        [(0, ""), (2, "It is clear plastic."), (1, "The drawer is clear."), (0, ""), (0, "")],
     ),
     (
         "3",
@@ -93,7 +104,15 @@ EPQA = [
     ),
     ("4", "does it come with a warranty?", "B002", [(0, "")] * 4),  # unanswerable
     ("5", "is it dishwasher safe?", "B001", [(0, "")] * 5),  # unanswerable
+    ("8", "what is the drawer made of?", "B001", [(0, "")] * 5),  # unanswerable by its labels
+    (
+        "10",
+        "how big is the water tank?",
+        "B002",
+        [(0, ""), (2, "It holds 1.5 litres."), (0, ""), (0, "")],
+    ),
 ]
+SPLIT = {"dev": {"2", "3", "8", "10"}, "test": {"1", "4", "5"}}
 
 
 def write_datasets(root: Path) -> Path:
@@ -110,16 +129,20 @@ def write_datasets(root: Path) -> Path:
     return root
 
 
-Reply = Callable[[str, str, list[tuple[int, str]]], str]
+# A source in the prompt: its number, its title, and the text shown to the model.
+Shown = tuple[int, str, str]
+Reply = Callable[[str, str, list[Shown]], str]
+_SOURCE_RE = re.compile(r"^\[(\d+)\] \(\w+\) (.*)\n    (.*)$", re.M)
 
 
 class ScriptedLLM(RecordingLLM):
     """The recording fake, with each reply chosen by ``reply(mode, question, sources)`` from the
-    prompt it is given (``sources``: each source's number and title)."""
+    prompt it is given; ``delay_s`` is slept before each piece (a model that takes time)."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, *, delay_s: float = 0.0) -> None:
         super().__init__(chunk=3)
         self.reply = reply
+        self.delay_s = delay_s
 
     def stream(
         self,
@@ -130,36 +153,68 @@ class ScriptedLLM(RecordingLLM):
     ) -> Iterator[str]:
         prompt = messages[-1].content
         mode = "advice" if messages[0].content == ADVICE_SYSTEM else "ask"
-        question = prompt.rsplit("\nQuestion: ", 1)[-1]
-        sources = [(int(n), t) for n, t in re.findall(r"^\[(\d+)\] \(\w+\) (.*)$", prompt, re.M)]
+        question = prompt.rsplit("\nQuestion: ", 1)[-1].removesuffix("\nAnswer:")
+        sources = [(int(n), t, text) for n, t, text in _SOURCE_RE.findall(prompt)]
         self.replies.append(self.reply(mode, question, sources))
-        return super().stream(messages, options, cancelled=cancelled)
+        for piece in super().stream(messages, options, cancelled=cancelled):
+            time.sleep(self.delay_s)
+            yield piece
+
+
+def quoting(sources: list[Shown], words: str, claim: str) -> str:
+    """A reply line quoting ``words`` from the source that shows them (the first source when
+    none does: a quote that is not in its source)."""
+    number = next((n for n, _, text in sources if words.casefold() in text.casefold()), 1)
+    return f'[{number}] "{words}" {claim}'
 
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.casefold()))
 
 
-def scripted_reply(mode: str, question: str, sources: list[tuple[int, str]]) -> str:
-    """ePQA: a fixed reply per question. Advice: cite the products whose title shares a word
-    with the question (none: abstain); on the sample catalog (Chinese too), cite every one."""
+def scripted_reply(mode: str, question: str, sources: list[Shown]) -> str:
+    """ePQA: a fixed reply per question. Advice: quote the title of each product whose title
+    shares a word with the question (none: abstain); on the sample catalog, of every one."""
     if not sources:
         return "ok"  # priming the prompt cache
-    every = "".join(f"[{n}]" for n, _ in sources)
     if mode == "ask":
         return {
-            "does this drawer fit a frs20 fridge?": f"Yes, it fits the FRS20 {every}.",
-            "what colour is the drawer?": ABSTAIN_MARKER,
-            "can it froth milk?": "It froths milk [1]. It is great [9].",
+            # a Yes that its quote settles (label 2)
+            "does this drawer fit a frs20 fridge?": quoting(
+                sources, "it fits the frs20 model", "Yes, it fits the frs20 model."
+            ),
+            # the wording says more than the quote: the quote ships (label 2)
+            "what plastic is the drawer made of?": quoting(
+                sources,
+                "the drawer is made of clear plastic",
+                "The drawer is a tinted clear plastic with a lovely finish.",
+            ),
+            # a Yes (label 2), then a claim citing a source it was not given: dropped
+            "can it froth milk?": quoting(
+                sources, "yes it has a milk frother", "Yes, it has a milk frother."
+            )
+            + '\n[9] "froths milk" It froths milk.',
             "does it come with a warranty?": ABSTAIN_MARKER,
-            "is it dishwasher safe?": "The drawer is clear [2].",
+            # a quote that does not settle the question: dropped, "not answered"
+            "is it dishwasher safe?": quoting(
+                sources, "arrived cracked, returned it", "It is dishwasher safe."
+            ),
+            # answered from a passage its labels call irrelevant (label 0)
+            "what is the drawer made of?": quoting(
+                sources,
+                "the drawer is made of clear plastic",
+                "The drawer is made of clear plastic.",
+            ),
+            # a quote that is not in its source: dropped, "unsupported"
+            "how big is the water tank?": quoting(
+                sources, "holds two litres", "It holds two litres."
+            ),
         }[question]
-    if question in {q.text for q in answers.SAMPLE_QUESTIONS}:
-        return f"These match {every}."
-    matching = [(n, t) for n, t in sources if _words(t) & _words(question)]
+    everything = question in {q.text for q in answers.SAMPLE_QUESTIONS}
+    matching = [(n, t) for n, t, _ in sources if everything or _words(t) & _words(question)]
     if not matching:
         return ABSTAIN_MARKER
-    return " ".join(f"{title} [{n}]." for n, title in matching)
+    return "\n".join(f'[{n}] "{title}" The {title} fits.' for n, title in matching[:3])
 
 
 @contextlib.contextmanager
@@ -167,6 +222,18 @@ def fake_llm(llm: RecordingLLM) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(answers, "build_llm", lambda settings: llm)
         yield
+
+
+ARGS = ["--embedder", "hashing-64", "--embedding-cache", "none", "--no-progress"]
+
+
+def run_main(args: list[str], llm: RecordingLLM) -> tuple[dict[str, Any], str]:
+    """``main(args)`` with ``llm``: the JSON it wrote to ``--out`` and what it printed."""
+    printed = io.StringIO()
+    with fake_llm(llm), contextlib.redirect_stdout(printed):
+        assert main([*ARGS, *args]) == 0
+    out = Path(args[args.index("--out") + 1])
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -180,22 +247,25 @@ def llm() -> ScriptedLLM:
 
 
 @pytest.fixture(scope="module")
-def run(
-    data: Path, llm: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, Any], str]:
-    """The JSON result of one run over all three data sets, and what it printed."""
-    out = tmp_path_factory.mktemp("out") / "answers.json"
-    args = ["--data", str(data), "--embedder", "hashing-64", "--embedding-cache", "none"]
-    args += ["--limit-queries", "10", "--no-progress", "--out", str(out)]
-    printed = io.StringIO()
-    with fake_llm(llm), contextlib.redirect_stdout(printed):
-        assert main(args) == 0
-    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("out")
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, llm: ScriptedLLM, folder: Path) -> tuple[dict[str, Any], str]:
+    """The JSON result of one run over the default data sets, and what it printed."""
+    args = ["--data", str(data), "--limit-queries", "10", "--out", str(folder / "answers.json")]
+    return run_main([*args, "--dump-claims", str(folder / "claims.jsonl")], llm)
 
 
 @pytest.fixture(scope="module")
 def result(run: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return run[0]
+
+
+@pytest.fixture(scope="module")
+def rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in result["datasets"]["epqa"]["rows"]}
 
 
 class TestEpqa:
@@ -207,81 +277,213 @@ class TestEpqa:
         assert questions["4"].answer == ""
         assert questions["4"].answers == ()
 
-    def test_answer_quality(self, result: dict[str, Any]) -> None:
+    def test_two_splits_each_sampled(self, result: dict[str, Any]) -> None:
         epqa = result["datasets"]["epqa"]
-        assert epqa["sampling"]["method"] == "all questions"
-        assert epqa["sampling"]["questions"] == 5
-        assert epqa["sampling"]["unanswerable"] == 2
-        answer = epqa["scores"]["answer"]
-        # q1 matches a reference exactly (markers removed), q3 scores 0.5, q2 abstained
-        assert answer["answered"] == {"n": 2, "f1": 0.75, "rouge_l": 0.75}
-        assert answer["all_answerable"] == {"n": 3, "f1": 0.5, "rouge_l": 0.5}
-        rows = {r["id"]: r for r in epqa["rows"]}
-        assert rows["1"]["f1"] == 1.0
-        assert rows["3"]["f1"] == 0.5
-        assert rows["2"]["f1"] is None
-        assert rows["5"]["f1"] is None  # unanswerable: not scored
-
-    def test_citations(self, result: dict[str, Any]) -> None:
-        citations = result["datasets"]["epqa"]["scores"]["citations"]
-        rows = {r["id"]: r for r in result["datasets"]["epqa"]["rows"]}
-        # q3 cited [1] and [9] of its 3 sources: one valid, one dropped
-        assert rows["3"]["valid_citations"] == 1
-        assert rows["3"]["dropped_citations"] == 1
-        assert len(rows["3"]["sources"]) == 3
-        assert rows["1"]["valid_citations"] == 5  # every passage of its page
-        # 5 + 1 + 1 valid, 1 dropped
-        assert (citations["valid"], citations["dropped"]) == (7, 1)
-        assert citations["validity"] == 0.875
-        # q1's 5 cited passages hold its labels 2 and 1; q3's page is all helpful; q5 has none
-        assert sorted(rows["1"]["cited_labels"]) == [0, 0, 0, 1, 2]
-        assert rows["5"]["cited_labels"] == [0]
-        assert citations["cited_passages"] == 7
-        assert citations["supported"] == 3
-        assert citations["support"] == round(3 / 7, 4)
-
-    def test_abstention(self, result: dict[str, Any]) -> None:
-        abstention = result["datasets"]["epqa"]["scores"]["abstention"]
-        # abstained on q2 (answerable) and q4 (unanswerable); answered q5 (unanswerable)
-        assert abstention == {
-            "abstained": 2,
-            "unanswerable": 2,
-            "true_positives": 1,
-            "precision": 0.5,
-            "recall": 0.5,
-            "rate_on_answerable": round(1 / 3, 4),
+        assert [split_of(qid) for qid in ("2", "3", "8", "10")] == ["dev"] * 4
+        assert [split_of(qid) for qid in ("1", "4", "5")] == ["test"] * 3
+        assert epqa["reported_split"] == "test"
+        sampling = epqa["sampling"]
+        assert sampling["dev"]["method"] == sampling["test"]["method"] == "all questions"
+        assert (sampling["dev"]["questions"], sampling["dev"]["unanswerable"]) == (4, 1)
+        assert (sampling["test"]["questions"], sampling["test"]["unanswerable"]) == (3, 2)
+        assert {r["id"]: r["split"] for r in epqa["rows"]} == {
+            qid: split for split, ids in SPLIT.items() for qid in ids
         }
-        rows = {r["id"]: r for r in result["datasets"]["epqa"]["rows"]}
-        assert rows["2"]["abstained"] and rows["2"]["cited"] == []
-        reasons = result["datasets"]["epqa"]["scores"]["fact_check"]["abstain_reasons"]
-        assert sum(reasons.values()) == 2 and set(reasons) <= {
-            "model",
-            "no_valid_citation",
-            "unsupported_facts",
-            "no_sources",
+        assert set(epqa["scores"]) == {"dev", "test"}
+        assert [r["id"] for r in epqa["rows"]] == [q[0] for q in EPQA]  # the data set's order
+
+    def test_rows_record_the_claims(self, rows: dict[str, dict[str, Any]]) -> None:
+        yes = rows["1"]
+        assert (yes["kind"], yes["verdict"], yes["abstained"]) == ("yes_no", "yes", False)
+        assert yes["answer"].startswith("Yes. ")
+        [claim] = yes["claims"]
+        assert claim["quote"] == "it fits the frs20 model"
+        assert claim["cited_label"] == 2 and not claim["quoted"]
+        assert claim["source_id"] in yes["cited"]
+        quoted = rows["2"]["claims"]
+        assert [(c["quoted"], c["cited_label"]) for c in quoted] == [(True, 2)]
+        assert "“the drawer is made of clear plastic”" in quoted[0]["text"]
+        assert rows["2"]["kind"] == "open" and rows["2"]["verdict"] is None
+        assert rows["3"]["dropped_reasons"] == ["unknown_source"]
+        assert rows["3"]["verdict"] == "yes"
+        assert [c["cited_label"] for c in rows["8"]["claims"]] == [0]
+
+    def test_abstentions_and_their_reasons(self, rows: dict[str, dict[str, Any]]) -> None:
+        assert (rows["4"]["abstain_reason"], rows["4"]["claims"]) == ("model", [])
+        assert rows["5"]["abstain_reason"] == "not_answered"
+        assert len(rows["5"]["dropped_reasons"]) == 1
+        assert rows["5"]["dropped_reasons"][0] in {"not_an_answer", "unsettled"}
+        assert rows["10"]["abstain_reason"] == "unsupported"
+        assert rows["10"]["dropped_reasons"] == ["quote_not_in_source"]
+        assert rows["10"]["kind"] == "measure"
+        assert all(r["cited"] == [] for r in rows.values() if r["abstained"])
+
+    def test_scores_of_the_test_split(self, result: dict[str, Any]) -> None:
+        test = result["datasets"]["epqa"]["scores"]["test"]
+        # 1 answered (Yes); 4 and 5 (unanswerable) abstained
+        assert (test["questions"], test["unanswerable"], test["answered"]) == (3, 2, 1)
+        assert test["refused_answerable"] == {"refused": 0, "answerable": 1, "share": 0.0}
+        abstention = test["abstention"]
+        assert (abstention["precision"], abstention["recall"]) == (1.0, 1.0)
+        claims = test["claims"]
+        assert claims["shipped"] == 1
+        assert claims["label_1_or_2_share"] == claims["label_2_share"] == 1.0
+        assert claims["quoted_share"] == 0.0
+        assert test["yes_no"] == {"questions": 3, "answered": 1, "verdict": 1, "yes": 1, "no": 0}
+        assert test["abstain_reasons"] == {"model": 1, "not_answered": 1}
+        assert sum(test["dropped_reasons"].values()) == 1
+        assert test["language_match"] == {"answered": 1, "matched": 1, "share": 1.0}
+        assert test["answer"]["answered"]["n"] == 1
+
+    def test_scores_of_the_dev_split(self, result: dict[str, Any]) -> None:
+        dev = result["datasets"]["epqa"]["scores"]["dev"]
+        # 2, 3, 8 answered; 10 (answerable) refused; 8 (unanswerable) answered
+        assert (dev["questions"], dev["unanswerable"], dev["answered"]) == (4, 1, 3)
+        assert dev["refused_answerable"] == {
+            "refused": 1,
+            "answerable": 3,
+            "share": round(1 / 3, 4),
         }
+        abstention = dev["abstention"]
+        assert (abstention["abstained"], abstention["true_positives"]) == (1, 0)
+        assert (abstention["precision"], abstention["recall"]) == (0.0, 0.0)
+        claims = dev["claims"]
+        assert claims["shipped"] == 3  # labels 2 (q2), 2 (q3), 0 (q8)
+        assert claims["label_1_or_2"] == claims["label_2"] == 2
+        assert claims["label_1_or_2_share"] == round(2 / 3, 4)
+        assert (claims["quoted"], claims["quoted_share"]) == (1, round(1 / 3, 4))
+        assert claims["unjudged"] == 0
+        assert dev["yes_no"] == {"questions": 1, "answered": 1, "verdict": 1, "yes": 1, "no": 0}
+        assert dev["abstain_reasons"] == {"unsupported": 1}
+        assert dev["dropped_reasons"] == {"quote_not_in_source": 1, "unknown_source": 1}
+        assert dev["kinds"] == {"measure": 1, "open": 2, "yes_no": 1}
+
+    def test_latency_in_seconds(self, result: dict[str, Any], rows: dict[str, Any]) -> None:
+        for split in ("dev", "test"):
+            latency = result["datasets"]["epqa"]["scores"][split]["latency_s"]
+            assert latency["first_token"]["n"] == latency["total"]["n"] == len(SPLIT[split])
+            assert 0 < latency["first_token"]["p50"] <= latency["total"]["p95"]
+        timings = rows["1"]["timings_ms"]
+        assert {"retrieval", "first_token", "model_first_token", "generation", "total"} <= set(
+            timings
+        )
+        assert timings["retrieval"] <= timings["first_token"] <= timings["total"]
 
     def test_abstention_rules_and_the_gate(self, result: dict[str, Any]) -> None:
         rules = result["datasets"]["epqa"]["rules"]
         assert set(rules) == {"model", "gate", "both"}
-        assert rules["model"]["abstained"] == 2  # as the model alone did
-        rows = result["datasets"]["epqa"]["rows"]
-        assert all(isinstance(r["evidence"], float) for r in rows)
+        assert rules["model"]["abstained"] == 3  # as the model alone did, both splits
+        epqa_rows = result["datasets"]["epqa"]["rows"]
+        assert all(isinstance(r["evidence"], float) for r in epqa_rows)
         gate = result["datasets"]["gate"]
-        assert gate["questions"] == 5 and gate["unanswerable"] == 2
-        assert sum(gate["halves"].values()) == 5
-        assert {r["id"] for r in gate["rows"]} == {r["id"] for r in rows}
-        evidence = {r["id"]: r["evidence"] for r in rows}
+        assert gate["questions"] == 7 and gate["unanswerable"] == 3
+        assert gate["halves"] == {"tune": 4, "test": 3}  # the tune half is dev
+        assert {r["id"] for r in gate["rows"]} == {r["id"] for r in epqa_rows}
+        evidence = {r["id"]: r["evidence"] for r in epqa_rows}
         assert all(evidence[r["id"]] == r["evidence"] for r in gate["rows"])  # the same figure
         assert [p["threshold"] for p in gate["curve"]][:2] == [0.1, 0.15]
+        # one index for both tasks
+        assert result["datasets"]["epqa"]["index"]["reused"] is True
+        assert "reused" not in gate["index"]
 
-    def test_latency(self, result: dict[str, Any]) -> None:
-        latency = result["datasets"]["epqa"]["latency_ms"]
-        assert latency["first_token"]["n"] == 5
-        assert latency["total"]["n"] == 5
-        assert 0 < latency["first_token"]["median"] <= latency["total"]["p95"]
-        row = result["datasets"]["epqa"]["rows"][0]
-        assert set(row["timings_ms"]) == {"first_token", "total"}
+
+class TestClaimsToJudge:
+    def test_each_shipped_claim_is_dumped_with_its_passage(
+        self, folder: Path, result: dict[str, Any]
+    ) -> None:
+        lines = (folder / "claims.jsonl").read_text(encoding="utf-8").splitlines()
+        dumped = [json.loads(line) for line in lines]
+        assert [d["id"] for d in dumped] == ["1", "2", "3", "8"]  # the rows' order
+        assert result["datasets"]["epqa"]["dumped_claims"]["claims"] == 4
+        one = next(d for d in dumped if d["id"] == "1")
+        assert one["question"] == "does this drawer fit a frs20 fridge?"
+        assert one["passage"] == "it fits the frs20 model. Question: will it fit frs20?"
+        assert one["label"] == 2
+        assert one["quote"] == "it fits the frs20 model"
+        assert one["reference"] == "Yes, it fits the FRS20."
+        assert one["split"] == "test"
+        assert one["answer"] == "Yes. It fits the frs20 model [1]."
+        assert one["claim"] == "It fits the frs20 model."  # the claim as shipped, uncited
+        assert {"claim", "answer", "quoted", "source_id", "references"} <= set(one)
+
+    def test_judged_claims_are_counted(
+        self, data: Path, folder: Path, tmp_path: Path, result: dict[str, Any]
+    ) -> None:
+        dumped = [
+            json.loads(line)
+            for line in (folder / "claims.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        judged = tmp_path / "judged.jsonl"
+        lines = [
+            {
+                "id": d["id"],
+                "claim": d["claim"],
+                "judgement": "supported" if d["label"] else "not_an_answer",
+            }
+            for d in dumped
+            if d["id"] != "3"  # one claim left unjudged
+        ]
+        lines.append({"id": "4", "claim": "It has a warranty.", "judgement": "contradicted"})
+        judged.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+        out = tmp_path / "judged-run.json"
+        again, printed = run_main(
+            ["--data", str(data), "--datasets", "epqa", "--judged", str(judged), "--out", str(out)],
+            ScriptedLLM(scripted_reply),
+        )
+        scores = again["judged"]
+        assert scores["judged"] == 4
+        assert scores["counts"] == {
+            "supported": 2,
+            "contradicted": 1,
+            "not_in_source": 0,
+            "not_an_answer": 1,
+        }
+        assert scores["supported_share"] == 0.5
+        assert scores["by_split"]["test"]["judged"] == 2  # q1 and q4
+        assert scores["by_split"]["dev"]["counts"]["supported"] == 1  # q2
+        run = scores["this_run"]
+        assert (run["claims"], run["judged"], run["unjudged"]) == (4, 3, 1)
+        assert run["supported_share"] == round(2 / 3, 4)
+        assert "== judged claims" in printed
+        assert "this run's 4 shipped claims" in printed
+
+    def test_a_bad_judgement_file_is_refused(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"id": "1", "claim": "x", "judgement": "maybe"}\n', encoding="utf-8")
+        with pytest.raises(ValueError, match="maybe"):
+            read_judged(bad)
+        bad.write_text('{"id": "1", "claim": "x"}\n', encoding="utf-8")
+        with pytest.raises(ValueError, match="judgement"):
+            read_judged(bad)
+        with pytest.raises(SystemExit):
+            main(["--judged", str(bad)])
+
+    def test_dumps_stay_out_of_the_repository(self, tmp_path: Path) -> None:
+        assert private_path(tmp_path / "claims.jsonl")
+        assert private_path(answers.ROOT / "bench-results" / "claims.jsonl")
+        assert not private_path(answers.ROOT / "claims.jsonl")
+        assert not private_path(answers.ROOT / "benchmarks" / "claims.jsonl")
+        with pytest.raises(SystemExit):
+            main(["--dump-claims", str(answers.ROOT / "claims.jsonl")])
+
+    def test_judged_scores_without_a_run(self) -> None:
+        judged = [
+            {"id": "1", "claim": "a", "judgement": "supported"},
+            {"id": "2", "claim": "b", "judgement": "not_in_source"},
+        ]
+        scores = judged_scores(judged)
+        assert scores["judged"] == 2 and scores["supported_share"] == 0.5
+        assert "this_run" not in scores
+        assert scores["by_split"]["dev"]["counts"]["not_in_source"] == 1
+
+
+class TestClaimReading:
+    def test_language_match(self) -> None:
+        assert language_match("is it clear?", "Yes. It is clear [1].")
+        assert language_match("is it clear?", "A review says “透明的” [1].")  # a quote
+        assert not language_match("is it clear?", "是的，它是透明的 [1]。")
+        assert language_match("是透明的吗", "是的，评论说：“clear plastic, very clear” [1]。")
+        assert not language_match("是透明的吗", "Yes, it is clear [1].")
 
 
 class TestCrowdflowerAdvice:
@@ -296,7 +498,10 @@ class TestCrowdflowerAdvice:
         assert scores["cited_unjudged"] == 1
         assert scores["relevant_share_cited"] == 0.75
         assert scores["abstention_rate"] == 0.2
-        assert scores["citation_validity"] == 1.0
+        claims = scores["claims"]
+        assert claims["claims"] == 8 and claims["dropped_claims"] == 0
+        assert claims["abstain_reasons"] == {"no_sources": 1}  # garden hose: nothing found
+        assert claims["language_match"] == 1.0
 
     def test_rows_name_cited_products_and_gains(self, result: dict[str, Any]) -> None:
         rows = {r["query"]: r for r in result["datasets"]["crowdflower"]["rows"]}
@@ -304,6 +509,9 @@ class TestCrowdflowerAdvice:
         assert None in rows["wireless headphones"]["cited_gains"]
         assert rows["garden hose"]["abstained"]
         assert rows["garden hose"]["cited"] == []
+        kettle = rows["kettle"]["claims"]
+        assert {c["product_id"] for c in kettle} == set(rows["kettle"]["cited"])
+        assert all(c["quote"] for c in kettle)
 
 
 class TestSampleConstraints:
@@ -336,14 +544,98 @@ class TestSampleConstraints:
         assert row["other_currency"] == [p for p in row["cited"] if currency[p] != "CNY"]
 
 
+class TestConcurrency:
+    @pytest.fixture(scope="class")
+    def load(
+        self, data: Path, tmp_path_factory: pytest.TempPathFactory
+    ) -> tuple[dict[str, Any], str]:
+        """1 then 4 askers, 2 questions each, a model that takes a while, no room to wait."""
+        out = tmp_path_factory.mktemp("load") / "load.json"
+        args = ["--data", str(data), "--datasets", "concurrency", "--concurrency", "1,4"]
+        args += ["--questions-per-asker", "2", "--out", str(out)]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SHOPGUIDE_LLM_CONCURRENCY", "1")
+            patch.setenv("SHOPGUIDE_LLM_QUEUE", "0")
+            patch.setenv("SHOPGUIDE_ASK_MIN_EVIDENCE", "-1")  # every question to the model
+            return run_main(args, ScriptedLLM(scripted_reply, delay_s=0.02))
+
+    def test_each_level(self, load: tuple[dict[str, Any], str]) -> None:
+        result, _ = load
+        d = result["datasets"]["concurrency"]
+        assert (d["llm_concurrency"], d["llm_queue"], d["questions_per_asker"]) == (1, 0, 2)
+        one, four = d["levels"]
+        assert (one["askers"], one["requests"], one["answered"]) == (1, 2, 2)
+        assert one["refused_busy"] == one["timeouts"] == one["errors"] == 0
+        assert one["first_token_s"]["n"] == one["total_s"]["n"] == 2
+        assert one["throughput_per_min"] > 0 and one["wall_s"] > 0
+        assert four["askers"] == 4 and four["requests"] == 8
+        assert four["refused_busy"] >= 1 and four["answered"] >= 1
+        assert four["answered"] + four["refused_busy"] + four["timeouts"] + four["errors"] == 8
+        assert four["timeouts"] == four["errors"] == 0
+        assert four["queued"] == 0  # nobody may wait
+        assert len(four["retry_after_s"]) == four["refused_busy"]
+        assert all(s >= 1 for s in four["retry_after_s"])
+        answer_s = four["total_s"]["p50"]
+        assert four["refusal_s"]["max"] < answer_s  # refused at once, not after a wait
+        busy = [r for r in four["requests_detail"] if r["status"] == "busy"]
+        assert all("refusal_ms" in r and "retry_after_s" in r for r in busy)
+        assert {r["asker"] for r in four["requests_detail"]} == {0, 1, 2, 3}
+
+    def test_printed(self, load: tuple[dict[str, Any], str]) -> None:
+        _, printed = load
+        assert "== concurrency: 2 ePQA questions per asker, llm_concurrency 1, llm_queue 0" in (
+            printed
+        )
+
+    def test_level_scores(self) -> None:
+        records = [
+            {
+                "status": "answered",
+                "abstained": False,
+                "queued_place": None,
+                "first_token_ms": 100.0,
+                "total_ms": 400.0,
+            },
+            {
+                "status": "answered",
+                "abstained": True,
+                "queued_place": 1,
+                "first_token_ms": 900.0,
+                "total_ms": 900.0,
+            },
+            {"status": "busy", "retry_after_s": 6, "refusal_ms": 5.0},
+            {"status": "timeout", "error": "late"},
+        ]
+        scores = concurrency.level_scores(records, askers=4, wall_s=30.0)
+        assert (scores["answered"], scores["abstained"], scores["queued"]) == (2, 1, 1)
+        assert (scores["refused_busy"], scores["timeouts"], scores["errors"]) == (1, 1, 0)
+        assert scores["retry_after_s"] == [6]
+        assert scores["throughput_per_min"] == 4.0
+        assert scores["first_token_s"]["p50"] == 0.5
+        assert scores["refusal_s"]["p50"] == 0.005
+
+    def test_levels_option(self) -> None:
+        assert concurrency.levels("1,4,8") == (1, 4, 8)
+        assert concurrency.levels("4, 4,2") == (4, 2)
+        with pytest.raises(ValueError):
+            concurrency.levels("0,2")
+        with pytest.raises(SystemExit):
+            main(["--concurrency", "x"])
+        with pytest.raises(SystemExit):  # without the concurrency data set
+            main(["--concurrency", "2"])
+
+
 class TestCommand:
     def test_settings_machine_and_git(self, result: dict[str, Any]) -> None:
         settings = result["settings"]
         assert settings["llm"] == "recording-fake"
         assert settings["embedder"] == "hashing-64"
-        assert settings["limit_questions"] == 120
+        assert settings["limit_questions"] == 60
+        assert settings["limit_questions_per"] == "split"
         assert settings["limit_queries"] == 10
         assert settings["seed"] == 0
+        assert settings["concurrency"] == [1, 4, 8]
+        assert {"llm_concurrency", "llm_queue", "ask_min_quote_relevance"} <= set(settings)
         assert result["machine"]["cpu_count"] >= 1
         assert "git" in result
         assert list(result["datasets"]) == ["gate", "epqa", "crowdflower", "sample"]
@@ -359,26 +651,32 @@ class TestCommand:
 
     def test_printed_tables(self, run: tuple[dict[str, Any], str]) -> None:
         _, printed = run
-        assert "== epqa: 5 questions (2 unanswerable" in printed
+        assert "== epqa: 2 pages" in printed
+        assert "  dev: 4 questions (1 unanswerable) of 4 (1 unanswerable)\n" in printed
+        assert "  test: 3 questions (2 unanswerable) of 3 (2 unanswerable)\n" in printed
+        assert "test is the reported split" in printed
+        assert re.search(r"claims shipped\s+3\s+1\n", printed)
+        assert re.search(r"cited label >= 1\s+0\.667\s+1\.000\n", printed)
+        assert "dev: abstentions unsupported 1; dropped claims quote_not_in_source 1" in printed
         assert "gate, then model (shipped)" in printed
-        assert "== gate: evidence of 5 ePQA questions (2 unanswerable)" in printed
-        assert "citation validity 0.875 (7 valid, 1 dropped)" in printed
+        assert "== gate: evidence of 7 ePQA questions (3 unanswerable)" in printed
+        assert "4 claims written to" in printed
         assert "== crowdflower advice: 5 queries" in printed
         assert "== sample catalog constraints" in printed
         assert "written to" in printed
 
     def test_dataset_choice_and_limits(self, data: Path, tmp_path: Path) -> None:
-        out = tmp_path / "small.json"
-        args = ["--data", str(data), "--embedder", "hashing-64", "--embedding-cache", "none"]
-        args += ["--datasets", "crowdflower", "--limit-queries", "2", "--seed", "3"]
-        with fake_llm(ScriptedLLM(scripted_reply)), contextlib.redirect_stdout(io.StringIO()):
-            assert main([*args, "--no-progress", "--out", str(out)]) == 0
-        small = json.loads(out.read_text(encoding="utf-8"))
-        assert list(small["datasets"]) == ["crowdflower"]
+        args = ["--data", str(data), "--datasets", "crowdflower,epqa", "--limit-queries", "2"]
+        args += ["--limit-questions", "2", "--seed", "3", "--out", str(tmp_path / "small.json")]
+        small, _ = run_main(args, ScriptedLLM(scripted_reply))
+        assert list(small["datasets"]) == ["crowdflower", "epqa"]
         crowdflower = small["datasets"]["crowdflower"]
         assert crowdflower["sampling"]["queries"] == 2
         assert crowdflower["sampling"]["seed"] == 3
         assert len(crowdflower["rows"]) == 2
+        sampling = small["datasets"]["epqa"]["sampling"]
+        assert sampling["dev"]["questions"] == sampling["test"]["questions"] == 2  # per split
+        assert sampling["dev"]["unanswerable"] == sampling["test"]["unanswerable"] == 1
 
     def test_bad_options_are_refused(self) -> None:
         with pytest.raises(SystemExit):
@@ -433,6 +731,60 @@ class TestSamples:
         assert len(sample) == 4
         assert sample == sample_queries(queries, 4, 0)
         assert [q.id for q in sample] == sorted((q.id for q in sample), key=int)
+
+
+def _row(
+    answerable: bool,
+    claims: list[tuple[int | None, bool]],
+    *,
+    kind: str = "open",
+    verdict: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """An ePQA row: its claims as (cited label, quoted); none: abstained for ``reason``."""
+    return {
+        "answerable": answerable,
+        "abstained": not claims,
+        "abstain_reason": reason if not claims else None,
+        "kind": kind,
+        "verdict": verdict,
+        "claims": [{"cited_label": label, "quoted": quoted} for label, quoted in claims],
+        "dropped_claims": 1 if reason else 0,
+        "dropped_reasons": ["unsettled"] if reason else [],
+        "language_match": True,
+        "f1": None,
+        "rouge_l": None,
+        "timings_ms": {"first_token": 1000.0, "total": 2000.0},
+    }
+
+
+class TestEpqaScores:
+    def test_claims_labels_and_refusals(self) -> None:
+        rows = [
+            _row(True, [(2, False), (None, True)], kind="yes_no", verdict="no"),
+            _row(True, [(1, True)]),
+            _row(True, [], kind="yes_no", reason="not_answered"),
+            _row(False, [(0, False)]),
+            _row(False, [], reason="model"),
+            {"id": "x", "error": "timeout"},
+        ]
+        scores = epqa_scores(rows, prevalence=0.06)
+        assert (scores["questions"], scores["errors"], scores["answered"]) == (5, 1, 3)
+        assert scores["refused_answerable"]["share"] == round(1 / 3, 4)
+        assert scores["abstention"]["precision"] == 0.5
+        assert scores["abstention"]["recall"] == 0.5
+        assert "precision_at_data_set_share" in scores["abstention"]
+        claims = scores["claims"]
+        assert (claims["shipped"], claims["label_1_or_2"], claims["label_2"]) == (4, 2, 1)
+        assert (claims["unjudged"], claims["quoted"]) == (1, 2)
+        assert claims["label_1_or_2_share"] == 0.5 and claims["per_answer"] == round(4 / 3, 4)
+        assert scores["yes_no"] == {"questions": 2, "answered": 1, "verdict": 1, "yes": 0, "no": 1}
+        assert scores["abstain_reasons"] == {"model": 1, "not_answered": 1}
+        assert scores["dropped_reasons"] == {"unsettled": 2}
+        assert scores["latency_s"]["first_token"] == {"p50": 1.0, "p95": 1.0, "n": 5}
+
+    def test_the_halves_are_the_splits(self) -> None:
+        assert all(split_of(str(i)) == ("dev" if tune_half(str(i)) else "test") for i in range(50))
 
 
 class TestAbstentionRules:
@@ -520,19 +872,23 @@ class TestConstraintChecks:
         source = Source(1, "p001", "p001", "product", SONY.title, "brand: Sony")
         answer = Answer(
             question="headphones under $100",
-            text="Buy these [1].",
+            text="The Sony WH-1000XM5 fits [1].",
             abstained=False,
             cited=[source],
             sources=[source],
-            dropped_citations=0,
             applied_constraints=["price ≤ 100"],
             filters=Filters(price_max=100),
+            claims=[Claim("The Sony WH-1000XM5 fits.", (1,), "Sony WH-1000XM5")],
         )
         question = answers.SAMPLE_QUESTIONS[0]
         row = _sample_row(question, answer, {"p001": SONY})
         assert row["violations"] == {"p001": ["price_max"]}
         assert row["other_currency"] == []
+        assert row["claims"] == [
+            {"text": "The Sony WH-1000XM5 fits.", "quote": "Sony WH-1000XM5", "product_id": "p001"}
+        ]
+        assert row["language_match"]
         scores = constraint_scores([row])
         assert scores["satisfaction_applied"] == 0.0
         assert scores["satisfaction_meant"] == 0.0
-        assert valid_citations(answer) == 1
+        assert scores["claims"]["claims"] == 1

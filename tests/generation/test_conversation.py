@@ -9,11 +9,15 @@ import pytest
 from generation.answers import AnswerService
 from generation.conversation import Conversation, ConversationStore, Turn, interpret
 from generation.llm.fake import RecordingLLM
+from generation.prompts import ABSTAIN_MARKER
 from retrieval.caches.memory import MemoryCache
 from retrieval.schema import Filters
 from retrieval.search import HybridSearch
+from tests.quoting import QuotingLLM
 
 SHOWN = Conversation("c", shown=["a", "b", "c", "d", "e"])
+# True of every headphones product's source (its category), whichever is first.
+HEADPHONES = '[?] "Headphones" These are headphones.'
 
 
 @pytest.mark.parametrize(
@@ -99,10 +103,11 @@ class TestAdviceInAConversation:
     def test_cheaper_repeats_the_search_below_the_recommended_price(
         self, search: HybridSearch
     ) -> None:
-        llm = RecordingLLM(default="It fits [1].")
+        llm = QuotingLLM(default=HEADPHONES)
         service = _service(search, llm)
         first = service.advise("noise cancelling headphones", conversation_id="c1")
         assert first.follow_up == "new" and first.conversation_id == "c1"
+        assert first.text == "These are headphones [1]."
         recommended = first.cited[0].product
         assert recommended is not None and recommended.price is not None
         cheaper = service.advise("cheaper ones?", conversation_id="c1")
@@ -113,8 +118,10 @@ class TestAdviceInAConversation:
         assert "noise cancelling headphones (cheaper ones?)" in llm.last_prompt
 
     def test_chinese_cheaper(self, search: HybridSearch) -> None:
-        service = _service(search, RecordingLLM(default="不错[1]。"))
+        llm = QuotingLLM(['[?] "主动降噪" 主动降噪。'], default=ABSTAIN_MARKER)
+        service = _service(search, llm)
         first = service.advise("耳机", conversation_id="zh")
+        assert first.text == "主动降噪[1]。"
         cheaper = service.advise("便宜一点的", conversation_id="zh")
         assert cheaper.follow_up == "cheaper"
         assert cheaper.filters.price_max is not None
@@ -122,7 +129,7 @@ class TestAdviceInAConversation:
         assert cheaper.filters.price_max < (first.cited[0].product.price or 0)
 
     def test_which_of_these_answers_over_the_products_shown(self, search: HybridSearch) -> None:
-        service = _service(search, RecordingLLM(default="This one [2]."))
+        service = _service(search, QuotingLLM(default=HEADPHONES))
         first = service.advise("headphones", conversation_id="c2")
         among = service.advise("which of these has the longest battery?", conversation_id="c2")
         assert among.follow_up == "among_shown"
@@ -132,7 +139,7 @@ class TestAdviceInAConversation:
     def test_compare_is_built_from_catalog_fields_without_the_model(
         self, search: HybridSearch
     ) -> None:
-        llm = RecordingLLM(default="Good [1].")
+        llm = QuotingLLM(default=HEADPHONES)
         service = _service(search, llm)
         first = service.advise("headphones", conversation_id="c3")
         calls = len(llm.calls)
@@ -153,14 +160,15 @@ class TestAdviceInAConversation:
 
     def test_turns_are_remembered(self, search: HybridSearch) -> None:
         store = ConversationStore(MemoryCache())
-        service = AnswerService(search, RecordingLLM(default="Ok [1]."), conversations=store)
+        service = AnswerService(search, QuotingLLM(default=HEADPHONES), conversations=store)
         service.advise("headphones", conversation_id="c4")
         service.advise("cheaper ones?", conversation_id="c4")
         turns = store.load("c4").turns
         assert [t.question for t in turns] == ["headphones", "cheaper ones?"]
         assert all(t.cited for t in turns)
+        assert all(t.answer == "These are headphones [1]." for t in turns)
 
     def test_without_a_store_a_conversation_is_refused(self, search: HybridSearch) -> None:
-        service = AnswerService(search, RecordingLLM(default="Ok [1]."))
+        service = AnswerService(search, RecordingLLM(default=ABSTAIN_MARKER))
         with pytest.raises(ValueError, match="not configured"):
             service.advise("headphones", conversation_id="c5")

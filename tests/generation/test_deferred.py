@@ -11,6 +11,7 @@ from generation.llm.deferred import DeferredLLM
 from generation.llm.fake import RecordingLLM
 
 HELLO = [ChatMessage("user", "hello")]
+READY = '[1] "ready" It is ready.'  # a reply in the answer format (`generation.quotes`)
 
 
 class Flaky:
@@ -26,7 +27,7 @@ class Flaky:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        llm = RecordingLLM(default="ready [1].")
+        llm = RecordingLLM(default=READY)
         self.built.append(llm)
         return llm
 
@@ -37,7 +38,7 @@ class TestDeferredLLM:
 
         def factory() -> RecordingLLM:
             release.wait(10)
-            return RecordingLLM(default="ready [1].")
+            return RecordingLLM(default=READY)
 
         llm = DeferredLLM(factory, name="model.gguf")
         llm.warm_up()
@@ -47,7 +48,7 @@ class TestDeferredLLM:
         assert llm.status().state in ("starting", "loading")
         release.set()
         assert llm.wait(10)
-        assert "".join(llm.stream(HELLO, GenerationOptions())) == "ready [1]."
+        assert "".join(llm.stream(HELLO, GenerationOptions())) == READY
         status = llm.status()
         assert status.state == "ready" and status.ready_after_s is not None
         assert llm.name == "model.gguf"

@@ -40,6 +40,22 @@ def test_statements_are_sentences_clauses_and_attributes() -> None:
     assert statements("ok") == ["ok"]  # too short to split is itself
 
 
+def test_a_long_sentence_is_split_at_commas_into_verbatim_pieces() -> None:
+    clauses = [
+        f"clause {i} is about the sturdy stainless steel lid and its handle" for i in range(8)
+    ]
+    sentence = ", ".join(clauses) + "."
+    assert len(sentence) > 400 and "." not in sentence[:-1]
+    pieces = statements(sentence + " Short one.")
+    assert len(pieces) >= 3
+    assert pieces[-1] == "Short one."
+    for piece in pieces[:-1]:
+        assert piece in sentence, piece  # a quote of a piece is a quote of the source
+        assert len(piece) <= 200
+        assert not piece.startswith((",", " ")) and not piece.endswith((",", " "))
+    assert ", ".join(pieces[:-1]) == sentence  # in order, nothing lost between the pieces
+
+
 def test_evidence_is_the_best_statement_not_the_diluted_passage() -> None:
     embedder = HashingEmbedder(256)
     question = "how many hours of battery"

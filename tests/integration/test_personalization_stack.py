@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.services import Services, build_services
-from generation.llm.fake import RecordingLLM
 from tests.conftest import PRODUCTS
 from tests.integration.servers import free_port
-from tests.integration.test_stack import index, stack_settings
+from tests.integration.test_stack import HEADPHONES, index, stack_settings
+from tests.quoting import QuotingLLM
 
 USER = "stack-shopper@example.com"
 
@@ -35,7 +35,7 @@ def stack(
         profiles="redis",
         personalize_weight=1.0,
     )
-    services = build_services(settings, llm=RecordingLLM(default="A good pick [1]."))
+    services = build_services(settings, llm=QuotingLLM(default=HEADPHONES))
     index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
     with TestClient(create_app(services=services)) as client:
         yield services, client
@@ -75,6 +75,7 @@ def test_events_personalize_and_erasure_leaves_nothing_in_redis(
         "/advice", json={"question": "headphones", "user_id": USER, "conversation_id": "c-1"}
     )
     assert advice.status_code == 200
+    assert advice.json()["answer"].startswith("These are headphones [")
     assert _keys_of(redis_url, USER)  # profile, events, event ids, result, conversation
 
     erased = client.delete(f"/users/{USER}").json()
@@ -94,7 +95,7 @@ def test_a_dead_profile_redis_serves_unpersonalized_and_refuses_events(
         profiles="redis",
         profiles_redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
     )
-    services = build_services(settings, llm=RecordingLLM(default="A good pick [1]."))
+    services = build_services(settings, llm=QuotingLLM(default=HEADPHONES))
     index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
     with TestClient(create_app(services=services)) as client:
         assert _ids(client, user_id=USER) == _ids(client)

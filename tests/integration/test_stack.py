@@ -24,8 +24,11 @@ from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from tests.conftest import PRODUCTS, write_jsonl
 from tests.integration.servers import OwnRedis, TcpProxy, free_port
+from tests.quoting import QuotingLLM
 
 QUERY = {"query": "noise cancelling headphones"}
+# A reply in the answer format, true of whichever headphones come first (their category).
+HEADPHONES = '[?] "Headphones" These are headphones.'
 
 
 def stack_settings(tmp_path: Path, es_url: str, alias: str, **overrides: Any) -> Settings:
@@ -76,7 +79,7 @@ def make_stack(tmp_path: Path, es_url: str, es_alias: str) -> Iterator[Callable[
     clients: list[TestClient] = []
 
     def make(*, es: str = es_url, indexed: bool = True, **overrides: Any) -> Stack:
-        llm = RecordingLLM(default="The Anker Q30 is a good choice [1].")
+        llm = QuotingLLM(default=HEADPHONES)
         services = build_services(stack_settings(tmp_path, es, es_alias, **overrides), llm=llm)
         if indexed:
             index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
@@ -115,6 +118,8 @@ class TestRedisInFront:
         again = stack.client.post("/advice", json=question).json()
         assert (first["cached"], again["cached"]) == (False, True)
         assert again["answer"] == first["answer"]
+        assert first["answer"].startswith("These are headphones [")
+        assert again["claims"] == first["claims"] and first["claims"][0]["quote"]
         assert len(stack.llm.calls) == 1
 
     def test_a_reindex_invalidates_every_cached_result(
