@@ -21,7 +21,7 @@ from generation.claims import ClaimStream, abstain_reason
 from generation.compare import Comparison, compare_products, comparison_claims
 from generation.constraints import parse_constraints
 from generation.conversation import Conversation, ConversationStore, FollowUp, Turn, interpret
-from generation.evidence import scored_statements
+from generation.evidence import quotable, scored_statements
 from generation.facts import render_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
@@ -267,7 +267,7 @@ class AnswerService:
             for i, hit in enumerate(hits[:3]):
                 chosen[i] = [s for s in Source(0, "", "", "", "", hit.text).statements()][:2]
         else:
-            for statement in ranked[:ASK_STATEMENTS]:
+            for statement in [s for s in ranked if quotable(s.text)][:ASK_STATEMENTS]:
                 chosen.setdefault(statement.hit, []).append(sanitize(statement.text))
         sources = [
             Source(

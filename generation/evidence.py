@@ -19,7 +19,7 @@ import numpy as np
 from retrieval.embedders.base import Embedder
 from retrieval.search import Hit
 
-__all__ = ["Statement", "evidence", "scored_statements", "statements"]
+__all__ = ["Statement", "evidence", "quotable", "scored_statements", "statements"]
 
 # Sentence ends followed by a space, semicolons, and CJK sentence marks; also line breaks.
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|[;；。！？!?\n]+")
@@ -44,6 +44,15 @@ def statements(text: str) -> list[str]:
                 begin = previous
         parts.append(part[begin:].strip(" ,，"))
     return [p for p in parts if len(p) >= _MIN_CHARS] or [text]
+
+
+_ASKED = re.compile(r"^\s*(?:Q|Question)\s*[:：-]|[?？]\s*$", re.IGNORECASE)
+
+
+def quotable(statement: str) -> bool:
+    """Whether a statement can support a claim: not a question (a Q&A's "Q: …", a sentence
+    ending in "?"), which states nothing about the product."""
+    return _ASKED.search(statement) is None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from generation.evidence import statements
+from generation.evidence import quotable, statements
 from generation.llm.base import ChatMessage
 from retrieval.schema import Product
 
@@ -37,7 +37,9 @@ class Source:
 
     def statements(self) -> list[str]:
         """What the model may quote from this source, as the model sees it."""
-        parts = self.shown or tuple(s for p in self.text.split(" | ") for s in statements(p))
+        parts = self.shown or tuple(
+            s for p in self.text.split(" | ") for s in statements(p) if quotable(s)
+        )
         return [sanitize(p, _MAX_SOURCE_CHARS) for p in parts]
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from generation.evidence import quotable, statements
 from generation.facts import numbers_in
 from generation.questions import QuestionKind, hedged, holds_kind, negated, split_verdict
 from generation.quotes import QuotedClaim, is_chinese, locate
@@ -230,6 +231,21 @@ def _on_subject(question: str, quote: str, title: str) -> bool:
     )
 
 
+def _passage_disagrees(question: str, quote: str, source: CheckSource) -> bool:
+    """Whether another statement of the quote's passage, on the question's subject, denies
+    what the quote affirms or the reverse ("in the box: software disc" … "not true! there is
+    no software with it")."""
+    return any(
+        negated(other) != negated(quote)
+        for other in statements(source.text)
+        if other.strip() not in quote
+        and quote.strip() not in other
+        and quotable(other)
+        and not hedged(other)
+        and _on_subject(question, other, source.title)
+    )
+
+
 def question_verdict(question: str, quote: str) -> Verdict:
     """The Yes or No that ``quote`` gives to ``question``: a negated quote answers No. A
     negated Chinese question flips it (不防水吗？— 不，防水); an English one does not
@@ -317,6 +333,8 @@ def check_claim(claim: QuotedClaim, context: ClaimContext) -> Supported | Reject
             if hedged(quote) or not _on_subject(context.question, quote, source.title):
                 return Rejected("unsettled", quote)
             verdict = question_verdict(context.question, quote)
+            if _passage_disagrees(context.question, quote, source):
+                return Rejected("unsettled", "the passage says both")
             if said is None:  # the model did not find a Yes or No in it either
                 return Rejected("unsettled", quote)
             if said != verdict:

@@ -13,7 +13,8 @@ from generation.support import CheckSource, ClaimContext, Supported
 
 MARKER = "NOT_IN_SOURCES"
 SPEC = "Keeps water cold all day. Capacity: 750 ml. Running time: 1-2 hrs."
-REVIEW = "The lid leaks. Not waterproof at all. Waterproof to 10 m."
+REVIEW = "The lid leaks. Waterproof to 10 m."
+OTHER_REVIEW = "Not waterproof at all."
 COLD = '[1] "Keeps water cold all day" It keeps water cold all day.'
 
 
@@ -24,6 +25,7 @@ def _stream(
         1: CheckSource(1, "Aqua Bottle", SPEC),
         2: CheckSource(2, "Trail Bottle", REVIEW, kind="review"),
         3: CheckSource(3, "华为耳机", "续航约30小时，支持无线充电。"),
+        4: CheckSource(4, "Trail Bottle", OTHER_REVIEW, kind="review"),
     }
     kind = question_kind(question) if mode == "ask" else "open"
     return ClaimStream(ClaimContext(question, mode, sources, kind, chinese), MARKER)
@@ -96,7 +98,7 @@ def test_a_yes_no_answer_opens_with_its_verdict_once_and_drops_a_conflict() -> N
     stream = _stream("is it waterproof?")
     reply = (
         '[2] "Waterproof to 10 m" Yes, it is waterproof to 10 m.\n'
-        '[2] "Not waterproof at all" No, it is not waterproof at all.\n'
+        '[4] "Not waterproof at all" No, it is not waterproof at all.\n'
         '[1] "Capacity: 750 ml" Yes, it has a capacity of 750 ml.'
     )
     out = _feed(stream, reply)
@@ -104,6 +106,15 @@ def test_a_yes_no_answer_opens_with_its_verdict_once_and_drops_a_conflict() -> N
     assert stream.text.count("Yes") == 1
     assert stream.verdict == "yes"
     assert "conflict" in stream.reasons()
+
+
+def test_a_passage_that_says_both_does_not_settle_a_yes_no_question() -> None:
+    stream = _stream("is it waterproof?")
+    stream.context.sources[2] = CheckSource(
+        2, "Trail Bottle", "Waterproof to 10 m. Not waterproof at all, it leaked.", kind="review"
+    )
+    _feed(stream, '[2] "Waterproof to 10 m" Yes, it is waterproof to 10 m.')
+    assert stream.text == "" and stream.reasons() == ["unsettled"]
 
 
 def test_chinese_puts_the_citation_before_the_full_stop() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generation.evidence import evidence, statements
+from generation.evidence import evidence, quotable, statements
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.search import Explanation, Hit
 
@@ -69,3 +69,9 @@ def test_evidence_is_the_best_statement_not_the_diluted_passage() -> None:
 def test_no_evidence_when_the_vector_side_did_not_run() -> None:
     assert evidence("续航多久", [_hit(DESCRIPTION, ("lexical",))], HashingEmbedder(64)) is None
     assert evidence("anything", [], HashingEmbedder(64)) is None
+
+
+def test_a_question_in_a_passage_is_not_quotable() -> None:
+    assert not quotable("Q: does it come with the box, chute and ramp")
+    assert not quotable("the box, chute and ramp?")
+    assert quotable("A: it comes with the wooden stand and the black chute.")
