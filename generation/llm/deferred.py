@@ -45,6 +45,18 @@ class LoadStatus:
     ready_after_s: float | None
 
 
+def _invalidate_import_caches() -> None:
+    """`importlib.invalidate_caches`, which in Python 3.11 can raise KeyError when another
+    thread imports at the same moment (both edit ``sys.path_importer_cache``): best effort,
+    tried again once."""
+    for _ in range(2):
+        try:
+            importlib.invalidate_caches()
+            return
+        except (KeyError, RuntimeError) as exc:
+            logger.debug("import caches changed while being invalidated: %r", exc)
+
+
 class DeferredLLM:
     """The `LLM` protocol over a backend that ``factory`` builds and warms in the background."""
 
@@ -141,7 +153,8 @@ class DeferredLLM:
         while not self._stop.is_set():
             attempts += 1
             self._status = LoadStatus("loading", self._status.detail, attempts, None)
-            importlib.invalidate_caches()  # packages installed since the last attempt
+            if attempts > 1:
+                _invalidate_import_caches()  # packages installed since the last attempt
             try:
                 llm = self._factory()
                 llm.warm_up()
