@@ -21,7 +21,7 @@ from generation.claims import ClaimStream, abstain_reason
 from generation.compare import Comparison, compare_products, comparison_claims
 from generation.constraints import parse_constraints
 from generation.conversation import Conversation, ConversationStore, FollowUp, Turn, interpret
-from generation.evidence import quotable, scored_statements
+from generation.evidence import quotable, scored_statements, statements
 from generation.facts import render_claims
 from generation.llm.base import LLM, GenerationError, GenerationOptions, generate
 from generation.pipelines import build_answer_pipeline
@@ -265,7 +265,7 @@ class AnswerService:
         chosen: dict[int, list[str]] = {}
         if ranked is None:  # not scored: the first statements of the first passages
             for i, hit in enumerate(hits[:3]):
-                chosen[i] = [s for s in Source(0, "", "", "", "", hit.text).statements()][:2]
+                chosen[i] = [sanitize(s) for s in statements(hit.text) if quotable(s)][:2]
         else:
             for statement in [s for s in ranked if quotable(s.text)][:ASK_STATEMENTS]:
                 chosen.setdefault(statement.hit, []).append(sanitize(statement.text))

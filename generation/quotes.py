@@ -25,6 +25,7 @@ from retrieval.text import has_cjk
 
 MAX_CLAIMS = 3
 MAX_CLAIM_CHARS = 220
+# `retrieval.text.CJK_RANGE` as the characters themselves, which a GBNF class takes.
 _CJK_RANGE = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"
 

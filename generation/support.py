@@ -33,7 +33,7 @@ from generation.facts import numbers_in
 from generation.questions import QuestionKind, hedged, holds_kind, negated, split_verdict
 from generation.quotes import QuotedClaim, is_chinese, locate
 from retrieval.schema import Product
-from retrieval.text import has_cjk, normalize, stem, tokenize
+from retrieval.text import CJK_RANGE, has_cjk, normalize, stem, tokenize
 
 Verdict = Literal["yes", "no"]
 
@@ -179,11 +179,8 @@ def _numbers(text: str) -> set[float]:
 
 
 def _latin_terms(text: str) -> set[str]:
-    latin = re.sub(rf"[{_CJK_CHARS}]+", " ", text)
+    latin = re.sub(rf"[{CJK_RANGE}]+", " ", text)
     return {_UNITS.get(t, t) for t in tokenize(latin) if not any(c.isdigit() for c in t)}
-
-
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 
 
 def _cjk_chars(text: str) -> set[str]:

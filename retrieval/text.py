@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_RANGE = _CJK  # the Chinese characters, as ranges of a regular expression class
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _CJK_RE = re.compile(rf"[{_CJK}]")
 
