@@ -71,13 +71,16 @@ the reported split).
    Over both splits together: abstention by the model alone, by the evidence gate alone at the
    configured threshold, and by both (the gate first, then the model, as the API runs).
 
-   ``--dump-claims PATH`` writes one JSON line per shipped claim (the question, the answer, the
-   claim, its quote, the cited passage's text and ePQA label, the reference answer) to judge by
-   reading; ``--judged PATH`` reads such lines back with a ``judgement`` (one of `JUDGEMENTS`)
-   and reports the counts and the share supported, per split, and for the claims of this run it
-   matches (same question id and claim text). Both files hold ePQA text: they must stay out of
-   the repository (a path inside it is refused unless under ``bench-results/`` or ``var/``, which
-   git ignores).
+   ``--dump-claims PATH`` writes one JSON line per claim, shipped or dropped (the question, the
+   answer, the claim as shipped or as the model wrote it, its quote, why it was dropped, the
+   cited passage's text and ePQA label, the reference answer) to judge by reading;
+   ``--judged PATH`` reads such lines back with a ``judgement`` (one of `JUDGEMENTS`) and
+   reports, per split, the counts and the share supported of the shipped claims, and the
+   checker's precision (of the judged shipped claims, the share supported) and recall (of the
+   judged claims that were supported, shipped or dropped, the share shipped); and the same for
+   the claims of this run it matches (same question id and claim text). Both files hold ePQA
+   text: they must stay out of the repository (a path inside it is refused unless under
+   ``bench-results/`` or ``var/``, which git ignores).
 
 2. ``crowdflower``: ``advise(query)`` for ``--limit-queries`` seeded queries over the whole
    CrowdFlower catalog. Scores the share of the recommended (cited) products that the query's
@@ -399,6 +402,7 @@ class Options:
     concurrency_levels: tuple[int, ...] = concurrency.DEFAULT_LEVELS
     questions_per_asker: int = concurrency.DEFAULT_PER_ASKER
     dump_claims: Path | None = None
+    splits: tuple[str, ...] = SPLITS
     prime_s: float | None = None  # the first service's warm-up (and priming); None before
     # each catalog's store and index report, indexed once per run
     stores: dict[str, tuple[EmbeddedStore, dict[str, Any]]] = field(default_factory=dict)
@@ -556,6 +560,23 @@ def _claim_sources(answer: Answer) -> Iterator[tuple[str, str, str | None, bool]
         yield claim.text, claim.quote or "", source.source_id if source else None, claim.quoted
 
 
+def _dropped_claims(answer: Answer) -> Iterator[dict[str, Any]]:
+    """Each dropped claim that was a claim (the model's line parsed): its text as the model
+    wrote it, quote, cited source id, and why it was dropped."""
+    by_number = {s.number: s for s in answer.sources}
+    for rejected in answer.dropped:
+        if rejected.claim is None:
+            continue
+        source = by_number.get(rejected.claim.source)
+        yield {
+            "text": rejected.claim.text,
+            "quote": rejected.claim.quote,
+            "source_id": source.source_id if source else None,
+            "reason": rejected.reason,
+            "detail": rejected.detail,
+        }
+
+
 # -- ePQA: questions about one product --------------------------------------------------------
 
 
@@ -582,6 +603,8 @@ def _epqa_row(
         "question": question.text,
         "kind": answer.kind,
         "answerable": answerable(question),
+        # 2: a passage answers it; 1: passages only help (the reference often "not sure")
+        "best_label": max(question.labels.values(), default=0),
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "verdict": answer.verdict,
@@ -600,6 +623,10 @@ def _epqa_row(
         ],
         "dropped_claims": answer.dropped_claims,
         "dropped_reasons": list(answer.dropped_reasons),
+        "dropped": [
+            {**dropped, "cited_label": label(dropped["source_id"])}
+            for dropped in _dropped_claims(answer)
+        ],
         "reference": question.answer,
         "references": len(question.answers),
         "sources": [s.source_id for s in answer.sources],
@@ -623,6 +650,8 @@ def epqa_scores(rows: list[dict[str, Any]], prevalence: float | None = None) -> 
     yes_no = [r for r in ok if r["kind"] == "yes_no"]
     yes_no_answered = [r for r in yes_no if not r["abstained"]]
     refused = sum(1 for r in answerable_rows if r["abstained"])
+    answered_on_page = [r for r in answerable_rows if r.get("best_label") == 2]
+    refused_on_page = sum(1 for r in answered_on_page if r["abstained"])
     matched = sum(1 for r in answered if r["language_match"])
     supported = sum(1 for x in labels if x is not None and x >= 1)
     answering = sum(1 for x in labels if x == 2)
@@ -641,6 +670,12 @@ def epqa_scores(rows: list[dict[str, Any]], prevalence: float | None = None) -> 
             "refused": refused,
             "answerable": len(answerable_rows),
             "share": _ratio(refused, len(answerable_rows)),
+            # of those that a passage answers (labelled 2), not only helps with
+            "answered_on_page": {
+                "refused": refused_on_page,
+                "questions": len(answered_on_page),
+                "share": _ratio(refused_on_page, len(answered_on_page)),
+            },
         },
         "abstention": detector_scores([(r["abstained"], r["answerable"]) for r in ok], prevalence),
         "claims": {
@@ -791,10 +826,14 @@ def rule_scores(
 def claim_records(
     rows: list[dict[str, Any]], questions: dict[str, Question], catalog: EpqaCatalog
 ) -> Iterator[dict[str, Any]]:
-    """One record per shipped claim of the rows, with what a reader needs to judge it."""
+    """One record per claim of the rows, with what a reader needs to judge it: the shipped
+    claims (``shipped`` true) and the dropped ones as the model wrote them (``shipped`` false,
+    with ``reason``), so that a judged file measures the checker both ways."""
     for row in _ok(rows):
         question = questions[row["id"]]
-        for claim in row["claims"]:
+        claims = [{**c, "shipped": True} for c in row["claims"]]
+        claims += [{**c, "shipped": False, "quoted": False} for c in row.get("dropped", [])]
+        for claim in claims:
             yield {
                 "id": row["id"],
                 "split": row["split"],
@@ -802,6 +841,8 @@ def claim_records(
                 "kind": row["kind"],
                 "answer": row["answer"],
                 "verdict": row["verdict"],
+                "shipped": claim["shipped"],
+                "reason": claim.get("reason"),
                 "claim": claim["text"],
                 "quote": claim["quote"],
                 "quoted": claim["quoted"],
@@ -824,9 +865,10 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def read_judged(path: Path) -> list[dict[str, str]]:
-    """The judgements of a JSON-lines file (``id``, ``claim``, ``judgement``; other fields are
-    ignored); a line that lacks one, or judges outside `JUDGEMENTS`, is an error."""
+def read_judged(path: Path) -> list[dict[str, Any]]:
+    """The judgements of a JSON-lines file (``id``, ``claim``, ``judgement``, and ``shipped``,
+    true when absent; other fields are ignored); a line that lacks one of the first three, or
+    judges outside `JUDGEMENTS`, is an error."""
     judged = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -847,6 +889,7 @@ def read_judged(path: Path) -> list[dict[str, str]]:
                 "id": str(record["id"]),
                 "claim": str(record["claim"]),
                 "judgement": record["judgement"],
+                "shipped": record.get("shipped", True) is not False,
             }
         )
     return judged
@@ -861,27 +904,50 @@ def _judgement_counts(judgements: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def checker_scores(shipped: Sequence[str], dropped: Sequence[str]) -> dict[str, Any]:
+    """The judgements of shipped and of dropped claims, and the checker's precision (of the
+    shipped, the share supported) and recall (of the supported, the share shipped)."""
+    kept = shipped.count("supported")
+    lost = dropped.count("supported")
+    return {
+        **_judgement_counts(shipped),
+        "dropped": _judgement_counts(dropped),
+        "checker_precision": _ratio(kept, len(shipped)),
+        "checker_recall": _ratio(kept, kept + lost),
+    }
+
+
 def judged_scores(
-    judged: Sequence[dict[str, str]], rows: list[dict[str, Any]] | None = None
+    judged: Sequence[dict[str, Any]], rows: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """The counts of each judgement and the share supported, over the file and per split; with
-    ``rows`` (an ePQA run), over this run's shipped claims that a judgement matches (same
-    question id and claim text; the last judgement of a claim counts)."""
+    """`checker_scores` over the file and per split; with ``rows`` (an ePQA run), over this
+    run's claims that a judgement matches (same question id and claim text; the last
+    judgement of a claim counts)."""
+
+    def scores(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return checker_scores(
+            [j["judgement"] for j in items if j["shipped"]],
+            [j["judgement"] for j in items if not j["shipped"]],
+        )
+
     out: dict[str, Any] = {
-        **_judgement_counts([j["judgement"] for j in judged]),
+        **scores(judged),
         "by_split": {
-            split: _judgement_counts([j["judgement"] for j in judged if split_of(j["id"]) == split])
-            for split in SPLITS
+            split: scores([j for j in judged if split_of(j["id"]) == split]) for split in SPLITS
         },
     }
     if rows is not None:
         by_claim = {(j["id"], j["claim"].strip()): j["judgement"] for j in judged}
         shipped = [(r["id"], c["text"].strip()) for r in _ok(rows) for c in r["claims"]]
+        dropped = [(r["id"], c["text"].strip()) for r in _ok(rows) for c in r.get("dropped", [])]
         found = [by_claim[key] for key in shipped if key in by_claim]
+        found_dropped = [by_claim[key] for key in dropped if key in by_claim]
         out["this_run"] = {
             "claims": len(shipped),
             "unjudged": len(shipped) - len(found),
-            **_judgement_counts(found),
+            "dropped_claims": len(dropped),
+            "dropped_unjudged": len(dropped) - len(found_dropped),
+            **checker_scores(found, found_dropped),
         }
     return out
 
@@ -908,7 +974,7 @@ def _epqa_samples(
     and how each was drawn."""
     picked: list[tuple[str, Question]] = []
     sampling = {}
-    for split in SPLITS:
+    for split in options.splits:
         questions, how = sample_questions(
             [q for q in data.questions if split_of(q.id) == split],
             options.limit_questions,
@@ -968,7 +1034,7 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
         "sampling": sampling,
         "scores": {
             split: epqa_scores([r for r in rows if r["split"] == split], prevalence[split])
-            for split in SPLITS
+            for split in options.splits
         },
         "rules": rule_scores(rows, options.settings.ask_min_evidence, overall),
         "latency_ms": _latency(rows),
@@ -1339,6 +1405,16 @@ def private_path(path: Path) -> bool:
     return any(resolved.is_relative_to(ROOT / folder) for folder in PRIVATE_FOLDERS)
 
 
+def _splits(value: str) -> tuple[str, ...]:
+    """The ``--splits`` argument: known splits, in `SPLITS` order."""
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    unknown = names - set(SPLITS)
+    if unknown or not names:
+        msg = f"splits must be among {','.join(SPLITS)}, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return tuple(s for s in SPLITS if s in names)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.answers",
@@ -1358,6 +1434,12 @@ def _parser() -> argparse.ArgumentParser:
         default=60,
         help="ePQA questions to ask per split, dev and test (a seeded sample, stratified by "
         "answerability; default 60)",
+    )
+    parser.add_argument(
+        "--splits",
+        type=_splits,
+        default=SPLITS,
+        help="the ePQA splits to ask, comma-separated (default: dev,test; tune on dev alone)",
     )
     parser.add_argument(
         "--all-unanswerable",
@@ -1390,8 +1472,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="write each shipped ePQA claim with its quote, passage, label and reference as a "
-        "JSON line, to judge by reading (outside the repository, or under bench-results/)",
+        help="write each ePQA claim, shipped or dropped, with its quote, passage, label and "
+        "reference as a JSON line, to judge by reading (outside the repository, or under "
+        "bench-results/)",
     )
     parser.add_argument(
         "--judged",
@@ -1399,7 +1482,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="JSON lines with id, claim and judgement (one of "
-        f"{', '.join(JUDGEMENTS)}): report the judged counts and the share supported",
+        f"{', '.join(JUDGEMENTS)}) and shipped: report the judged counts, the share "
+        "supported, and the checker's precision and recall",
     )
     add_embedding_cache(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1485,6 +1569,7 @@ def _settings(
         "advice_sources": settings.advice_sources,
         "limit_questions": args.limit_questions,
         "limit_questions_per": "split",
+        "splits": list(args.splits),
         "all_unanswerable": args.all_unanswerable,
         "limit_queries": args.limit_queries,
         "sample_questions": len(SAMPLE_QUESTIONS),
@@ -1519,6 +1604,7 @@ def _run(
         config=search_config(settings),
         llm=llm,
         limit_questions=args.limit_questions,
+        splits=args.splits,
         limit_queries=args.limit_queries,
         seed=args.seed,
         progress=not args.no_progress,
@@ -1676,6 +1762,10 @@ def _epqa_lines() -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
         ("questions (unanswerable)", lambda s: f"{s['questions']:>4} ({s['unanswerable']:>2})"),
         ("answered", lambda s: f"{s['answered']:>9}"),
         ("refused answerable, share", share("refused_answerable", "share")),
+        (
+            "  … a passage answers (2)",
+            lambda s: _num(s["refused_answerable"]["answered_on_page"]["share"], 9),
+        ),
         ("abstention precision", share("abstention", "precision")),
         ("abstention recall", share("abstention", "recall")),
         ("claims shipped", lambda s: f"{s['claims']['shipped']:>9}"),
@@ -1699,23 +1789,24 @@ def _epqa_lines() -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
 
 def _print_epqa(d: dict[str, Any], out: Callable[[str], Any]) -> None:
     sampling, scores = d["sampling"], d["scores"]
-    errors = sum(scores[split]["errors"] for split in SPLITS)
+    splits = list(scores)
+    errors = sum(scores[split]["errors"] for split in splits)
     out(
         f"\n== epqa: {d['catalog']['products']} pages; {d['seconds']} s"
         + (f"; {errors} failed" if errors else "")
         + "\n"
     )
-    for split in SPLITS:
+    for split in splits:
         how = sampling[split]
         out(
             f"  {split}: {how['questions']} questions ({how['unanswerable']} unanswerable) of "
             f"{how['data_set_questions']} ({how['data_set_unanswerable']} unanswerable)\n"
         )
     out(f"  settings are chosen on dev; {d['reported_split']} is the reported split\n")
-    out(f"  {'':<28}" + "".join(f"{split:>10}" for split in SPLITS) + "\n")
+    out(f"  {'':<28}" + "".join(f"{split:>10}" for split in splits) + "\n")
     for name, cell in _epqa_lines():
-        out(f"  {name:<28}" + "".join(f" {cell(scores[split])}" for split in SPLITS) + "\n")
-    for split in SPLITS:
+        out(f"  {name:<28}" + "".join(f" {cell(scores[split])}" for split in splits) + "\n")
+    for split in splits:
         s = scores[split]
         out(
             f"  {split}: abstentions {_counts(s['abstain_reasons'])}; dropped claims "
@@ -1759,7 +1850,13 @@ def _print_concurrency(d: dict[str, Any], out: Callable[[str], Any]) -> None:
 
 def _judged_part(scores: dict[str, Any]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in scores["counts"].items())
-    return f"{scores['judged']} judged ({counts}), supported {_num(scores['supported_share'], 5)}"
+    dropped = scores["dropped"]
+    return (
+        f"{scores['judged']} shipped judged ({counts}), supported "
+        f"{_num(scores['supported_share'], 5)}; {dropped['judged']} dropped judged, "
+        f"{dropped['counts']['supported']} supported; checker precision "
+        f"{_num(scores['checker_precision'], 5)}, recall {_num(scores['checker_recall'], 5)}"
+    )
 
 
 def _print_judged(d: dict[str, Any], out: Callable[[str], Any]) -> None:
@@ -1769,8 +1866,9 @@ def _print_judged(d: dict[str, Any], out: Callable[[str], Any]) -> None:
     if "this_run" in d:
         run = d["this_run"]
         out(
-            f"  this run's {run['claims']} shipped claims: {_judged_part(run)}; "
-            f"{run['unjudged']} not judged\n"
+            f"  this run ({run['claims']} shipped, {run['dropped_claims']} dropped): "
+            f"{_judged_part(run)}; {run['unjudged']} shipped and {run['dropped_unjudged']} "
+            "dropped not judged\n"
         )
 
 

@@ -28,7 +28,7 @@ from generation.pipelines import build_answer_pipeline
 from generation.prompts import ABSTAIN_MARKER, Source, advice_messages, ask_messages, sanitize
 from generation.questions import QuestionKind, question_kind
 from generation.quotes import Claim
-from generation.support import CheckSource, ClaimContext
+from generation.support import CheckSource, ClaimContext, Rejected
 from retrieval.schema import Filters, Product
 from retrieval.search import HybridSearch, ResultPolicy
 from retrieval.text import has_cjk
@@ -77,6 +77,8 @@ class Answer:
     # Claims dropped by the checker (`generation.support`) and why, one reason each.
     dropped_claims: int = 0
     dropped_reasons: list[str] = field(default_factory=list)
+    # The dropped claims themselves (the model's line and why), for judging the checker.
+    dropped: list[Rejected] = field(default_factory=list)
     # For a question about one product: what it asks for, and the Yes or No its quote gave.
     kind: QuestionKind | None = None
     verdict: str | None = None
@@ -520,6 +522,7 @@ class AnswerService:
                 abstain_reason=reason,
                 dropped_claims=len(stream.rejected) if stream is not None else 0,
                 dropped_reasons=stream.reasons() if stream is not None else [],
+                dropped=list(stream.rejected) if stream is not None else [],
                 evidence=evidence,
                 closest=closest if reason is not None else [],
                 kind=question_kind(question) if mode == "ask" else None,

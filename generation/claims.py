@@ -130,7 +130,7 @@ class ClaimStream:
         seen = {normalize(parsed.text), f"{parsed.source}:{normalize(parsed.quote)}"}
         if seen & self._seen or _degenerate(line):
             self.repeated = True
-            return self._reject(Rejected("repetition", line[:80]))
+            return self._reject(Rejected("repetition", line[:80], parsed))
         self._seen |= seen
         checked = check_claim(parsed, self.context)
         if isinstance(checked, Rejected):
@@ -138,7 +138,7 @@ class ClaimStream:
         opening = ""
         if checked.verdict is not None:
             if self._verdict is not None and checked.verdict != self._verdict:
-                return self._reject(Rejected("conflict", checked.quote))
+                return self._reject(Rejected("conflict", checked.quote, parsed))
             if self._verdict is None:
                 self._verdict = checked.verdict
                 opening = VERDICTS[(checked.verdict, self.context.chinese)]

@@ -15,7 +15,7 @@ from generation.evidence import quotable, statements
 from generation.llm.base import ChatMessage
 from retrieval.schema import Product
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 ABSTAIN_MARKER = "NOT_IN_SOURCES"
 _MAX_SOURCE_CHARS = 700
 
@@ -52,12 +52,20 @@ def sanitize(text: str, limit: int = _MAX_SOURCE_CHARS) -> str:
 
 
 def render_sources(sources: Sequence[Source]) -> str:
-    """The fenced block of numbered sources."""
+    """The fenced block of numbered sources. Passages of one product (a question about it)
+    name the product once, above them: a shorter prompt is a faster first token."""
     lines = ["<sources>"]
+    titles = {source.title for source in sources}
+    one_product = len(sources) > 1 and len(titles) == 1
+    if one_product:
+        lines.append(f"Product: {sanitize(sources[0].title, 200)}")
     for source in sources:
-        lines.append(f"[{source.number}] ({source.kind}) {sanitize(source.title, 200)}")
         text = " … ".join(source.statements()) if source.shown else sanitize(source.text)
-        lines.append(f"    {text}")
+        if one_product:
+            lines.append(f"[{source.number}] ({source.kind}) {text}")
+        else:
+            lines.append(f"[{source.number}] ({source.kind}) {sanitize(source.title, 200)}")
+            lines.append(f"    {text}")
     lines.append("</sources>")
     return "\n".join(lines)
 
@@ -100,10 +108,9 @@ passages from that product's page (description, attributes, reviews, Q&A), in at
 
 Example:
 <sources>
-[1] (attributes) Aero Bottle
-    capacity: 750 ml … material: stainless steel
-[2] (review) Aero Bottle
-    Keeps water cold all day … the lid leaks if you drop it
+Product: Aero Bottle
+[1] (attributes) capacity: 750 ml … material: stainless steel
+[2] (review) Keeps water cold all day … the lid leaks if you drop it
 </sources>
 Question: how much water does it hold?
 Answer:

@@ -78,7 +78,8 @@ _NUMBER = (
 )
 _ZH_NUMBER = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千半]+)"
 _DURATION_RE = re.compile(
-    rf"{_NUMBER}\s*\+?\s*(?:-\s*)?{_TIME_UNITS}\b|\ball (?:day|night|week)\b|\bovernight\b"
+    rf"(?:{_NUMBER}\s*\+?\s*(?:-\s*)?|\ban?\s+){_TIME_UNITS}\b"
+    r"|\ball (?:day|night|week)\b|\bovernight\b"
     rf"|\b{_TIME_UNITS}\s*[:=]\s*\d"  # an attribute named with its unit: "battery life hours: 30"
     rf"|{_ZH_NUMBER}\s*(?:个)?(?:小时|分钟|秒|天|周|星期|个月|月|年)",
     re.IGNORECASE,
@@ -179,9 +180,13 @@ def negated(text: str) -> bool:
     return negations(text) % 2 == 1
 
 
+_ASIDE = re.compile(r"\([^()]*\)|（[^（）]*）")
+
+
 def hedged(text: str) -> bool:
-    """Whether ``text`` only guesses ("might", "probably", 可能)."""
-    return _HEDGES.search(normalize(text).replace("’", "'")) is not None
+    """Whether ``text`` only guesses ("might", "probably", 可能); a guess in an aside ("an
+    airplane jack adapter (i think that's what it is called)") does not hedge the rest."""
+    return _HEDGES.search(_ASIDE.sub(" ", normalize(text).replace("’", "'"))) is not None
 
 
 _YES_NO_LEAD = re.compile(

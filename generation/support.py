@@ -13,8 +13,10 @@ A claim (`generation.quotes.QuotedClaim`) ships only when all of these hold, in 
 6. **Language**: it is written in the question's language.
 7. **An answer** (questions about one product): its quote holds what the question asks for
    (`generation.questions.holds_kind`), and for a yes/no question it settles it: the quote is
-   on the question's subject, does not only guess, the claim opens with a Yes or No, and the
-   quote's polarity gives the same one.
+   on the question's subject (a word in common, and similar to the question or holding most
+   of what it asks about), does not only guess, no other statement of its passage says the
+   opposite, and the claim's Yes or No (or, without one, a claim restating the question in
+   its quote's words) is the one the quote's polarity gives.
 
 A claim that fails only in its wording (2–6: the model said more than its quote) is not
 shipped in the model's words: the quote itself is shown instead, as a quote from its source,
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from generation.evidence import quotable, statements
@@ -154,10 +156,12 @@ class Supported:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A claim that may not ship, and why (one of the `check_claim` reasons)."""
+    """A claim that may not ship, why (one of the `check_claim` reasons), and the model's
+    line as parsed (None: the line did not parse, or was never a claim)."""
 
     reason: str
     detail: str = ""
+    claim: QuotedClaim | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -216,16 +220,33 @@ def _attribute_conflict(claim: str, product: Product | None) -> str:
     return ""
 
 
+def _asked(question: str, title: str) -> tuple[set[str], set[str]]:
+    """The content words (and Chinese characters) of ``question`` that are not just the
+    product's name."""
+    return (
+        _latin_terms(question) - _GENERIC - _latin_terms(title),
+        _cjk_chars(question) - _ZH_GENERIC - _cjk_chars(title),
+    )
+
+
 def _on_subject(question: str, quote: str, title: str) -> bool:
     """Whether ``quote`` speaks of what ``question`` asks about: a content word of the
     question that is not just the product's name is in the quote."""
-    asked = _latin_terms(question) - _GENERIC - _latin_terms(title)
+    asked, zh_asked = _asked(question, title)
     if asked & _latin_terms(quote):
         return True
-    zh_asked = _cjk_chars(question) - _ZH_GENERIC - _cjk_chars(title)
     return len(zh_asked & _cjk_chars(quote)) >= 2 or (
         len(zh_asked) == 1 and zh_asked <= _cjk_chars(quote)
     )
+
+
+def _covers_most(question: str, quote: str, title: str) -> bool:
+    """Whether ``quote`` holds at least half of what ``question`` asks about (its content
+    words, or for Chinese its characters)."""
+    asked, zh_asked = _asked(question, title)
+    words = asked | zh_asked
+    held = (asked & _latin_terms(quote)) | (zh_asked & _cjk_chars(quote))
+    return bool(words) and 2 * len(held) >= len(words)
 
 
 def _passage_disagrees(question: str, quote: str, source: CheckSource) -> bool:
@@ -241,6 +262,16 @@ def _passage_disagrees(question: str, quote: str, source: CheckSource) -> bool:
         and not hedged(other)
         and _on_subject(question, other, source.title)
     )
+
+
+def _stance(text: str, reworded: str, source: CheckSource, context: ClaimContext) -> Verdict | None:
+    """The Yes or No a claim without one takes: a claim that restates the question's subject
+    in words its quote holds ("It comes with a key." from "2 keys come with the box") answers
+    it, with its own polarity. None when its wording says more than its quote, or it is not
+    about what was asked."""
+    if reworded or not _on_subject(context.question, text, source.title):
+        return None
+    return question_verdict(context.question, text)
 
 
 def question_verdict(question: str, quote: str) -> Verdict:
@@ -291,10 +322,17 @@ def _wording(text: str, quote: str, source: CheckSource, context: ClaimContext) 
 
 
 def check_claim(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
-    """The claim as it may ship, or why not (see the module docstring).
+    """The claim as it may ship, or why not (see the module docstring), with the model's line.
 
     A claim whose wording says more than its quote (checks 2–6) ships as the quote itself,
     shown as a quote (in a question about one product, when the quote answers it: check 7)."""
+    checked = _check(claim, context)
+    if isinstance(checked, Rejected):
+        return replace(checked, claim=claim)
+    return checked
+
+
+def _check(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
     source = context.sources.get(claim.source)
     if source is None:
         return Rejected("unknown_source", f"[{claim.source}]")
@@ -327,13 +365,27 @@ def check_claim(claim: QuotedClaim, context: ClaimContext) -> Supported | Reject
         if not holds_kind(context.kind, quote):
             return Rejected("not_an_answer", f"no {context.kind} in the quote")
         if context.kind == "yes_no":
-            if hedged(quote) or not _on_subject(context.question, quote, source.title):
-                return Rejected("unsettled", quote)
+            if hedged(quote):
+                return Rejected("unsettled", f"only guesses: {quote}")
+            if not _on_subject(context.question, quote, source.title):
+                return Rejected("unsettled", f"off the subject: {quote}")
+            # A word in common is not enough to settle it: the quote must also be close to
+            # the question ("phones" in "do you have phones for metro pcs?" and "an otterbox
+            # to fit most samsung phones"), or hold most of what it asks about.
+            if (
+                floor is not None
+                and score is not None
+                and score < floor
+                and not _covers_most(context.question, quote, source.title)
+            ):
+                return Rejected("unsettled", f"far from the question ({score:.2f}): {quote}")
             verdict = question_verdict(context.question, quote)
             if _passage_disagrees(context.question, quote, source):
-                return Rejected("unsettled", "the passage says both")
+                return Rejected("unsettled", f"the passage says both: {quote}")
+            if said is None:
+                said = _stance(text, reworded, source, context)
             if said is None:  # the model did not find a Yes or No in it either
-                return Rejected("unsettled", quote)
+                return Rejected("unsettled", f"no Yes or No from the model: {quote}")
             if said != verdict:
                 return Rejected("polarity", f"says {said}, the quote says {verdict}")
     return Supported(

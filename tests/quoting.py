@@ -28,9 +28,16 @@ def sources_in(prompt: str) -> dict[int, tuple[str, str]]:
     block = prompt[prompt.index("<sources>") : prompt.index("</sources>")]
     found: dict[int, tuple[str, str]] = {}
     lines = block.splitlines()
+    product = next(
+        (line[len("Product: ") :] for line in lines if line.startswith("Product: ")), None
+    )
     for i, line in enumerate(lines):
         header = _HEADER.match(line)
-        if header is not None:
+        if header is None:
+            continue
+        if product is not None:  # one product's passages: "[n] (kind) text"
+            found[int(header[1])] = (product, header[2])
+        else:  # products: "[n] (kind) title", then the text indented
             text = lines[i + 1].strip() if i + 1 < len(lines) else ""
             found[int(header[1])] = (header[2], text)
     return found

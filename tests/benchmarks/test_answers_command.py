@@ -49,6 +49,7 @@ from generation.prompts import ABSTAIN_MARKER, ADVICE_SYSTEM, Source
 from generation.quotes import Claim
 from retrieval.schema import Filters, Product
 from tests.benchmarks.dataset_files import write_crowdflower, write_epqa
+from tests.quoting import sources_in
 
 CROWDFLOWER = [
     ("wireless headphones", "Sony Wireless Noise Cancelling Headphones", "Over-ear, 30 h.", 4),
@@ -132,7 +133,6 @@ def write_datasets(root: Path) -> Path:
 # A source in the prompt: its number, its title, and the text shown to the model.
 Shown = tuple[int, str, str]
 Reply = Callable[[str, str, list[Shown]], str]
-_SOURCE_RE = re.compile(r"^\[(\d+)\] \(\w+\) (.*)\n    (.*)$", re.M)
 
 
 class ScriptedLLM(RecordingLLM):
@@ -154,7 +154,8 @@ class ScriptedLLM(RecordingLLM):
         prompt = messages[-1].content
         mode = "advice" if messages[0].content == ADVICE_SYSTEM else "ask"
         question = prompt.rsplit("\nQuestion: ", 1)[-1].removesuffix("\nAnswer:")
-        sources = [(int(n), t, text) for n, t, text in _SOURCE_RE.findall(prompt)]
+        shown = sources_in(prompt) if "<sources>" in prompt else {}
+        sources = [(n, title, text) for n, (title, text) in shown.items()]
         self.replies.append(self.reply(mode, question, sources))
         for piece in super().stream(messages, options, cancelled=cancelled):
             time.sleep(self.delay_s)
@@ -322,7 +323,12 @@ class TestEpqa:
         test = result["datasets"]["epqa"]["scores"]["test"]
         # 1 answered (Yes); 4 and 5 (unanswerable) abstained
         assert (test["questions"], test["unanswerable"], test["answered"]) == (3, 2, 1)
-        assert test["refused_answerable"] == {"refused": 0, "answerable": 1, "share": 0.0}
+        assert test["refused_answerable"] == {
+            "refused": 0,
+            "answerable": 1,
+            "share": 0.0,
+            "answered_on_page": {"refused": 0, "questions": 1, "share": 0.0},
+        }
         abstention = test["abstention"]
         assert (abstention["precision"], abstention["recall"]) == (1.0, 1.0)
         claims = test["claims"]
@@ -343,6 +349,8 @@ class TestEpqa:
             "refused": 1,
             "answerable": 3,
             "share": round(1 / 3, 4),
+            # every answerable question here has a passage that answers it (label 2)
+            "answered_on_page": {"refused": 1, "questions": 3, "share": round(1 / 3, 4)},
         }
         abstention = dev["abstention"]
         assert (abstention["abstained"], abstention["true_positives"]) == (1, 0)
@@ -393,8 +401,9 @@ class TestClaimsToJudge:
     ) -> None:
         lines = (folder / "claims.jsonl").read_text(encoding="utf-8").splitlines()
         dumped = [json.loads(line) for line in lines]
-        assert [d["id"] for d in dumped] == ["1", "2", "3", "8"]  # the rows' order
-        assert result["datasets"]["epqa"]["dumped_claims"]["claims"] == 4
+        shipped = [d["id"] for d in dumped if d["shipped"]]
+        assert shipped == ["1", "2", "3", "8"]  # the rows' order
+        assert result["datasets"]["epqa"]["dumped_claims"]["claims"] == 7
         one = next(d for d in dumped if d["id"] == "1")
         assert one["question"] == "does this drawer fit a frs20 fridge?"
         assert one["passage"] == "it fits the frs20 model. Question: will it fit frs20?"
@@ -405,6 +414,20 @@ class TestClaimsToJudge:
         assert one["answer"] == "Yes. It fits the frs20 model [1]."
         assert one["claim"] == "It fits the frs20 model."  # the claim as shipped, uncited
         assert {"claim", "answer", "quoted", "source_id", "references"} <= set(one)
+        assert one["shipped"] is True and one["reason"] is None
+
+    def test_each_dropped_claim_is_dumped_as_the_model_wrote_it(self, folder: Path) -> None:
+        lines = (folder / "claims.jsonl").read_text(encoding="utf-8").splitlines()
+        dropped = {d["id"]: d for d in map(json.loads, lines) if not d["shipped"]}
+        assert set(dropped) == {"3", "5", "10"}
+        off = dropped["5"]  # a true sentence about the page that does not answer
+        assert (off["claim"], off["quote"]) == (
+            "It is dishwasher safe.",
+            "arrived cracked, returned it",
+        )
+        assert (off["reason"], off["label"]) == ("not_an_answer", 0)
+        assert dropped["10"]["reason"] == "quote_not_in_source"
+        assert dropped["3"]["reason"] == "unknown_source" and dropped["3"]["passage"] is None
 
     def test_judged_claims_are_counted(
         self, data: Path, folder: Path, tmp_path: Path, result: dict[str, Any]
@@ -418,10 +441,11 @@ class TestClaimsToJudge:
             {
                 "id": d["id"],
                 "claim": d["claim"],
+                "shipped": d["shipped"],
                 "judgement": "supported" if d["label"] else "not_an_answer",
             }
             for d in dumped
-            if d["id"] != "3"  # one claim left unjudged
+            if d["id"] != "3"  # q3's claims left unjudged
         ]
         lines.append({"id": "4", "claim": "It has a warranty.", "judgement": "contradicted"})
         judged.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
@@ -431,6 +455,7 @@ class TestClaimsToJudge:
             ScriptedLLM(scripted_reply),
         )
         scores = again["judged"]
+        # shipped: q1, q2 supported, q8 not an answer, q4 contradicted (no "shipped": shipped)
         assert scores["judged"] == 4
         assert scores["counts"] == {
             "supported": 2,
@@ -439,13 +464,35 @@ class TestClaimsToJudge:
             "not_an_answer": 1,
         }
         assert scores["supported_share"] == 0.5
+        # dropped: q5 not an answer, q10 (a quote not in its passage, labelled 2) supported
+        assert scores["dropped"]["judged"] == 2
+        assert scores["dropped"]["counts"]["supported"] == 1
+        assert scores["checker_precision"] == 0.5
+        assert scores["checker_recall"] == round(2 / 3, 4)
         assert scores["by_split"]["test"]["judged"] == 2  # q1 and q4
         assert scores["by_split"]["dev"]["counts"]["supported"] == 1  # q2
         run = scores["this_run"]
         assert (run["claims"], run["judged"], run["unjudged"]) == (4, 3, 1)
+        assert (run["dropped_claims"], run["dropped_unjudged"]) == (3, 1)
         assert run["supported_share"] == round(2 / 3, 4)
+        assert run["checker_recall"] == round(2 / 3, 4)
         assert "== judged claims" in printed
-        assert "this run's 4 shipped claims" in printed
+        assert "this run (4 shipped, 3 dropped)" in printed
+        assert "checker precision 0.5" in printed
+
+    def test_one_split_alone(self, data: Path, tmp_path: Path) -> None:
+        """Settings are tuned on dev without asking the test questions."""
+        out = tmp_path / "dev.json"
+        result, printed = run_main(
+            ["--data", str(data), "--datasets", "epqa", "--splits", "dev", "--out", str(out)],
+            ScriptedLLM(scripted_reply),
+        )
+        epqa = result["datasets"]["epqa"]
+        assert {r["split"] for r in epqa["rows"]} == {"dev"}
+        assert list(epqa["scores"]) == ["dev"] and result["settings"]["splits"] == ["dev"]
+        assert "  dev: 4 questions" in printed and "  test: " not in printed
+        with pytest.raises(SystemExit):
+            main(["--splits", "train"])
 
     def test_a_bad_judgement_file_is_refused(self, tmp_path: Path) -> None:
         bad = tmp_path / "bad.jsonl"
@@ -468,11 +515,13 @@ class TestClaimsToJudge:
 
     def test_judged_scores_without_a_run(self) -> None:
         judged = [
-            {"id": "1", "claim": "a", "judgement": "supported"},
-            {"id": "2", "claim": "b", "judgement": "not_in_source"},
+            {"id": "1", "claim": "a", "judgement": "supported", "shipped": True},
+            {"id": "2", "claim": "b", "judgement": "not_in_source", "shipped": True},
+            {"id": "2", "claim": "c", "judgement": "supported", "shipped": False},
         ]
         scores = judged_scores(judged)
         assert scores["judged"] == 2 and scores["supported_share"] == 0.5
+        assert scores["checker_recall"] == 0.5  # one supported claim of two was dropped
         assert "this_run" not in scores
         assert scores["by_split"]["dev"]["counts"]["not_in_source"] == 1
 
@@ -660,7 +709,7 @@ class TestCommand:
         assert "dev: abstentions unsupported 1; dropped claims quote_not_in_source 1" in printed
         assert "gate, then model (shipped)" in printed
         assert "== gate: evidence of 7 ePQA questions (3 unanswerable)" in printed
-        assert "4 claims written to" in printed
+        assert "7 claims written to" in printed
         assert "== crowdflower advice: 5 queries" in printed
         assert "== sample catalog constraints" in printed
         assert "written to" in printed

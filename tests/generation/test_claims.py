@@ -124,8 +124,11 @@ def test_chinese_puts_the_citation_before_the_full_stop() -> None:
     yes_no = _stream("能无线充电吗", chinese=True)
     _feed(yes_no, '[3] "支持无线充电" 是的，支持无线充电。')
     assert yes_no.text == "是的，支持无线充电[3]。"
+    restated = _stream("能无线充电吗", chinese=True)
+    _feed(restated, '[3] "支持无线充电" 支持无线充电。')  # restates the question: settles it
+    assert restated.text == "是的，支持无线充电[3]。"
     unsure = _stream("能无线充电吗", chinese=True)
-    _feed(unsure, '[3] "支持无线充电" 支持无线充电。')  # no 是/不 of its own: not settled
+    _feed(unsure, '[3] "支持无线充电" 支持快速无线充电。')  # says more than its quote
     assert unsure.text == "" and unsure.reasons() == ["unsettled"]
 
 

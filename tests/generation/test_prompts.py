@@ -70,6 +70,22 @@ class TestQuoteThenClaim:
         assert "Nice colour" not in block
         assert source.statements() == list(source.shown)
 
+    def test_passages_of_one_product_name_it_once(self) -> None:
+        passages = [
+            Source(n, f"p#{n}", "p", kind, "Aero Bottle 750", text, shown=(text,))
+            for n, kind, text in [(1, "review", "Keeps water cold."), (2, "qa", "It holds 750 ml.")]
+        ]
+        block = render_sources(passages)
+        assert block.count("Aero Bottle 750") == 1
+        assert "[1] (review) Keeps water cold." in block
+        assert "[2] (qa) It holds 750 ml." in block
+        products = [
+            Source(n, f"p{n}", f"p{n}", "product", title, "price: 9.00 USD")
+            for n, title in [(1, "Aero Bottle"), (2, "Trail Flask")]
+        ]
+        block = render_sources(products)
+        assert "[1] (product) Aero Bottle" in block and "[2] (product) Trail Flask" in block
+
     def test_without_a_choice_every_statement_may_be_quoted(self) -> None:
         source = Source(
             1, "p", "p", "product", "Aero Bottle", "price: 19.00 USD | capacity: 750 ml; lid: <b>"
@@ -86,7 +102,10 @@ class TestQuoteThenClaim:
         for build in (advice_messages, ask_messages):
             system = build("q", [_source(1, "x")])[0].content
             example = system[system.index("<sources>") :]
-            header = r"^\[(\d+)\] \(\w+\) .*\n +(.*)$"
+            if "Product: " in example:  # one product's passages: "[n] (kind) text"
+                header = r"^\[(\d+)\] \(\w+\) (.*)$"
+            else:  # products: "[n] (kind) title", then the text indented
+                header = r"^\[(\d+)\] \(\w+\) .*\n +(.*)$"
             sources = {int(m[1]): m[2] for m in re.finditer(header, example, re.M)}
             lines = [line for line in example.splitlines() if re.match(r'^\[\d+\] "', line)]
             assert lines

@@ -53,6 +53,8 @@ def test_question_kind(question: str, kind: QuestionKind) -> None:
         ("duration", "续航约30小时", True),
         ("duration", "great sound", False),
         ("duration", "capacity: 750 ml", False),
+        ("duration", "the bottle lasts more than a month", True),
+        ("duration", "ah, nice", False),
         ("measure", "750 ml", True),
         ("measure", "12 x 8 inches", True),
         ("measure", "great sound", False),
@@ -102,6 +104,8 @@ def test_negations_are_counted() -> None:
         ("可能会漏水", True),
         ("it fits a 12 inch laptop", False),
         ("支持无线充电", False),
+        ("came with a jack adapter (i think that's what it is called)", False),  # an aside
+        ("it came with an adapter, i think", True),
     ],
 )
 def test_hedged(text: str, guess: bool) -> None:

@@ -6,6 +6,7 @@ A claim that says more than its quote must never reach the shopper in the model'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import pytest
@@ -127,6 +128,66 @@ def test_a_guess_does_not_settle_a_yes_no_question() -> None:
         "It might be possible for kids below 3 to swallow them.",
     )
     assert isinstance(result, Rejected) and result.reason == "unsettled"
+
+
+KEYS = "Sturdy safe. A: 2 keys come with the box. The cap will unscrew to hold small items."
+
+
+def test_a_claim_that_restates_the_question_in_its_quotes_words_settles_it() -> None:
+    """The model wrote no Yes or No, but "It comes with a key." from "2 keys come with the
+    box" answers "does it come with a key?": Yes, as the quote's polarity says."""
+    context = _context("does it come with a key?", KEYS)
+    result = _check(context, "A: 2 keys come with the box", "It comes with a key.")
+    assert isinstance(result, Supported) and result.verdict == "yes" and not result.quoted
+    denied = _context("does it come with a key?", "No keys come with the box.")
+    result = _check(denied, "No keys come with the box", "No keys come with the box.")
+    assert isinstance(result, Supported) and result.verdict == "no"
+
+
+@pytest.mark.parametrize(
+    ("question", "quote", "claim"),
+    [
+        # the claim says more than its quote: the subject is the model's, not the page's
+        (
+            "does the screw cap allow for an extension pole?",
+            "The cap will unscrew to hold small items",
+            "It allows for an extension pole to be added.",
+        ),
+        # the claim's polarity is not its quote's
+        ("does it come with a key?", "A: 2 keys come with the box", "It does not come with a key."),
+    ],
+)
+def test_a_claim_without_a_yes_or_no_settles_nothing_its_quote_does_not(
+    question: str, quote: str, claim: str
+) -> None:
+    result = _check(_context(question, KEYS), quote, claim)
+    assert isinstance(result, Rejected) and result.reason in {"unsettled", "polarity"}
+
+
+def test_a_word_in_common_settles_a_yes_no_question_only_with_a_close_quote() -> None:
+    """ "phones" is in both, but a quote far from the question settles nothing; one close to
+    it, or holding most of what it asks about, does."""
+    text = "A: they have an otterbox to fit most samsung phones. A: it works with metro pcs phones."
+
+    def context(score: float) -> ClaimContext:
+        ctx = _context("do you have phones for metro pcs?", text)
+        return replace(ctx, relevance=lambda _: score, min_relevance=0.35)
+
+    far = "A: they have an otterbox to fit most samsung phones"
+    result = _check(context(0.27), far, "Yes, they have phones.")
+    assert isinstance(result, Rejected) and result.reason == "unsettled"
+    assert isinstance(_check(context(0.5), far, "Yes, they have phones."), Supported)
+    most = "A: it works with metro pcs phones"  # phones, metro, pcs: all it asks about
+    result = _check(context(0.27), most, "Yes, it works with metro pcs phones.")
+    assert isinstance(result, Supported) and result.verdict == "yes"
+
+
+def test_a_guess_in_an_aside_does_not_hedge_the_statement() -> None:
+    text = "These came with an airplane jack adapter (i think that's what it is called)."
+    context = _context("does it come with any adapters?", text)
+    quote = "These came with an airplane jack adapter (i think that's what it is called)"
+    result = _check(context, quote, "Yes, it came with an airplane jack adapter.")
+    assert isinstance(result, Supported) and result.verdict == "yes"
 
 
 def test_a_quote_without_a_duration_does_not_answer_how_long() -> None:
