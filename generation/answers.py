@@ -309,7 +309,9 @@ class AnswerService:
                 question, filters, rerank=rerank, policy=policy
             )
             yield from _safe(
-                self._stream("advice", question, sources, applied, merged, retrieval_ms, cancelled)
+                self._stream(
+                    _Asked("advice", question, sources, applied, merged, retrieval_ms), cancelled
+                )
             )
             return
         if self.conversations is None:
@@ -355,9 +357,8 @@ class AnswerService:
             sources = [_product_source(i, p) for i, p in enumerate(products, start=1)]
             shown = Filters(product_ids=[p.id for p in products])
             took = (time.perf_counter() - start) * 1000
-            yield from self._stream(
-                "advice", asked, sources, ["the products shown last"], shown, took, cancelled
-            )
+            request = _Asked("advice", asked, sources, ["the products shown last"], shown, took)
+            yield from self._stream(request, cancelled)
             return
         text, applied_first = question, []
         if follow.kind in ("cheaper", "pricier"):
@@ -381,9 +382,8 @@ class AnswerService:
         conversation.query, conversation.filters = search_text, merged
         if follow.kind == "new":
             conversation.question = question
-        yield from self._stream(
-            "advice", asked, sources, applied_first + applied, merged, took, cancelled
-        )
+        request = _Asked("advice", asked, sources, applied_first + applied, merged, took)
+        yield from self._stream(request, cancelled)
 
     def _price_bound(self, conversation: Conversation, *, cheaper: bool) -> Filters | None:
         """Below the cheapest (above the dearest) product the last answer recommended, or
@@ -458,20 +458,8 @@ class AnswerService:
         filters = Filters(product_ids=[product_id])
         floor = self.ask_min_evidence
         weak = floor is not None and best is not None and best < floor
-        yield from _safe(
-            self._stream(
-                "ask",
-                question,
-                sources,
-                [],
-                filters,
-                retrieval_ms,
-                cancelled,
-                evidence=best,
-                weak=weak,
-                relevance=relevance,
-            )
-        )
+        request = _Asked("ask", question, sources, [], filters, retrieval_ms, best, relevance)
+        yield from _safe(self._stream(request, cancelled, weak=weak))
 
     def advise(self, question: str, filters: Filters | None = None, **kwargs: Any) -> Answer:
         """Advice for a shopping question."""
@@ -482,97 +470,35 @@ class AnswerService:
         return final_answer(self.stream_ask(product_id, question, **kwargs))
 
     def _stream(
-        self,
-        mode: Literal["advice", "ask"],
-        question: str,
-        sources: Sequence[Source],
-        applied: list[str],
-        filters: Filters,
-        retrieval_ms: float,
-        cancelled: Callable[[], bool] | None,
-        *,
-        evidence: float | None = None,
-        weak: bool = False,
-        relevance: dict[str, float] | None = None,
+        self, asked: _Asked, cancelled: Callable[[], bool] | None, *, weak: bool = False
     ) -> Iterator[AnswerEvent]:
-        start = time.perf_counter()
-        chinese = has_cjk(question)
-        closest = list(sources[:CLOSEST_SHOWN]) if mode == "advice" else list(sources[:1])
-
-        def answer(
-            text: str, reason: str | None, stream: ClaimStream | None, **timing: float
-        ) -> Answer:
-            by_number = {s.number: s for s in sources}
-            claims = stream.claims() if stream is not None and reason is None else []
-            cited = sorted({n for c in claims for n in c.sources})
-            return Answer(
-                question=question,
-                text=text,
-                abstained=reason is not None,
-                cited=[by_number[n] for n in cited],
-                sources=list(sources),
-                applied_constraints=applied,
-                filters=filters,
-                timings_ms={
-                    "retrieval": round(retrieval_ms, 3),
-                    **timing,
-                    "total": round(retrieval_ms + (time.perf_counter() - start) * 1000, 3),
-                },
-                claims=claims,
-                abstain_reason=reason,
-                dropped_claims=len(stream.rejected) if stream is not None else 0,
-                dropped_reasons=stream.reasons() if stream is not None else [],
-                dropped=list(stream.rejected) if stream is not None else [],
-                evidence=evidence,
-                closest=closest if reason is not None else [],
-                kind=question_kind(question) if mode == "ask" else None,
-                verdict=stream.verdict if stream is not None and reason is None else None,
-            )
-
-        if not sources or weak:
-            text = _abstention(question, mode, closest)
+        if not asked.sources or weak:
+            text = _abstention(asked.question, asked.mode, asked.closest)
             yield TokenEvent(text)
-            yield FinalEvent(answer(text, "weak_evidence" if sources else "no_sources", None))
+            reason = "weak_evidence" if asked.sources else "no_sources"
+            yield FinalEvent(asked.answer(text, reason, None))
             return
 
         ticket = self.admission.enter()  # GeneratorBusy now, before anything is streamed
         try:
             for place in ticket.wait(timeout_s=self.queue_timeout_s, cancelled=cancelled):
                 yield QueuedEvent(place)
-            yield from self._generate(
-                mode,
-                question,
-                sources,
-                chinese,
-                cancelled,
-                relevance or {},
-                answer,
-                start,
-                retrieval_ms,
-            )
+            yield from self._generate(asked, cancelled)
         finally:
             ticket.leave()
 
     def _generate(
-        self,
-        mode: Literal["advice", "ask"],
-        question: str,
-        sources: Sequence[Source],
-        chinese: bool,
-        cancelled: Callable[[], bool] | None,
-        relevance: dict[str, float],
-        answer: Callable[..., Answer],
-        start: float,
-        retrieval_ms: float,
+        self, asked: _Asked, cancelled: Callable[[], bool] | None
     ) -> Iterator[AnswerEvent]:
         """Run the model and hand out each claim once it is checked."""
+        mode, question, sources = asked.mode, asked.question, asked.sources
         context = ClaimContext(
             question=question,
             mode=mode,
             sources={s.number: _check_source(s) for s in sources},
             kind=question_kind(question) if mode == "ask" else "open",
-            chinese=chinese,
-            relevance=lambda quote: _relevance(quote, relevance),
+            chinese=asked.chinese,
+            relevance=lambda quote: _relevance(quote, asked.relevance),
             min_relevance=self.min_quote_relevance,
         )
         stream = ClaimStream(context, ABSTAIN_MARKER)
@@ -623,8 +549,8 @@ class AnswerService:
         shown = first_claim or time.perf_counter()
         timing = {
             # what the shopper waits for: the first checked claim (or the final text)
-            "first_token": round(retrieval_ms + (shown - start) * 1000, 3),
-            "model_first_token": round(retrieval_ms + generator["first_token_ms"], 3),
+            "first_token": round(asked.retrieval_ms + (shown - asked.started) * 1000, 3),
+            "model_first_token": round(asked.retrieval_ms + generator["first_token_ms"], 3),
             "generation": round(generator["took_ms"], 3),
             "pieces": float(generator["pieces"]),
         }
@@ -632,11 +558,68 @@ class AnswerService:
             logger.info("dropped %d claims: %s", len(stream.rejected), ", ".join(stream.reasons()))
         reason = abstain_reason(stream)
         if reason is None:
-            yield FinalEvent(answer(stream.text, None, stream, **timing))
+            yield FinalEvent(asked.answer(stream.text, None, stream, **timing))
             return
-        text = _abstention(question, mode, answer("", reason, stream).closest)
+        text = _abstention(question, mode, asked.closest)
         yield TokenEvent(text)
-        yield FinalEvent(answer(text, reason, stream, **timing))
+        yield FinalEvent(asked.answer(text, reason, stream, **timing))
+
+
+@dataclass
+class _Asked:
+    """A question being answered: its sources and filters, how long retrieval took, and for
+    a question about one product the evidence and each shown statement's similarity."""
+
+    mode: Literal["advice", "ask"]
+    question: str
+    sources: Sequence[Source]
+    applied: list[str]
+    filters: Filters
+    retrieval_ms: float
+    evidence: float | None = None
+    relevance: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def chinese(self) -> bool:
+        return has_cjk(self.question)
+
+    @property
+    def closest(self) -> list[Source]:
+        """What an abstention offers: the closest products, or the best passage."""
+        return list(self.sources[: CLOSEST_SHOWN if self.mode == "advice" else 1])
+
+    def answer(
+        self, text: str, reason: str | None, stream: ClaimStream | None, **timing: float
+    ) -> Answer:
+        """The finished answer: ``text``, abstaining for ``reason`` (None: it answers), with
+        the claims that ``stream`` shipped and dropped."""
+        by_number = {s.number: s for s in self.sources}
+        claims = stream.claims() if stream is not None and reason is None else []
+        cited = sorted({n for c in claims for n in c.sources})
+        return Answer(
+            question=self.question,
+            text=text,
+            abstained=reason is not None,
+            cited=[by_number[n] for n in cited],
+            sources=list(self.sources),
+            applied_constraints=self.applied,
+            filters=self.filters,
+            timings_ms={
+                "retrieval": round(self.retrieval_ms, 3),
+                **timing,
+                "total": round(self.retrieval_ms + (time.perf_counter() - self.started) * 1000, 3),
+            },
+            claims=claims,
+            abstain_reason=reason,
+            dropped_claims=len(stream.rejected) if stream is not None else 0,
+            dropped_reasons=stream.reasons() if stream is not None else [],
+            dropped=list(stream.rejected) if stream is not None else [],
+            evidence=self.evidence,
+            closest=self.closest if reason is not None else [],
+            kind=question_kind(self.question) if self.mode == "ask" else None,
+            verdict=stream.verdict if stream is not None and reason is None else None,
+        )
 
 
 def safe_text(text: str) -> str:
