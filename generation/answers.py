@@ -74,10 +74,7 @@ class Answer:
     # did not score them), and when it abstained, the closest products (advice) or passage.
     evidence: float | None = None
     closest: list[Source] = field(default_factory=list)
-    # Claims dropped by the checker (`generation.support`) and why, one reason each.
-    dropped_claims: int = 0
-    dropped_reasons: list[str] = field(default_factory=list)
-    # The dropped claims themselves (the model's line and why), for judging the checker.
+    # Claims dropped by the checker (`generation.support`): the model's line and why.
     dropped: list[Rejected] = field(default_factory=list)
     # For a question about one product: what it asks for, and the Yes or No its quote gave.
     kind: QuestionKind | None = None
@@ -87,6 +84,16 @@ class Answer:
     conversation_id: str | None = None
     follow_up: str | None = None
     comparison: Comparison | None = None
+
+    @property
+    def dropped_claims(self) -> int:
+        """How many claims the checker dropped."""
+        return len(self.dropped)
+
+    @property
+    def dropped_reasons(self) -> list[str]:
+        """Why each dropped claim was dropped, one reason each."""
+        return [r.reason for r in self.dropped]
 
 
 @dataclass(frozen=True)
@@ -612,8 +619,6 @@ class _Asked:
             },
             claims=claims,
             abstain_reason=reason,
-            dropped_claims=len(stream.rejected) if stream is not None else 0,
-            dropped_reasons=stream.reasons() if stream is not None else [],
             dropped=list(stream.rejected) if stream is not None else [],
             evidence=self.evidence,
             closest=self.closest if reason is not None else [],

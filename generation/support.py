@@ -355,12 +355,8 @@ def _check(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
     if context.mode == "ask":
         floor = context.min_relevance
         score = context.relevance(quote)
-        if (
-            floor is not None
-            and score is not None
-            and score < floor
-            and not _on_subject(context.question, quote, source.title)
-        ):
+        far = floor is not None and score is not None and score < floor
+        if far and not _on_subject(context.question, quote, source.title):
             return Rejected("not_an_answer", f"quote relevance {score:.2f}")
         if not holds_kind(context.kind, quote):
             return Rejected("not_an_answer", f"no {context.kind} in the quote")
@@ -372,12 +368,7 @@ def _check(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
             # A word in common is not enough to settle it: the quote must also be close to
             # the question ("phones" in "do you have phones for metro pcs?" and "an otterbox
             # to fit most samsung phones"), or hold most of what it asks about.
-            if (
-                floor is not None
-                and score is not None
-                and score < floor
-                and not _covers_most(context.question, quote, source.title)
-            ):
+            if far and not _covers_most(context.question, quote, source.title):
                 return Rejected("unsettled", f"far from the question ({score:.2f}): {quote}")
             verdict = question_verdict(context.question, quote)
             if _passage_disagrees(context.question, quote, source):
