@@ -551,13 +551,21 @@ def language_match(question: str, text: str) -> bool:
     return not has_cjk(own)
 
 
-def _claim_sources(answer: Answer) -> Iterator[tuple[str, str, str | None, bool]]:
+def _claim_sources(answer: Answer) -> Iterator[dict[str, Any]]:
     """Each shipped claim's text, quote, cited source id (None: cites no source given), and
-    whether it is its quote itself (the model's wording said more: `Supported.quoted`)."""
+    whether it is its quote itself (the model's wording said more: `Supported.quoted`), with
+    then the model's words and why they were not kept."""
     by_number = {s.number: s for s in answer.sources}
     for claim in answer.claims:
         source = by_number.get(claim.sources[0]) if claim.sources else None
-        yield claim.text, claim.quote or "", source.source_id if source else None, claim.quoted
+        yield {
+            "text": claim.text,
+            "quote": claim.quote or "",
+            "source_id": source.source_id if source else None,
+            "quoted": claim.quoted,
+            "model_text": claim.model_text,
+            "reworded": claim.reworded,
+        }
 
 
 def _dropped_claims(answer: Answer) -> Iterator[dict[str, Any]]:
@@ -612,14 +620,7 @@ def _epqa_row(
         "answer": answer.text,
         "language_match": language_match(question.text, answer.text),
         "claims": [
-            {
-                "text": text,
-                "quote": quote,
-                "source_id": source_id,
-                "quoted": quoted,
-                "cited_label": label(source_id),
-            }
-            for text, quote, source_id, quoted in _claim_sources(answer)
+            {**claim, "cited_label": label(claim["source_id"])} for claim in _claim_sources(answer)
         ],
         "dropped_claims": answer.dropped_claims,
         "dropped_reasons": list(answer.dropped_reasons),
@@ -843,9 +844,13 @@ def claim_records(
                 "verdict": row["verdict"],
                 "shipped": claim["shipped"],
                 "reason": claim.get("reason"),
+                "detail": claim.get("detail"),
                 "claim": claim["text"],
                 "quote": claim["quote"],
                 "quoted": claim["quoted"],
+                # a claim shown as its quote: the model's words, and why they were not kept
+                "model_text": claim.get("model_text", ""),
+                "reworded": claim.get("reworded", ""),
                 "source_id": claim["source_id"],
                 "passage": catalog.unit_text.get(claim["source_id"] or ""),
                 "label": claim["cited_label"],
@@ -1160,8 +1165,8 @@ def _gate(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
 
 def _advice_claims(answer: Answer) -> list[dict[str, Any]]:
     return [
-        {"text": text, "quote": quote, "product_id": source_id}
-        for text, quote, source_id, _ in _claim_sources(answer)
+        {"text": c["text"], "quote": c["quote"], "product_id": c["source_id"]}
+        for c in _claim_sources(answer)
     ]
 
 

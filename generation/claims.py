@@ -115,7 +115,15 @@ class ClaimStream:
     def claims(self) -> list[Claim]:
         """The claims that shipped."""
         return [
-            Claim(_uncited(self._rendered[i]), (c.source,), c.quote, c.span, c.quoted)
+            Claim(
+                _uncited(self._rendered[i]),
+                (c.source,),
+                c.quote,
+                c.span,
+                c.quoted,
+                model_text=c.text if c.quoted else "",
+                reworded=c.reworded,
+            )
             for i, c in enumerate(self.supported)
         ]
 

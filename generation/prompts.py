@@ -15,7 +15,7 @@ from generation.evidence import quotable, statements
 from generation.llm.base import ChatMessage
 from retrieval.schema import Product
 
-PROMPT_VERSION = "3"
+PROMPT_VERSION = "4"
 ABSTAIN_MARKER = "NOT_IN_SOURCES"
 _MAX_SOURCE_CHARS = 700
 
@@ -104,7 +104,8 @@ ASK_SYSTEM = f"""You answer a shopper's question about one product, using only t
 passages from that product's page (description, attributes, reviews, Q&A), in at most 2 lines.
 {_RULES}
 - Quote the words that come closest to answering the question.
-- For a yes/no question, start the sentence with Yes or No only if the quoted words settle it.
+- For a yes/no question, start the sentence with Yes or No only if the quoted words settle it, \
+then say it with the quoted words, not with the question's.
 
 Example:
 <sources>

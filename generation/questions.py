@@ -8,6 +8,9 @@
 - `negated`: whether a text denies what it states (an odd number of negations: "not",
   "did not come with", "without", "no", "False"; 不, 没, 无 outside words such as 不锈钢 or
   无线); `hedged`: whether it only guesses ("might", "may", "probably", 可能, 也许).
+- `question_negated`: whether a question asks about a denial ("does it work without
+  batteries?"), not counting how it asks ("doesn't it…?", 有没有, 能不能).
+- `asking_sentence`: the sentence of a question that asks; the kind is read from it.
 
 These are what the answer checker relies on: a yes/no answer is Yes or No only when its quote
 settles it, and an answer must hold what the question asks for.
@@ -25,7 +28,26 @@ QuestionKind = Literal["yes_no", "duration", "count", "measure", "price", "open"
 _EN_YES_NO = re.compile(
     r"^(?:(?:hi|hello|so|and|but|also|ok|okay|please|quick question)[,!.]?\s+)*"
     r"(?:is|are|was|were|does|do|did|can|could|will|would|should|shall|has|have|had|may|"
-    r"might|must|isn't|aren't|doesn't|don't|didn't|can't|won't|wouldn't|hasn't|haven't)\b",
+    r"might|must|isn't|aren't|doesn't|don't|didn't|can't|won't|wouldn't|hasn't|haven't|"
+    r"any)\b",  # "any rust issues?" asks whether there are
+    re.IGNORECASE,
+)
+# The leading auxiliary of an English question, negated ("doesn't it …?"): it asks, it does
+# not deny ("Doesn't it come with a charger?" — "Yes, it comes with one").
+_EN_ASKING_NEGATION = re.compile(
+    r"^\W*(?:isn't|aren't|wasn't|weren't|doesn't|don't|didn't|can't|couldn't|won't|wouldn't|"
+    r"shouldn't|hasn't|haven't|hadn't)\b",
+    re.IGNORECASE,
+)
+# A Chinese question's A-not-A form (有没有, 能不能) and question words (是否, 有无) ask; they
+# do not deny.
+_ZH_ASKING_NEGATION = re.compile(r"(\w)[不没]\1|是否|能否|可否|有无")
+# The sentences of a question: the last one that asks is the question ("my model is frs20qrb.
+# will this one fit?").
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+# A full stop that ends an abbreviation ("e.g.", "approx.", "no."), not a sentence.
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:e\.g|i\.e|etc|vs|approx|incl|no|nos|mr|mrs|dr|st|ft|in|oz|lbs?|max|min)|\b\w)\.$",
     re.IGNORECASE,
 )
 _ZH_YES_NO = re.compile(
@@ -64,7 +86,7 @@ _ZH_MEASURE = re.compile(
     r"多少克|多少公斤|多少厘米|多少寸|几寸|几码|多少码|大小"
 )
 # "is it stored inside or outside?" asks which, not whether.
-_CHOICE = re.compile(r"\b\w+ or (?!not\b|no\b)\w+", re.IGNORECASE)
+_CHOICE = re.compile(r"\b\w+[\"'”’)]? or (?!not\b|no\b)[\"'“‘(]?\w+", re.IGNORECASE)
 _EN_PRICE = re.compile(
     r"\bhow much (?:does|is|are|do|did|would|will)\b(?!.*\bweigh)|\bwhat(?:'s| is) the price\b"
     r"|\bprice\b|\bcost\b",
@@ -100,9 +122,24 @@ _PRICE_RE = re.compile(
 )
 
 
+def asking_sentence(question: str) -> str:
+    """The sentence of ``question`` that asks: the last one ending in a question mark (or
+    the last sentence), so that what comes before it ("my model is frs20qrb.") is context."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_END.split(question.strip()):
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    sentences = [s.strip() for s in sentences if s.strip(" .")]
+    asking = [s for s in sentences if s.rstrip().endswith(("?", "？"))]
+    return (asking or sentences or [question])[-1]
+
+
 def question_kind(question: str) -> QuestionKind:
-    """What ``question`` asks for (see the module docstring)."""
-    text = normalize(question).strip()
+    """What ``question`` asks for (see the module docstring), read from its asking sentence
+    (`asking_sentence`)."""
+    text = normalize(asking_sentence(question)).strip()
     if has_cjk(text):
         if _ZH_DURATION.search(text):
             return "duration"
@@ -154,7 +191,8 @@ _ZH_NOT_NEGATION = re.compile(
 )
 _HEDGES = re.compile(
     r"\b(?:might|may|maybe|perhaps|possibly|probably|likely|unlikely|could|unsure|not sure|"
-    r"depends|i think|i guess|i believe|i assume|seems?|guess|not certain|hopefully|should be)\b"
+    r"depends|i think|i guess|i believe|i assume|seems?|guess|not certain|hopefully|should be|"
+    r"(?:don't|do not|didn't) (?:think|know|remember)|(?:can't|cannot|don't) recall)\b"
     r"|可能|也许|大概|不确定|应该|估计|好像|似乎|不一定",
     re.IGNORECASE,
 )
@@ -178,6 +216,16 @@ def negations(text: str) -> int:
 def negated(text: str) -> bool:
     """Whether ``text`` denies what it states (an odd number of negations)."""
     return negations(text) % 2 == 1
+
+
+def question_negated(question: str) -> bool:
+    """Whether ``question`` asks about a denial ("does it work without batteries?", "is it
+    not waterproof?", 不防水吗？), so that a quote denying the same thing answers Yes.
+    How it asks is not a denial: "Doesn't it …?", 有没有, 能不能, 是否."""
+    text = normalize(asking_sentence(question)).replace("’", "'")
+    if has_cjk(text):
+        return negated(_ZH_ASKING_NEGATION.sub(" ", text))
+    return negated(_EN_ASKING_NEGATION.sub(" ", text))
 
 
 _ASIDE = re.compile(r"\([^()]*\)|（[^（）]*）")

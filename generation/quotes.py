@@ -140,8 +140,11 @@ class Claim:
     sources: tuple[int, ...]
     quote: str | None = None
     span: tuple[int, int] | None = None
-    # Whether the claim is its quote, shown as a quote (the model's wording said more).
+    # Whether the claim is its quote, shown as a quote (the model's wording said more), and
+    # then the model's words and why they were not kept (for evaluation, not for shoppers).
     quoted: bool = False
+    model_text: str = ""
+    reworded: str = ""
 
 
 CITATION_RE = re.compile(r"\[\s*(\d+(?:\s*[,;，、]\s*\d+)*)\s*\]")

@@ -16,11 +16,15 @@ A claim (`generation.quotes.QuotedClaim`) ships only when all of these hold, in 
    on the question's subject (a word in common, and similar to the question or holding most
    of what it asks about), does not only guess, no other statement of its passage says the
    opposite, and the claim's Yes or No (or, without one, a claim restating the question in
-   its quote's words) is the one the quote's polarity gives.
+   its quote's words) is the one the quote's polarity gives, read against the question's own
+   negation ("does it work without batteries?" — "works without batteries": Yes).
 
 A claim that fails only in its wording (2–6: the model said more than its quote) is not
 shipped in the model's words: the quote itself is shown instead, as a quote from its source,
-when it passes 7. `check_claim` returns the claim as it may ship, or why it may not.
+when it passes 7 and, about one product, does not only guess and (for an open question) holds
+at least half of what the question asks about. A quote shown alone never answers Yes or No:
+that takes the model's own words, checked.
+`check_claim` returns the claim as it may ship, or why it may not.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from typing import Literal
 
 from generation.evidence import quotable, statements
 from generation.facts import numbers_in
-from generation.questions import QuestionKind, hedged, holds_kind, negated, split_verdict
+from generation.questions import (
+    QuestionKind,
+    hedged,
+    holds_kind,
+    negated,
+    question_negated,
+    split_verdict,
+)
 from generation.quotes import QuotedClaim, is_chinese, locate
 from retrieval.schema import Product
 from retrieval.text import CJK_RANGE, has_cjk, normalize, stem, tokenize
@@ -242,11 +253,12 @@ def _on_subject(question: str, quote: str, title: str) -> bool:
 
 def _covers_most(question: str, quote: str, title: str) -> bool:
     """Whether ``quote`` holds at least half of what ``question`` asks about (its content
-    words, or for Chinese its characters)."""
+    words, or for Chinese its characters); any quote does when it asks about nothing in
+    particular ("what do reviews say?")."""
     asked, zh_asked = _asked(question, title)
     words = asked | zh_asked
     held = (asked & _latin_terms(quote)) | (zh_asked & _cjk_chars(quote))
-    return bool(words) and 2 * len(held) >= len(words)
+    return 2 * len(held) >= len(words)
 
 
 def _passage_disagrees(question: str, quote: str, source: CheckSource) -> bool:
@@ -264,22 +276,22 @@ def _passage_disagrees(question: str, quote: str, source: CheckSource) -> bool:
     )
 
 
-def _stance(text: str, reworded: str, source: CheckSource, context: ClaimContext) -> Verdict | None:
+def _stance(text: str, source: CheckSource, context: ClaimContext) -> Verdict | None:
     """The Yes or No a claim without one takes: a claim that restates the question's subject
     in words its quote holds ("It comes with a key." from "2 keys come with the box") answers
-    it, with its own polarity. None when its wording says more than its quote, or it is not
-    about what was asked."""
-    if reworded or not _on_subject(context.question, text, source.title):
+    it, with its own polarity. None when it is not about what was asked."""
+    if not _on_subject(context.question, text, source.title):
         return None
     return question_verdict(context.question, text)
 
 
 def question_verdict(question: str, quote: str) -> Verdict:
-    """The Yes or No that ``quote`` gives to ``question``: a negated quote answers No. A
-    negated Chinese question flips it (不防水吗？— 不，防水); an English one does not
-    ("Doesn't it come with a charger?" — "Yes, it comes with one")."""
-    flip = has_cjk(question) and negated(question)
-    return "no" if negated(quote) != flip else "yes"
+    """The Yes or No that ``quote`` gives to ``question``: Yes when it affirms what the
+    question asks about, or denies what a negated question asks about ("does it work without
+    batteries?" — "works without batteries"; 不防水吗？— 不，防水); No otherwise. How a
+    question asks is not a denial ("Doesn't it come with a charger?", 有没有充电器：
+    `generation.questions.question_negated`)."""
+    return "no" if negated(quote) != question_negated(question) else "yes"
 
 
 # A claim states; it does not tell the shopper to act. One that does repeats an instruction
@@ -349,6 +361,13 @@ def _check(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
     if conflict:  # the page contradicts itself: neither the claim nor its quote ships
         return Rejected("attribute", conflict)
     reworded = _wording(text, quote, source, context)
+    if (
+        said is not None
+        and reworded == "polarity"
+        and not _wording(claim.text, quote, source, context)
+    ):
+        # its "No" was a word of the claim, not a verdict ("No keys come with the box.")
+        said, text, reworded = None, claim.text, ""
     if reworded.startswith("attribute"):
         return Rejected("attribute", reworded.partition(": ")[2])
     verdict: Verdict | None = None
@@ -373,12 +392,26 @@ def _check(claim: QuotedClaim, context: ClaimContext) -> Supported | Rejected:
             verdict = question_verdict(context.question, quote)
             if _passage_disagrees(context.question, quote, source):
                 return Rejected("unsettled", f"the passage says both: {quote}")
-            if said is None:
-                said = _stance(text, reworded, source, context)
+            if said is None and not reworded:
+                said = _stance(text, source, context)
+            if said is not None and said != verdict:
+                return Rejected("polarity", f"says {said}, the quote says {verdict}")
+            # A quote shown alone gives no Yes or No: only the model's own words, checked, do.
+            if reworded:
+                return Rejected("unsettled", f"the model's words said more ({reworded}): {quote}")
             if said is None:  # the model did not find a Yes or No in it either
                 return Rejected("unsettled", f"no Yes or No from the model: {quote}")
-            if said != verdict:
-                return Rejected("polarity", f"says {said}, the quote says {verdict}")
+        elif reworded and hedged(quote):
+            return Rejected("not_an_answer", f"shown alone, the quote only guesses: {quote}")
+        elif (
+            reworded
+            and context.kind == "open"
+            and not _covers_most(context.question, quote, source.title)
+        ):
+            # Shown alone, a quote must hold most of what was asked (a duration, a count, a
+            # measure or a price it holds by `holds_kind`): the model's reading of it is not
+            # shown, and a quote about something else is not an answer.
+            return Rejected("not_an_answer", f"shown alone, the quote holds too little: {quote}")
     return Supported(
         claim.source, text, quote, span, verdict, quoted=bool(reworded), reworded=reworded
     )

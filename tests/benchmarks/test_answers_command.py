@@ -415,6 +415,8 @@ class TestClaimsToJudge:
         assert one["claim"] == "It fits the frs20 model."  # the claim as shipped, uncited
         assert {"claim", "answer", "quoted", "source_id", "references"} <= set(one)
         assert one["shipped"] is True and one["reason"] is None
+        # shipped in the model's words: no other wording, and nothing it was replaced for
+        assert (one["quoted"], one["model_text"], one["reworded"]) == (False, "", "")
 
     def test_each_dropped_claim_is_dumped_as_the_model_wrote_it(self, folder: Path) -> None:
         lines = (folder / "claims.jsonl").read_text(encoding="utf-8").splitlines()
@@ -426,6 +428,7 @@ class TestClaimsToJudge:
             "arrived cracked, returned it",
         )
         assert (off["reason"], off["label"]) == ("not_an_answer", 0)
+        assert off["detail"].startswith("quote relevance")  # the checker's why, to read by it
         assert dropped["10"]["reason"] == "quote_not_in_source"
         assert dropped["3"]["reason"] == "unknown_source" and dropped["3"]["passage"] is None
 

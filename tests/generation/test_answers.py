@@ -298,9 +298,15 @@ class TestAsk:
         assert not answer.abstained and "30" in answer.text
 
     def test_a_quote_from_a_review_says_so(self, search: HybridSearch) -> None:
+        service, _ = _service(search, '[?] "Great value" Reviewers say it is the best buy.')
+        answer = service.ask("hp-anker", "what do reviewers say about its value?")
+        assert answer.text == "A review says “Great value” [1]."
+
+    def test_a_quote_shown_alone_does_not_answer_yes(self, search: HybridSearch) -> None:
         service, _ = _service(search, '[?] "Great value" Yes, reviewers say it is the best buy.')
         answer = service.ask("hp-anker", "is it good value?")
-        assert answer.text == "Yes. A review says “Great value” [1]."
+        assert answer.abstained and answer.abstain_reason == "not_answered"
+        assert "Yes" not in answer.text and answer.dropped_reasons == ["unsettled"]
 
     def test_page_that_does_not_answer(self, search: HybridSearch) -> None:
         service, _ = _service(search, ABSTAIN_MARKER)

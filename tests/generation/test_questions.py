@@ -40,6 +40,13 @@ from generation.questions import (
         ("is the tank inside or outside?", "open"),  # asks which, not whether
         ("Does it come with batteries or not?", "yes_no"),  # "or not" is still whether
         ("what color is it?", "open"),
+        # the sentence that asks decides, not the context before it
+        ("my model is frs20qrb. it's not on the list. will this one fit?", "yes_no"),
+        ("i have an lg ltcs24223w. which filter would work?", "open"),
+        ("my bolts are missing... what size bolts should i get?", "measure"),
+        ("any rust issues?", "yes_no"),
+        ('does it come with any adapters, e.g. 1/4" jack?', "yes_no"),  # "e.g." ends nothing
+        ('is the lecithin "soy lecithin" or just lecithin?', "open"),
     ],
 )
 def test_question_kind(question: str, kind: QuestionKind) -> None:
@@ -106,6 +113,8 @@ def test_negations_are_counted() -> None:
         ("支持无线充电", False),
         ("came with a jack adapter (i think that's what it is called)", False),  # an aside
         ("it came with an adapter, i think", True),
+        ("i can't recall if they were 2 or 2.5 inches long", True),
+        ("i don't think there is a maximum", True),
     ],
 )
 def test_hedged(text: str, guess: bool) -> None:

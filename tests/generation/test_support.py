@@ -103,8 +103,8 @@ def test_did_not_come_with_never_ships_as_comes_with(mode: Literal["ask", "advic
     )
     if isinstance(result, Supported):
         assert result.quoted and "did not come" in result.quote
-    else:
-        assert result.reason == "polarity"
+    else:  # a denial, or shown alone a quote that does not say what is in the box
+        assert result.reason in ("polarity", "not_an_answer")
 
 
 def test_a_denial_answers_a_yes_no_question_no_never_yes() -> None:
@@ -119,6 +119,58 @@ def test_a_denial_answers_a_yes_no_question_no_never_yes() -> None:
 def test_question_verdict_follows_polarity() -> None:
     assert question_verdict("is it waterproof?", "waterproof to 10 m") == "yes"
     assert question_verdict("is it waterproof?", "not waterproof") == "no"
+
+
+@pytest.mark.parametrize(
+    ("question", "quote", "verdict"),
+    [
+        # a question about a denial: a quote denying the same thing says Yes
+        ("does it work without batteries?", "it works without batteries", "yes"),
+        ("does it work without batteries?", "it needs 4 AA batteries", "no"),
+        ("不防水吗？", "防水", "no"),  # Chinese answers the negated question
+        # how a question asks is no denial
+        ("Doesn't it come with a charger?", "comes with a charger", "yes"),
+        ("有没有充电器？", "附带充电器", "yes"),
+        ("有没有充电器？", "没有充电器", "no"),
+        ("能不能防水？", "可以防水", "yes"),
+        ("是否防水？", "不防水", "no"),
+    ],
+)
+def test_question_verdict_reads_the_questions_own_negation(
+    question: str, quote: str, verdict: str
+) -> None:
+    assert question_verdict(question, quote) == verdict
+
+
+def test_a_quote_shown_alone_never_answers_yes_or_no() -> None:
+    """The model's words said more than its quote ("best buy"): the quote is not turned into a
+    Yes by its polarity; the answer needs the model's own words, checked."""
+    context = _context("is it good value?", "Great value. Sturdy.")
+    result = _check(context, "Great value", "Yes, reviewers say it is the best buy.")
+    assert isinstance(result, Rejected) and result.reason == "unsettled"
+    kept = _check(context, "Great value", "Yes, it is great value.")
+    assert isinstance(kept, Supported) and kept.verdict == "yes" and not kept.quoted
+
+
+def test_a_quote_shown_alone_must_hold_most_of_an_open_question() -> None:
+    context = _context(
+        "how would it fit on a 95 mustang?", "i put 2 on a v6 chevy malibu with just clamps."
+    )
+    result = _check(
+        context, "i put 2 on a v6 chevy malibu with just clamps", "It fits with clamps on a car."
+    )
+    assert isinstance(result, Rejected) and result.reason == "not_an_answer"
+    held = _context("what cable does it charge with?", "Charges with the usb cable included.")
+    shown = _check(held, "Charges with the usb cable included", "It charges fast over USB-C.")
+    assert isinstance(shown, Supported) and shown.quoted
+
+
+def test_a_quote_shown_alone_that_only_guesses_is_not_an_answer() -> None:
+    context = _context(
+        "how long is the bolt?", "A: i can't recall if they were 2 or 2.5 inches long."
+    )
+    result = _check(context, "i can't recall if they were 2 or 2.5 inches long", "It is 2 inches.")
+    assert isinstance(result, Rejected) and result.reason == "not_an_answer"
 
 
 def test_a_guess_does_not_settle_a_yes_no_question() -> None:
