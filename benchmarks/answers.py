@@ -46,7 +46,9 @@ the reported split).
    gate is off for the run; it is scored from each row's evidence in ``rules``). Scores, per
    split:
 
-   - questions, answered (a claim shipped), and refusals of answerable questions (their share);
+   - questions, answered (a claim shipped), and refusals of answerable questions (their share;
+     the share of those a passage labelled 2 answers; and the share of refusals whose closest
+     passage, shown to the shopper as not settling it, is one labelled 2);
    - abstention as a detector of the unanswerable questions: precision, recall (and ``P@share``,
      the precision at the data set's share of unanswerable questions);
    - shipped claims; the share whose cited passage the question's ePQA label marks helpful or
@@ -613,6 +615,8 @@ def _epqa_row(
         "answerable": answerable(question),
         # 2: a passage answers it; 1: passages only help (the reference often "not sure")
         "best_label": max(question.labels.values(), default=0),
+        # an abstention's closest passage: its label (None: none shown, or not a candidate)
+        "closest_label": label(answer.closest[0].source_id) if answer.closest else None,
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "verdict": answer.verdict,
@@ -653,6 +657,8 @@ def epqa_scores(rows: list[dict[str, Any]], prevalence: float | None = None) -> 
     refused = sum(1 for r in answerable_rows if r["abstained"])
     answered_on_page = [r for r in answerable_rows if r.get("best_label") == 2]
     refused_on_page = sum(1 for r in answered_on_page if r["abstained"])
+    # a refusal that still shows the shopper a passage that answers (labelled 2)
+    offered = sum(1 for r in answerable_rows if r["abstained"] and r.get("closest_label") == 2)
     matched = sum(1 for r in answered if r["language_match"])
     supported = sum(1 for x in labels if x is not None and x >= 1)
     answering = sum(1 for x in labels if x == 2)
@@ -676,6 +682,10 @@ def epqa_scores(rows: list[dict[str, Any]], prevalence: float | None = None) -> 
                 "refused": refused_on_page,
                 "questions": len(answered_on_page),
                 "share": _ratio(refused_on_page, len(answered_on_page)),
+            },
+            "offered_answering_passage": {
+                "refused": offered,
+                "share": _ratio(offered, refused),
             },
         },
         "abstention": detector_scores([(r["abstained"], r["answerable"]) for r in ok], prevalence),
@@ -1770,6 +1780,10 @@ def _epqa_lines() -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
         (
             "  … a passage answers (2)",
             lambda s: _num(s["refused_answerable"]["answered_on_page"]["share"], 9),
+        ),
+        (
+            "  … shown a passage labelled 2",
+            lambda s: _num(s["refused_answerable"]["offered_answering_passage"]["share"], 9),
         ),
         ("abstention precision", share("abstention", "precision")),
         ("abstention recall", share("abstention", "recall")),

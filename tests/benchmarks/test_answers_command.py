@@ -317,6 +317,7 @@ class TestEpqa:
         assert rows["10"]["abstain_reason"] == "unsupported"
         assert rows["10"]["dropped_reasons"] == ["quote_not_in_source"]
         assert rows["10"]["kind"] == "measure"
+        assert rows["10"]["closest_label"] == 2 and rows["2"]["closest_label"] is None
         assert all(r["cited"] == [] for r in rows.values() if r["abstained"])
 
     def test_scores_of_the_test_split(self, result: dict[str, Any]) -> None:
@@ -328,6 +329,7 @@ class TestEpqa:
             "answerable": 1,
             "share": 0.0,
             "answered_on_page": {"refused": 0, "questions": 1, "share": 0.0},
+            "offered_answering_passage": {"refused": 0, "share": None},
         }
         abstention = test["abstention"]
         assert (abstention["precision"], abstention["recall"]) == (1.0, 1.0)
@@ -351,6 +353,8 @@ class TestEpqa:
             "share": round(1 / 3, 4),
             # every answerable question here has a passage that answers it (label 2)
             "answered_on_page": {"refused": 1, "questions": 3, "share": round(1 / 3, 4)},
+            # q10's refusal shows its best statement, from the passage labelled 2
+            "offered_answering_passage": {"refused": 1, "share": 1.0},
         }
         abstention = dev["abstention"]
         assert (abstention["abstained"], abstention["true_positives"]) == (1, 0)
