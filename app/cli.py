@@ -73,12 +73,63 @@ def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -
     return 0 if report.ok else 1
 
 
+LOCAL_KEY_ID = "local"
+
+
+def _local_key(settings: Settings) -> None:
+    """With no key and no shopper tokens configured, make an admin key for this machine:
+    its digest goes to the key file, the key itself to DATA_DIR/local-api-key (owner only)."""
+    from app.auth.access import build_access
+    from app.auth.keys import add_key
+
+    if settings.insecure_local:
+        return
+    access = build_access(settings)
+    saved = settings.data_dir / "local-api-key"
+    if len(access.keys) or access.tokens is not None:
+        if saved.exists():
+            _out(f"API key: in {saved}")
+        return
+    key = add_key(settings.keys_file, LOCAL_KEY_ID, ["admin"])
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.touch(mode=0o600)
+    saved.write_text(key + "\n", encoding="utf-8")
+    if sys.stdout.isatty():  # shown on a terminal; never into a log collector's stream
+        _out(f"API key made for this machine (admin; also in {saved}): {key}")
+    else:
+        _out(f"API key made for this machine (admin): in {saved}")
+    _out(
+        "  send it as 'Authorization: Bearer <key>'; revoke it with "
+        f"'shopguide keys revoke {LOCAL_KEY_ID}'"
+    )
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app.auth.keys import add_key, list_keys, revoke_key
+
+    path = settings.keys_file
+    if args.keys_command == "new":
+        key = add_key(path, args.id, [s.strip() for s in args.scopes.split(",") if s.strip()])
+        _out(key)
+        logger.info("API key %s added to %s", args.id, path)
+    elif args.keys_command == "revoke":
+        if not revoke_key(path, args.id):
+            _out(f"no key named {args.id!r} in {path}")
+            return 1
+        _out(f"revoked {args.id} (a running server stops accepting it within a second)")
+    else:
+        for known in list_keys(path):
+            _out(f"{known.id}\t{','.join(sorted(known.scopes))}")
+    return 0
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.api.server import server_config
     from app.main import create_app
 
+    _local_key(settings)
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}"
     _out(f"Shopping guide API on {url}  (docs: {url}/docs)")
@@ -321,9 +372,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("catalog", type=Path)
     index.add_argument("--prune", action="store_true", help="remove products not in the file")
     index.add_argument("--batch-size", type=int, default=256)
-    commands.add_parser("serve", help="start the API")
+    serve = commands.add_parser("serve", help="start the API")
     start = commands.add_parser("start", help="index the catalog if needed, then serve")
     start.add_argument("catalog", type=Path)
+    for parser_ in (serve, start):
+        parser_.add_argument(
+            "--insecure-local",
+            action="store_true",
+            help="let every request in without credentials (a laptop demo only)",
+        )
+    keys = commands.add_parser("keys", help="API keys of the shop's services")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_commands.add_parser("new", help="make a key; prints it once")
+    new.add_argument("id", help="its name: 1-32 lowercase letters, digits and '-'")
+    new.add_argument(
+        "--scopes", required=True, help="comma-separated: search,events,profiles,admin"
+    )
+    revoke = keys_commands.add_parser("revoke", help="remove a key")
+    revoke.add_argument("id")
+    keys_commands.add_parser("list", help="the keys' names and scopes")
     commands.add_parser("models", help="assemble and verify the generator model")
     search = commands.add_parser("search", help="search products")
     search.add_argument("query")
@@ -339,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = Settings()
+        if getattr(args, "insecure_local", False):
+            settings = settings.model_copy(update={"insecure_local": True})
     except ValueError as exc:
         _out(f"configuration error: {exc}")
         return 2
@@ -369,6 +438,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _serve(settings)
     if args.command == "models":
         return _models(settings)
+    if args.command == "keys":
+        return _keys(settings, args)
     if args.command == "adapt-reranker":
         return _adapt(settings, args)
     if args.command == "export-reranker":

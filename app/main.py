@@ -13,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
+from app.api.middleware import install_middleware
 from app.api.routes import advice, health, products, search, users
+from app.auth.access import build_access, log_access
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
@@ -29,6 +31,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.services = services or await run_in_threadpool(
             functools.partial(build_services, settings or get_settings(), background_generator=True)
         )
+        app.state.access = build_access(app.state.services.settings)
+        log_access(app.state.access)
         try:
             yield
         finally:
@@ -47,6 +51,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     for module in (search, products, advice, users, health):
         app.include_router(module.router)
+    config = services.settings if services is not None else settings or get_settings()
+    install_middleware(app, max_body_bytes=config.max_body_bytes, cors_origins=config.cors_origins)
 
     @app.middleware("http")
     async def log_requests(
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     ) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
+        caller = getattr(request.state, "caller", None)
         logger.info(
             "request",
             extra={
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 "path": request.url.path,
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - start) * 1000, 2),
+                "caller": caller.label() if caller is not None else None,
             },
         )
         return response

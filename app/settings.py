@@ -5,12 +5,15 @@ Only the `app` package reads settings; every other package receives plain argume
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ORIGIN_PATTERN = r"^(\*|https?://[^/\s?#]+)$"
 
 
 class Settings(BaseSettings):
@@ -207,10 +210,64 @@ class Settings(BaseSettings):
         "ranked above it, or whose title is the same (unset: keep near-duplicates).",
     )
 
+    insecure_local: bool = Field(
+        False,
+        description="Let every request in as admin, without credentials: a laptop demo only "
+        "(logged loudly at start). Otherwise every endpoint but /health and the docs needs an "
+        "API key or a shopper token.",
+    )
+    api_keys: str = Field(
+        "",
+        description="API keys of the shop's services: a JSON list of {id, sha256, scopes} "
+        "(`shopguide keys new` prints one). Scopes: search, events, profiles, admin.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A JSON file of more keys, in the same form, re-read when it changes (keys "
+        "rotate without a restart). Default: DATA_DIR/api-keys.json.",
+    )
+    shopper_token_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret (32 bytes or more) the shop signs shopper tokens with; the "
+        "token's subject is the user id.",
+    )
+    shopper_token_public_key: Path | None = Field(
+        None,
+        description="PEM public key for shopper tokens signed RS256, ES256 or EdDSA (instead of "
+        "SHOPPER_TOKEN_SECRET).",
+    )
+    shopper_token_issuer: str | None = Field(None, description="Required `iss` of shopper tokens.")
+    shopper_token_audience: str | None = Field(
+        None, description="Required `aud` of shopper tokens."
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="A request body over this many bytes is a 413 (payload_too_large): from its "
+        "Content-Length, or as a chunked body streams in. A full batch of 1000 events with long "
+        "queries can pass the 1 MiB default.",
+    )
+    cors_origins: Annotated[list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]], NoDecode] = Field(
+        default_factory=list,
+        description="Origins whose pages may call the API from a browser (CORS), e.g. "
+        "https://shop.example: comma-separated or a JSON list; '*' for any (credentials are "
+        "never allowed: callers send an Authorization header). Empty: no CORS headers at all.",
+    )
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        if isinstance(value, list | tuple):
+            value = [v.strip().rstrip("/") if isinstance(v, str) else v for v in value]
+            value = [v for v in value if v != ""]
+        return value
 
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
@@ -218,6 +275,11 @@ class Settings(BaseSettings):
             msg = "SHOPGUIDE_LLM_BASE_URL is required when SHOPGUIDE_LLM_BACKEND=openai"
             raise ValueError(msg)
         return self
+
+    @property
+    def keys_file(self) -> Path:
+        """The file of API keys re-read while serving."""
+        return self.api_keys_file or self.data_dir / "api-keys.json"
 
     @property
     def profiles_dir(self) -> Path:

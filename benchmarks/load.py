@@ -59,11 +59,15 @@ from typing import Any
 
 import httpx
 
+from app.auth.keys import key_entry, new_key
 from benchmarks import crowdflower_catalog as cf
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 
 DEFAULT_EMBEDDER = "packaged:all-minilm-l6-v2"
 _UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # /search never calls the generator
+# The run's own search key: the servers it starts accept it, and only it.
+KEY = new_key("bench-load")
+AUTH = {"Authorization": f"Bearer {KEY}"}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -301,7 +305,7 @@ async def _drive(
     tally = _Tally()
     issued = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=AUTH) as client:
         start = time.perf_counter()
         deadline = start + duration_s if duration_s is not None else math.inf
 
@@ -467,6 +471,7 @@ def _server_env(
         "SHOPGUIDE_LLM_PRIME": "false",
         "SHOPGUIDE_CACHE_SEARCH_TTL_S": str(ttl),
         "SHOPGUIDE_LOG_LEVEL": args.server_log_level,
+        "SHOPGUIDE_API_KEYS": json.dumps([key_entry(KEY, ["search"])]),
     }
     if args.query_embedding_cache == "off":
         env["SHOPGUIDE_CACHE_EMBEDDING_TTL_S"] = "0.001"

@@ -12,6 +12,13 @@ import pytest
 
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"  # before Haystack is imported
 
+from app.auth.keys import key_entry
+
+# Every API the tests build accepts this admin key (tests of access make their own keys).
+TEST_KEY = "sg_tests_" + "k" * 43
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+os.environ["SHOPGUIDE_API_KEYS"] = json.dumps([key_entry(TEST_KEY, ["admin"])])
+
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from retrieval.embedders.hashing import HashingEmbedder

@@ -5,6 +5,7 @@
     GeneratorNotReady (503 with Retry-After: being installed or loaded)
     GeneratorBusy (503 with Retry-After: the line of answers waiting is full)
     CacheError (503, a strict cache deletion: erasure)
+    Unauthenticated (401 with WWW-Authenticate)    Forbidden (403)
 Every error body is ``{"error": {"code", "message", "fields"?}}``. A 5xx tells the client what
 failed (`public_message`), never the library's own message, which can name internal addresses:
 that one is logged, with its traceback.
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth.access import Forbidden, Unauthenticated
 from generation.admission import GeneratorBusy
 from generation.answers import UnknownProduct
 from generation.llm.base import GenerationError, GenerationTimeout, GeneratorNotReady
@@ -47,6 +49,10 @@ def error_response(
 
 def error_status(exc: Exception) -> tuple[int, str]:
     """The HTTP status and error code for a library error."""
+    if isinstance(exc, Unauthenticated):
+        return 401, "unauthorized"
+    if isinstance(exc, Forbidden):
+        return 403, "forbidden"
     if isinstance(exc, UnknownProduct):
         return 404, "not_found"
     if isinstance(exc, StoreUnavailable):
@@ -100,9 +106,12 @@ def report(exc: Exception, where: str) -> tuple[int, str, str]:
 
 
 def retry_after(exc: Exception) -> dict[str, str] | None:
-    """The Retry-After header for an error worth retrying soon."""
+    """The headers of an error's response: Retry-After for one worth retrying soon,
+    WWW-Authenticate for missing or invalid credentials."""
     if isinstance(exc, GeneratorNotReady | GeneratorBusy):
         return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
     return None
 
 
@@ -142,6 +151,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     for error in (
+        Unauthenticated,
+        Forbidden,
         UnknownProduct,
         StoreError,
         GenerationError,

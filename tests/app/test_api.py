@@ -14,6 +14,7 @@ from app.settings import Settings
 from generation.llm.base import GenerationError, GenerationTimeout
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH
 from tests.quoting import BlockingLLM, QuotingLLM
 from tests.sse import parse_sse
 
@@ -37,7 +38,7 @@ def _services(tmp_path: Path, llm: RecordingLLM, **values: Any) -> Services:
 
 
 def _client(tmp_path: Path, llm: RecordingLLM, **values: Any) -> TestClient:
-    return TestClient(create_app(services=_services(tmp_path, llm, **values)))
+    return TestClient(create_app(services=_services(tmp_path, llm, **values)), headers=AUTH)
 
 
 def _assert_quotes_are_in_their_sources(body: dict[str, Any]) -> None:
@@ -390,7 +391,7 @@ class TestBusyGenerator:
         self, tmp_path: Path, llm: BlockingLLM, queue: int
     ) -> tuple[TestClient, Services, threading.Thread, list[Any]]:
         services = _services(tmp_path, llm, llm_concurrency=1, llm_queue=queue)
-        client = TestClient(create_app(services=services))
+        client = TestClient(create_app(services=services), headers=AUTH)
         client.__enter__()
         first, results = _in_thread(lambda: client.post(ASK, json=QUESTION))
         assert llm.started.wait(10), "the first answer never reached the generator"

@@ -18,6 +18,7 @@ from generation.answers import TokenEvent
 from generation.llm.base import GenerationError
 from retrieval.stores.base import StoreError, StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH
 from tests.quoting import QuotingLLM
 from tests.sse import parse_sse
 
@@ -36,7 +37,7 @@ def services(tmp_path: Path, store: EmbeddedStore) -> Services:
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
     app = create_app(services=services)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
         yield client
 
 

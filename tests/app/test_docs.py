@@ -10,6 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import AUTH
 
 
 class _Links(HTMLParser):
@@ -34,7 +35,7 @@ def _links(html: str) -> list[str]:
 def client(tmp_path: Path) -> TestClient:
     # No `with`: the lifespan, which builds the services, does not run; the docs need none.
     settings = Settings(data_dir=tmp_path, embedder="hashing-256", _env_file=None)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings), headers=AUTH)
 
 
 def test_docs_page_loads_no_asset_from_another_host(client: TestClient) -> None:

@@ -16,6 +16,7 @@ from generation.llm.base import GenerationError
 from generation.llm.deferred import DeferredLLM
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH
 from tests.quoting import QuotingLLM
 
 
@@ -43,7 +44,7 @@ def client(tmp_path: Path, store: EmbeddedStore, installing: Installing) -> Iter
         data_dir=tmp_path, embedder="hashing-256", semantic_min_similarity=0.2, _env_file=None
     )
     llm = DeferredLLM(installing, name="x.gguf", retry_s=0.01, max_retry_s=0.05)
-    with TestClient(create_app(services=build_services(settings, llm=llm))) as client:
+    with TestClient(create_app(services=build_services(settings, llm=llm)), headers=AUTH) as client:
         yield client
 
 

@@ -18,6 +18,7 @@ from app.services import build_services
 from app.settings import Settings
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH
 
 
 def _free_port() -> int:
@@ -48,7 +49,7 @@ def _get(base_url: str, target: str) -> tuple[int, str, dict]:
     """GET over a plain connection (httpx refuses URLs over 64 KB before sending them)."""
     connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
     try:
-        connection.request("GET", target)
+        connection.request("GET", target, headers=AUTH)
         response = connection.getresponse()
         return response.status, response.getheader("content-type", ""), json.loads(response.read())
     finally:

@@ -14,6 +14,7 @@ from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH
 from tests.quoting import QuotingLLM
 
 USER = "shopper-1"
@@ -29,7 +30,7 @@ def _client(tmp_path: Path, **settings: Any) -> TestClient:
     )
     # True of whichever headphones come first (their category): a reply in the answer format.
     llm = QuotingLLM(default='[?] "Headphones" These are headphones.')
-    return TestClient(create_app(services=build_services(config, llm=llm)))
+    return TestClient(create_app(services=build_services(config, llm=llm)), headers=AUTH)
 
 
 @pytest.fixture

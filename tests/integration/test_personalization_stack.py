@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.services import Services, build_services
-from tests.conftest import PRODUCTS
+from tests.conftest import AUTH, PRODUCTS
 from tests.integration.servers import free_port
 from tests.integration.test_stack import HEADPHONES, index, stack_settings
 from tests.quoting import QuotingLLM
@@ -37,7 +37,7 @@ def stack(
     )
     services = build_services(settings, llm=QuotingLLM(default=HEADPHONES))
     index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
-    with TestClient(create_app(services=services)) as client:
+    with TestClient(create_app(services=services), headers=AUTH) as client:
         yield services, client
 
 
@@ -97,7 +97,7 @@ def test_a_dead_profile_redis_serves_unpersonalized_and_refuses_events(
     )
     services = build_services(settings, llm=QuotingLLM(default=HEADPHONES))
     index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
-    with TestClient(create_app(services=services)) as client:
+    with TestClient(create_app(services=services), headers=AUTH) as client:
         assert _ids(client, user_id=USER) == _ids(client)
         event = {"event_id": "e", "user_id": USER, "type": "view", "product_id": "hp-jbl"}
         response = client.post("/events", json={"events": [event]})

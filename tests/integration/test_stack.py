@@ -22,7 +22,7 @@ from app.settings import Settings
 from generation.llm.fake import RecordingLLM
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
-from tests.conftest import PRODUCTS, write_jsonl
+from tests.conftest import AUTH, PRODUCTS, write_jsonl
 from tests.integration.servers import OwnRedis, TcpProxy, free_port
 from tests.quoting import QuotingLLM
 
@@ -83,7 +83,7 @@ def make_stack(tmp_path: Path, es_url: str, es_alias: str) -> Iterator[Callable[
         services = build_services(stack_settings(tmp_path, es, es_alias, **overrides), llm=llm)
         if indexed:
             index(services, PRODUCTS, tmp_path / "catalog.jsonl", prune=True)
-        client = TestClient(create_app(services=services))
+        client = TestClient(create_app(services=services), headers=AUTH)
         client.__enter__()
         clients.append(client)
         return Stack(services, client, llm)

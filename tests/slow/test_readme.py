@@ -30,6 +30,7 @@ README = ROOT / "README.md"
 SAMPLE = ROOT / "data" / "sample_catalog.jsonl"
 MODELS_DIR = ROOT / "var" / "models"
 README_URL = "localhost:8000"
+README_KEY = "var/local-api-key"  # where the API keeps the key it made for this machine
 
 # Commands CI cannot run as written, and what checks them instead.
 NOT_RUN = {
@@ -105,9 +106,18 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    data_dir: Path
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30)
+    @property
+    def key_file(self) -> Path:
+        """The admin key the server made on its first start."""
+        return self.data_dir / "local-api-key"
+
+    def get(self, path: str, *, key: bool = True) -> httpx.Response:
+        headers = {}
+        if key and path != "/health":
+            headers["authorization"] = f"Bearer {self.key_file.read_text().strip()}"
+        return httpx.get(self.url + path, timeout=30, headers=headers)
 
     def wait_until(self, ready: str, timeout_s: float) -> dict:
         """Poll /health until ``ready`` ('up': it answers; 'generator': the model is loaded)."""
@@ -155,7 +165,7 @@ def start_server(tmp_path: Path) -> Iterator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = Server(f"http://127.0.0.1:{port}", port, process, log)
+        server = Server(f"http://127.0.0.1:{port}", port, process, log, tmp_path / "data")
         started.append(server)
         return server
 
@@ -166,7 +176,13 @@ def start_server(tmp_path: Path) -> Iterator:
 
 def _curl(command: str, server: Server) -> str:
     result = subprocess.run(
-        ["bash", "-c", command.replace(README_URL, f"127.0.0.1:{server.port}")],
+        [
+            "bash",
+            "-c",
+            command.replace(README_URL, f"127.0.0.1:{server.port}").replace(
+                README_KEY, str(server.key_file)
+            ),
+        ],
         capture_output=True,
         timeout=300,
         check=False,
@@ -206,6 +222,11 @@ def test_start_and_the_examples(start_server) -> None:  # type: ignore[no-untype
     server = start_server(start, ROOT)
     health = server.wait_until("up", timeout_s=300)
     assert health["store"]["products"] > 0
+    assert server.get("/search?q=headphones", key=False).status_code == 401
+    assert server.key_file.stat().st_mode & 0o077 == 0  # the key is the owner's only
+    log = server.log.read_text()  # not a terminal: where the key is, not the key
+    assert f"API key made for this machine (admin): in {server.key_file}" in log
+    assert server.key_file.read_text().strip() not in log
     first = server.get("/search?q=headphones").json()
     assert first["results"]
     server.wait_until("generator", timeout_s=600)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
-from app.api.deps import ServicesDep
+from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
 from app.api.streaming import sse_response
 from generation.answers import AnswerEvent, final_answer
@@ -21,15 +21,18 @@ router = APIRouter(tags=["advice"])
     response_model=AnswerResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"},
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
         504: {"model": ErrorResponse},
     },
 )
 def advice(
-    body: AdviceRequest, request: Request, services: ServicesDep
+    body: AdviceRequest, request: Request, services: ServicesDep, caller: CallerDep
 ) -> AnswerResponse | StreamingResponse:
     """Recommend products for a shopping question; every claim cites a retrieved product."""
+    caller.require_for("search", body.user_id)
     filters = body.filters.to_filters() if body.filters else None
     ranking = services.personalization.ranking(body.user_id, personalize=body.personalize)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
-from app.api.deps import ServicesDep
+from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import AnswerResponse, AskRequest, ErrorResponse, ProductOut
 from app.api.streaming import sse_response
 from generation.answers import UnknownProduct
@@ -23,9 +23,18 @@ def _product(services: ServicesDep, product_id: str) -> Product:
     return product
 
 
-@router.get("/{product_id}", response_model=ProductOut, responses={404: {"model": ErrorResponse}})
-def get_product(product_id: str, services: ServicesDep) -> ProductOut:
+_DENIED: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+}
+
+
+@router.get(
+    "/{product_id}", response_model=ProductOut, responses={404: {"model": ErrorResponse}, **_DENIED}
+)
+def get_product(product_id: str, services: ServicesDep, caller: CallerDep) -> ProductOut:
     """The whole product, with its reviews and Q&A."""
+    caller.require_for("search", None)
     return ProductOut(product=_product(services, product_id))
 
 
@@ -38,12 +47,14 @@ def get_product(product_id: str, services: ServicesDep) -> ProductOut:
         422: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
         504: {"model": ErrorResponse},
+        **_DENIED,
     },
 )
 def ask(
-    product_id: str, body: AskRequest, request: Request, services: ServicesDep
+    product_id: str, body: AskRequest, request: Request, services: ServicesDep, caller: CallerDep
 ) -> AnswerResponse | StreamingResponse:
     """Answer a question from this product's own passages only, citing them."""
+    caller.require_for("search", None)
     _product(services, product_id)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         events = services.answers.stream_ask(product_id, body.question, rerank=body.rerank)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import ServicesDep
+from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import (
     ErasureResponse,
     ErrorResponse,
@@ -20,7 +21,10 @@ from personalization.events import USER_ID_PATTERN, Event
 from personalization.stores.base import ProfileStore, ProfileStoreUnavailable
 
 router = APIRouter(tags=["users"])
+audit = logging.getLogger("app.audit")
 _ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
@@ -37,10 +41,13 @@ def _profiles(services: ServicesDep) -> ProfileStore:
 
 
 @router.post("/events", response_model=EventsResponse, responses=_ERRORS)
-def post_events(body: EventsRequest, services: ServicesDep) -> EventsResponse:
+def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -> EventsResponse:
     """Record views, clicks, carts, purchases and searches (up to 1000 per call). Each
     shopper's profile is updated at once; a repeated ``event_id`` is not counted twice; an event
-    about an unknown product is rejected by its position and the rest recorded."""
+    about an unknown product is rejected by its position and the rest recorded. A shopper's
+    token posts only their own events."""
+    for user_id in {e.user_id for e in body.events}:
+        caller.require_for("events", user_id)
     now = time.time()
     events = [
         Event(
@@ -57,9 +64,14 @@ def post_events(body: EventsRequest, services: ServicesDep) -> EventsResponse:
 
 
 @router.get("/users/{user_id}/profile", response_model=ProfileResponse, responses=_ERRORS)
-def get_profile(user_id: UserId, services: ServicesDep) -> ProfileResponse:
+def get_profile(user_id: UserId, services: ServicesDep, caller: CallerDep) -> ProfileResponse:
     """What personalization knows about the shopper: the strongest brands and categories, the
     usual price range, and the latest events."""
+    caller.require_for("profiles", user_id)
+    return _profile(user_id, services)
+
+
+def _profile(user_id: str, services: ServicesDep) -> ProfileResponse:
     profiles = _profiles(services)
     profile = profiles.profile(user_id)
     return ProfileResponse(
@@ -72,16 +84,25 @@ def get_profile(user_id: UserId, services: ServicesDep) -> ProfileResponse:
 
 @router.put("/users/{user_id}/personalization", response_model=ProfileResponse, responses=_ERRORS)
 def set_personalization(
-    user_id: UserId, body: PersonalizationIn, services: ServicesDep
+    user_id: UserId, body: PersonalizationIn, services: ServicesDep, caller: CallerDep
 ) -> ProfileResponse:
     """Opt the shopper out of personalization (``enabled: false``: their events are no longer
     stored and their results are no longer personalized) or back in."""
+    caller.require_for("profiles", user_id)
     _profiles(services).set_enabled(user_id, body.enabled)
-    return get_profile(user_id, services)
+    return _profile(user_id, services)
 
 
 @router.delete("/users/{user_id}", response_model=ErasureResponse, responses=_ERRORS)
-def erase_user(user_id: UserId, services: ServicesDep) -> ErasureResponse:
+def erase_user(user_id: UserId, services: ServicesDep, caller: CallerDep) -> ErasureResponse:
     """Erase everything kept about the shopper: profile, events, settings, their cached
-    personalized results and their conversations; returns what was removed."""
-    return ErasureResponse.of(services.personalization.erase(user_id))
+    personalized results and their conversations; returns what was removed. A service needs
+    the ``admin`` scope; a shopper's token erases only its own shopper. Each erasure is written
+    to the audit log: who asked, when, and how much was removed (not whose data)."""
+    caller.require_for("admin", user_id)
+    response = ErasureResponse.of(services.personalization.erase(user_id))
+    audit.info(
+        "erasure",
+        extra={"by": caller.label(), **response.model_dump(exclude={"user_id"}, mode="json")},
+    )
+    return response
