@@ -1,6 +1,7 @@
 """Deployment: docker-compose runs the same servers, with the same settings, as the CI
-integration tests, and the Docker image holds every package the app imports and runs it as an
-unprivileged user. The Dockerfile and .dockerignore are read as text: no Docker needed."""
+integration tests, keeps them off the host and behind passwords, and the Docker image holds every
+package the app imports and runs it as an unprivileged user. The compose files, the Dockerfile and
+.dockerignore are read as text: no Docker needed."""
 
 import ast
 import fnmatch
@@ -10,14 +11,64 @@ import re
 import shlex
 import tomllib
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def _compose(name: str = "docker-compose.yml") -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+class MissingVariable(Exception):
+    """A variable that compose requires (``${NAME:?message}``) is unset or empty."""
+
+
+# $$, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME
+_VARIABLE = re.compile(
+    r"\$\$|\$\{(?P<braced>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)"
+)
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """``value`` (a parsed compose file or part of one) with variables substituted from
+    ``env`` as `docker compose` does; `MissingVariable` for a required one that is missing."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("braced") or match.group("bare")
+        op, arg = match.group("op"), match.group("arg") or ""
+        current = env.get(name)
+        missing = current is None or (current == "" and op is not None and op.startswith(":"))
+        if op in (":?", "?") and missing:
+            raise MissingVariable(f"{name}: {arg}")
+        if op in (":-", "-") and missing:
+            return arg
+        return current or ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def required_variables(value: Any) -> set[str]:
+    """The variables that ``value`` requires (``${NAME:?...}`` or ``${NAME?...}``)."""
+    if isinstance(value, dict):
+        return set().union(*(required_variables(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(required_variables(v) for v in value))
+    if not isinstance(value, str):
+        return set()
+    return {m.group("braced") for m in _VARIABLE.finditer(value) if m.group("op") in (":?", "?")}
 
 
 def _services_script() -> str:
@@ -57,12 +108,201 @@ def test_compose_keeps_profiles_in_a_redis_that_persists_and_never_evicts() -> N
     services = _compose()["services"]
     env = services["api"]["environment"]
     assert env["SHOPGUIDE_PROFILES"] == "redis"
-    host = env["SHOPGUIDE_PROFILES_REDIS_URL"].split("//")[1].split(":")[0]
+    url = interpolate(env["SHOPGUIDE_PROFILES_REDIS_URL"], _PASSWORDS)
+    host = urlsplit(url).hostname
+    assert host in services, f"{url}: no service {host!r}"
     command = services[host]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
     assert any(v.endswith(":/data") for v in services[host]["volumes"])
     assert services["api"]["depends_on"][host]["condition"] == "service_healthy"
+
+
+# The stack's hardening: back-end servers off the host and behind passwords, the API confined.
+
+_BACKEND = ("elasticsearch", "redis", "profiles")
+# Redis URL settings of the app and the password variable each must carry.
+_REDIS_URLS = {
+    "SHOPGUIDE_PROFILES_REDIS_URL": "SHOPGUIDE_PROFILES_REDIS_PASSWORD",
+    "SHOPGUIDE_REDIS_URL": "SHOPGUIDE_REDIS_PASSWORD",
+}
+_PASSWORDS = {name: f"pw-{name.lower()}-0123abcd" for name in _REDIS_URLS.values()}
+
+
+def _networks(service: dict) -> set[str]:
+    """The networks a service joins (list or mapping form); compose's `default` when none."""
+    networks = service.get("networks")
+    return set(networks) if networks else {"default"}
+
+
+def _internal(compose: dict, network: str) -> bool:
+    return bool(((compose.get("networks") or {}).get(network) or {}).get("internal"))
+
+
+def _redis_service_of(setting: str) -> tuple[str, str]:
+    """The service an API Redis URL setting points at, and the password in that URL."""
+    env = interpolate(_compose()["services"]["api"]["environment"], _PASSWORDS)
+    pool = redis.Redis.from_url(env[setting]).connection_pool.connection_kwargs
+    return str(pool["host"]), str(pool.get("password"))
+
+
+def test_compose_interpolation_follows_docker_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("a${SET}b$SET $$SET", env) == "axbx $SET"
+    assert interpolate("${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d}", env) == "d d  d"
+    assert interpolate(["${SET:?msg}", {"k": "${SET?m}"}], env) == ["x", {"k": "x"}]
+    for text in ("${UNSET:?set it}", "${EMPTY:?set it}", "${UNSET?set it}"):
+        try:
+            interpolate(text, env)
+        except MissingVariable:
+            continue
+        raise AssertionError(f"{text} must fail without its variable")
+    assert interpolate("${EMPTY?m}", env) == ""
+    assert required_variables(["${A:?x}", {"k": "${B?y} ${C:-z} $D"}]) == {"A", "B"}
+
+
+def test_only_the_api_publishes_a_port_and_only_on_loopback() -> None:
+    services = _compose()["services"]
+    publishing = {name for name, s in services.items() if s.get("ports")}
+    assert publishing == {"api"}, (
+        f"{sorted(publishing - {'api'})} publish ports: only the API may; put debugging ports "
+        "in docker-compose.ports.yml"
+    )
+    for port in services["api"]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), f"{port}: publish the API on 127.0.0.1 only"
+
+
+def test_back_end_servers_are_only_on_an_internal_network() -> None:
+    compose = _compose()
+    services = compose["services"]
+    for name in (*_BACKEND, "indexer"):
+        networks = _networks(services[name])
+        outside = {n for n in networks if not _internal(compose, n)}
+        assert not outside, (
+            f"{name} joins {sorted(outside)}: put it on an `internal: true` network only"
+        )
+    api = _networks(services["api"])
+    backend = _networks(services["elasticsearch"])
+    assert api & backend, "the API must share the back end's network to reach its servers"
+    assert any(not _internal(compose, n) for n in api), (
+        "the API needs a network that is not internal too: ports on internal ones are not published"
+    )
+    for name in _BACKEND:
+        assert not services[name].get("network_mode"), f"{name}: no network_mode (host) here"
+
+
+def test_the_ports_override_publishes_back_end_ports_on_loopback_only() -> None:
+    base, extra = _compose(), _compose("docker-compose.ports.yml")
+    networks = base.get("networks") or {}
+    assert extra["services"], "docker-compose.ports.yml publishes the back-end servers' ports"
+    for name, service in extra["services"].items():
+        assert name in base["services"], f"docker-compose.ports.yml: no service {name!r}"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port}: publish on 127.0.0.1"
+        joined = _networks(base["services"][name]) | _networks(service)
+        assert all(n in networks for n in joined), f"{name}: joins an undeclared network"
+        assert any(not _internal(base, n) for n in joined), (
+            f"{name}: Docker publishes no port of a container only on internal networks"
+        )
+    for network, spec in (extra.get("networks") or {}).items():
+        assert not _internal(base, network) or (spec or {}).get("internal", True), (
+            f"docker-compose.ports.yml must not make {network} (internal) reach out"
+        )
+
+
+def test_redis_servers_require_a_password_from_a_required_variable() -> None:
+    services = _compose()["services"]
+    for setting, variable in _REDIS_URLS.items():
+        host, password = _redis_service_of(setting)
+        assert host in services, f"{setting} points at {host!r}, which is not a service"
+        command = services[host]["command"]
+        assert "--requirepass" in command, f"{host}: add --requirepass ${{{variable}:?...}}"
+        value = command[command.index("--requirepass") + 1]
+        assert required_variables(value) == {variable} and value.startswith("${"), (
+            f"{host}: --requirepass must be ${{{variable}:?set it in .env}} (compose then refuses "
+            f"to start without it), not {value!r}"
+        )
+        assert interpolate(value, _PASSWORDS) == password == _PASSWORDS[variable], (
+            f"{setting} must carry the password: redis://:${{{variable}:?...}}@{host}:6379/0"
+        )
+        try:
+            interpolate(services[host], {})
+        except MissingVariable:
+            pass
+        else:
+            raise AssertionError(f"{host}: `docker compose up` must refuse an unset {variable}")
+
+
+def test_the_profiles_url_carries_the_profiles_password() -> None:
+    host, password = _redis_service_of("SHOPGUIDE_PROFILES_REDIS_URL")
+    assert host == "profiles" and password == _PASSWORDS["SHOPGUIDE_PROFILES_REDIS_PASSWORD"]
+    indexer = _compose()["services"]["indexer"]["environment"]
+    assert interpolate(indexer, _PASSWORDS) == interpolate(
+        _compose()["services"]["api"]["environment"], _PASSWORDS
+    )
+
+
+def test_redis_healthchecks_authenticate() -> None:
+    services = _compose()["services"]
+    for setting in _REDIS_URLS:
+        host, password = _redis_service_of(setting)
+        service = interpolate(services[host], _PASSWORDS)
+        test = service["healthcheck"]["test"]
+        text = test if isinstance(test, str) else " ".join(test[1:])
+        assert "redis-cli" in text and "PONG" in text, (
+            f"{host}: the healthcheck must check that redis-cli gets PONG (with a password, an "
+            "unauthenticated ping answers NOAUTH, and redis-cli may still exit 0)"
+        )
+        env = service.get("environment") or {}
+        if isinstance(env, list):  # the list form: NAME=value
+            env = dict(item.partition("=")[::2] for item in env)
+        via_env = env.get("REDISCLI_AUTH") == password
+        flag = re.search(r"(?:^|\s)-a\s+[\"']?([^\s\"']+)", text)  # -a PASSWORD or -a "$VAR"
+        given = flag.group(1) if flag else None
+        via_flag = given is not None and password in (given, env.get(given.strip("${}")))
+        assert via_env or via_flag, (
+            f"{host}: the healthcheck must authenticate: set REDISCLI_AUTH to the password in "
+            "the service's environment, or use redis-cli -a"
+        )
+
+
+def test_the_shopguide_containers_are_confined() -> None:
+    services = _compose()["services"]
+    env = _env()
+    data = env["SHOPGUIDE_DATA_DIR"]
+    for name in ("api", "indexer"):
+        service = services[name]
+        assert str(service.get("user", "")).split(":")[0] in {_image_user(), "10001"}, (
+            f"{name}: set `user:` to the image's unprivileged user ({_image_user()})"
+        )
+        assert "no-new-privileges:true" in service.get("security_opt", []), (
+            f"{name}: add security_opt: [no-new-privileges:true]"
+        )
+        assert [c.upper() for c in service.get("cap_drop", [])] == ["ALL"], (
+            f"{name}: add cap_drop: [ALL]"
+        )
+        assert service.get("read_only") is True, f"{name}: read_only: true"
+        assert any(str(t).split(":")[0] == "/tmp" for t in service.get("tmpfs", [])), (
+            f"{name}: a read-only root needs a tmpfs at /tmp"
+        )
+        assert not service.get("privileged") and not service.get("cap_add"), name
+    api_mounts = [_volume(v) for v in services["api"].get("volumes", [])]
+    assert any(target == data and not ro for _, target, ro in api_mounts), (
+        f"the API writes its API keys under {data}: mount a named volume there"
+    )
+    named = set(_compose().get("volumes") or {})
+    assert all(source in named for source, target, _ in api_mounts if target == data)
+
+
+def test_env_example_lists_every_variable_compose_requires() -> None:
+    required = required_variables(_compose())
+    assert {"SHOPGUIDE_PROFILES_REDIS_PASSWORD"} <= required
+    text = (ROOT / ".env.example").read_text()
+    listed = dict(re.findall(r"^([A-Za-z_]\w*)=(.*)$", text, re.M))
+    for name in sorted(required):
+        assert listed.get(name), f"add {name}=<placeholder> to .env.example"
+    assert "openssl rand -hex 24" in text, "say how to make a password in .env.example"
+    assert ".env" in _dockerignore(), "keep .env (the passwords) out of the image"
 
 
 # The Docker image: read as text (no Docker needed). Each failure says what to fix.
