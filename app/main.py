@@ -36,6 +36,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
+            limits = getattr(app.state, "rate_limits", None)
+            if limits is not None:  # built on the first request that is limited
+                limits.close()
+                app.state.rate_limits = None
             if owned:
                 app.state.services.close()
 

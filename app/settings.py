@@ -250,6 +250,24 @@ class Settings(BaseSettings):
         "Content-Length, or as a chunked body streams in. A full batch of 1000 events with long "
         "queries can pass the 1 MiB default.",
     )
+    rate_limit_search_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Searches and product reads a minute per API key, shopper or local caller; "
+        "beyond that, 429 with Retry-After (0: unlimited).",
+    )
+    rate_limit_answers_per_minute: int = Field(
+        30,
+        ge=0,
+        description="Answers (ask, advice) a minute per API key, shopper or local caller; beyond "
+        "that, 429 with Retry-After (0: unlimited).",
+    )
+    rate_limit_backend: Literal["memory", "redis"] | None = Field(
+        None,
+        description="Where rate limits are counted: in this process, or in Redis (REDIS_URL), "
+        "shared by every API worker. Unset: redis when CACHE=redis, otherwise memory. A Redis "
+        "that fails lets requests through (limits are protection, not correctness).",
+    )
     cors_origins: Annotated[list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]], NoDecode] = Field(
         default_factory=list,
         description="Origins whose pages may call the API from a browser (CORS), e.g. "
@@ -290,6 +308,13 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Where the embedded store keeps its index."""
         return self.data_dir / "index"
+
+    @property
+    def rate_limit_store(self) -> Literal["memory", "redis"]:
+        """Where rate limits are counted: RATE_LIMIT_BACKEND, or else as the cache."""
+        if self.rate_limit_backend is not None:
+            return self.rate_limit_backend
+        return "redis" if self.cache == "redis" else "memory"
 
     @property
     def models_dir(self) -> Path:

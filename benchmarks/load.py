@@ -470,6 +470,7 @@ def _server_env(
         "SHOPGUIDE_LLM_BASE_URL": _UNUSED_LLM_URL,
         "SHOPGUIDE_LLM_PRIME": "false",
         "SHOPGUIDE_CACHE_SEARCH_TTL_S": str(ttl),
+        "SHOPGUIDE_RATE_LIMIT_SEARCH_PER_MINUTE": "0",  # measure the server, not its limits
         "SHOPGUIDE_LOG_LEVEL": args.server_log_level,
         "SHOPGUIDE_API_KEYS": json.dumps([key_entry(KEY, ["search"])]),
     }

@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: the services, and who is calling."""
+"""Dependencies the routes declare: the services, who is calling, and their rate limits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth.access import Access, Caller, build_access
+from app.limits import RateLimits, build_rate_limits
 from app.services import Services
 
 
@@ -46,3 +47,27 @@ def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_rate_limits(request: Request) -> RateLimits:
+    """The rate limits, built once from the services' settings."""
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
+    if limits is None:
+        limits = request.app.state.rate_limits = build_rate_limits(get_services(request).settings)
+    return limits
+
+
+def search_caller(request: Request, caller: CallerDep) -> Caller:
+    """The caller, charged one search (`RateLimited`: it has spent its searches)."""
+    get_rate_limits(request).charge(caller, "search")
+    return caller
+
+
+def answers_caller(request: Request, caller: CallerDep) -> Caller:
+    """The caller, charged one answer (`RateLimited`: it has spent its answers)."""
+    get_rate_limits(request).charge(caller, "answers")
+    return caller
+
+
+SearchCallerDep = Annotated[Caller, Depends(search_caller)]
+AnswersCallerDep = Annotated[Caller, Depends(answers_caller)]

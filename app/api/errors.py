@@ -6,6 +6,7 @@
     GeneratorBusy (503 with Retry-After: the line of answers waiting is full)
     CacheError (503, a strict cache deletion: erasure)
     Unauthenticated (401 with WWW-Authenticate)    Forbidden (403)
+    RateLimited (429 with Retry-After: the caller spent its limit)
 Every error body is ``{"error": {"code", "message", "fields"?}}``. A 5xx tells the client what
 failed (`public_message`), never the library's own message, which can name internal addresses:
 that one is logged, with its traceback.
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.access import Forbidden, Unauthenticated
+from app.limits import RateLimited
 from generation.admission import GeneratorBusy
 from generation.answers import UnknownProduct
 from generation.llm.base import GenerationError, GenerationTimeout, GeneratorNotReady
@@ -53,6 +55,8 @@ def error_status(exc: Exception) -> tuple[int, str]:
         return 401, "unauthorized"
     if isinstance(exc, Forbidden):
         return 403, "forbidden"
+    if isinstance(exc, RateLimited):
+        return 429, "rate_limited"
     if isinstance(exc, UnknownProduct):
         return 404, "not_found"
     if isinstance(exc, StoreUnavailable):
@@ -110,6 +114,8 @@ def retry_after(exc: Exception) -> dict[str, str] | None:
     WWW-Authenticate for missing or invalid credentials."""
     if isinstance(exc, GeneratorNotReady | GeneratorBusy):
         return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": exc.retry_after_header}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}
     return None
@@ -153,6 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for error in (
         Unauthenticated,
         Forbidden,
+        RateLimited,
         UnknownProduct,
         StoreError,
         GenerationError,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
-from app.api.deps import CallerDep, ServicesDep
+from app.api.deps import AnswersCallerDep, ServicesDep
 from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
 from app.api.streaming import sse_response
 from generation.answers import AnswerEvent, final_answer
@@ -24,12 +24,13 @@ router = APIRouter(tags=["advice"])
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
         504: {"model": ErrorResponse},
     },
 )
 def advice(
-    body: AdviceRequest, request: Request, services: ServicesDep, caller: CallerDep
+    body: AdviceRequest, request: Request, services: ServicesDep, caller: AnswersCallerDep
 ) -> AnswerResponse | StreamingResponse:
     """Recommend products for a shopping question; every claim cites a retrieved product."""
     caller.require_for("search", body.user_id)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
-from app.api.deps import CallerDep, ServicesDep
+from app.api.deps import AnswersCallerDep, SearchCallerDep, ServicesDep
 from app.api.schemas import AnswerResponse, AskRequest, ErrorResponse, ProductOut
 from app.api.streaming import sse_response
 from generation.answers import UnknownProduct
@@ -26,13 +26,14 @@ def _product(services: ServicesDep, product_id: str) -> Product:
 _DENIED: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
 }
 
 
 @router.get(
     "/{product_id}", response_model=ProductOut, responses={404: {"model": ErrorResponse}, **_DENIED}
 )
-def get_product(product_id: str, services: ServicesDep, caller: CallerDep) -> ProductOut:
+def get_product(product_id: str, services: ServicesDep, caller: SearchCallerDep) -> ProductOut:
     """The whole product, with its reviews and Q&A."""
     caller.require_for("search", None)
     return ProductOut(product=_product(services, product_id))
@@ -51,7 +52,11 @@ def get_product(product_id: str, services: ServicesDep, caller: CallerDep) -> Pr
     },
 )
 def ask(
-    product_id: str, body: AskRequest, request: Request, services: ServicesDep, caller: CallerDep
+    product_id: str,
+    body: AskRequest,
+    request: Request,
+    services: ServicesDep,
+    caller: AnswersCallerDep,
 ) -> AnswerResponse | StreamingResponse:
     """Answer a question from this product's own passages only, citing them."""
     caller.require_for("search", None)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.cached import through_cache
-from app.api.deps import CallerDep, ServicesDep
+from app.api.deps import SearchCallerDep, ServicesDep
 from app.api.schemas import ErrorResponse, SearchQuery, SearchRequest, SearchResponse
 from app.services import Services
 from generation.constraints import parse_constraints
@@ -18,6 +18,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
 
@@ -59,7 +60,7 @@ def _search(services: Services, request: SearchRequest, ranking: Ranking) -> Sea
 
 
 @router.post("/search", response_model=SearchResponse, responses=_ERRORS)
-def search(body: SearchRequest, services: ServicesDep, caller: CallerDep) -> SearchResponse:
+def search(body: SearchRequest, services: ServicesDep, caller: SearchCallerDep) -> SearchResponse:
     """Hybrid search (BM25 + vectors, fused, optionally re-ranked) with filters."""
     caller.require_for("search", body.user_id)
     return run_search(services, body)
@@ -67,7 +68,7 @@ def search(body: SearchRequest, services: ServicesDep, caller: CallerDep) -> Sea
 
 @router.get("/search", response_model=SearchResponse, responses=_ERRORS)
 def search_get(
-    params: Annotated[SearchQuery, Query()], services: ServicesDep, caller: CallerDep
+    params: Annotated[SearchQuery, Query()], services: ServicesDep, caller: SearchCallerDep
 ) -> SearchResponse:
     """The same search with ``q`` and the filters as query parameters (repeat ``brands``)."""
     request = params.to_request()
