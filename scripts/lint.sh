@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# ruff (lint and format check) and mypy over the project.
+# ruff (lint and format check), mypy, and the import contracts in pyproject.toml (the
+# direction of dependencies: benchmarks -> app -> training -> generation | personalization |
+# indexer -> retrieval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
@@ -7,3 +9,4 @@ cd "$(dirname "$0")/.."
 ruff check .
 ruff format --check .
 mypy
+lint-imports --no-logo
