@@ -9,11 +9,15 @@
   Content-Security-Policy on every response that passes through them: ``default-src 'none'``
   for JSON (and anything but a page); an HTML page (the API's only ones are the docs) may load
   scripts, styles, images and the schema from the API itself, and run its own inline scripts,
-  allowed by their hashes. A 500 for an unhandled error is answered outside them, by
-  Starlette's ServerErrorMiddleware, and so is the 414 of `app.api.server.UrlLimit`.
+  allowed by their hashes. The 414 of `app.api.server.UrlLimit`, answered before the app,
+  carries the same headers (`security_headers`).
+- `ServerErrors`: an unhandled error becomes the JSON ``500 internal_error`` here, inside the
+  security headers and CORS, rather than in Starlette's ServerErrorMiddleware, which answers
+  outside every middleware. Its traceback is logged; the client reads no library message.
 
 `install_middleware` adds them so that a request meets the security headers first, then CORS
-(a 413 to another origin carries CORS headers, so its page can read it), then the body limit.
+(a 413 or a 500 to another origin carries CORS headers, so its page can read it), then the
+server errors, then the body limit.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_response, report
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -118,6 +124,41 @@ async def _too_large(size: str, limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class ServerErrors:
+    """Pure ASGI middleware: an error the app did not handle is a JSON 500 (if the response
+    has not started; a stream already under way is cut, as the server would)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; answer an unhandled error in the API's error shape."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:
+                raise
+            status, code, message = report(exc, f"{scope['method']} {scope['path']}")
+            await error_response(status, code, message)(scope, receive, send)
+
+
+def security_headers() -> list[tuple[bytes, bytes]]:
+    """The security headers of a JSON response, for one answered outside `SecurityHeaders`."""
+    pairs = [*_HEADERS.items(), ("content-security-policy", STRICT_CSP)]
+    return [(name.encode(), value.encode()) for name, value in pairs]
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: the security headers on every response (kept where the app set
     one itself). An HTML page is held until it is complete, to hash its inline scripts."""
@@ -170,8 +211,10 @@ def page_csp(html: bytes) -> str:
 def install_middleware(
     app: FastAPI, *, max_body_bytes: int = MAX_BODY_BYTES, cors_origins: Sequence[str] = ()
 ) -> None:
-    """Add the body limit, CORS (when ``cors_origins`` are given) and the security headers."""
+    """Add the body limit, the server errors, CORS (when ``cors_origins`` are given) and the
+    security headers."""
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ServerErrors)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,7 +3,8 @@
 uvicorn answers a request its HTTP parser cannot take with a plain-text ``400 Invalid HTTP request
 received.``: httptools cannot parse a URL over 65535 bytes at all, and h11 holds 16 KB by
 default. So the API is served by h11 with room for `SERVER_LINE_LIMIT` bytes, and `UrlLimit`
-answers a URL over `MAX_URL_BYTES` with a JSON ``414 uri_too_long`` in the API's error shape.
+answers a URL over `MAX_URL_BYTES` with a JSON ``414 uri_too_long`` in the API's error shape,
+with the API's security headers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.middleware import security_headers
 
 MAX_URL_BYTES = 16 * 1024
 SERVER_LINE_LIMIT = 1024 * 1024
@@ -37,7 +40,11 @@ class UrlLimit:
 async def _too_long(length: int, limit: int, send: Send) -> None:
     message = f"the URL is {length} bytes long, over the limit of {limit} bytes"
     body = json.dumps({"error": {"code": "uri_too_long", "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        *security_headers(),
+    ]
     await send({"type": "http.response.start", "status": 414, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -332,3 +333,39 @@ class TestSecurityHeaders:
             rest = "\n".join(lines)
         assert waited == [True]
         assert 'data: {"text": "second"}' in rest
+
+
+class TestServerErrors:
+    """An error no handler knows is a JSON 500 inside the middleware: with the security
+    headers, CORS for an allowed origin, logged with its traceback, no library message out."""
+
+    @pytest.fixture
+    def failing(self, tmp_path: Path, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch):
+        services = _services(tmp_path, cors_origins=[SHOP])
+
+        def search(*args: object, **kwargs: object) -> object:
+            raise ZeroDivisionError("a bug near http://10.0.0.7:9200")
+
+        monkeypatch.setattr(services.search, "search", search)
+        with TestClient(create_app(services=services), headers=AUTH) as client:
+            yield client
+
+    def test_an_unhandled_error_is_a_json_500_with_the_headers(
+        self, failing: TestClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        response = failing.post("/search", json={"query": "jbl"}, headers={"origin": SHOP})
+        assert response.status_code == 500
+        assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+        assert {k: response.headers.get(k) for k in SECURITY} == SECURITY
+        assert response.headers["content-security-policy"] == STRICT_CSP
+        assert response.headers["access-control-allow-origin"] == SHOP
+        (record,) = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+        assert "POST /search failed (internal_error)" in record.getMessage()
+
+    def test_the_request_is_logged_with_its_500(
+        self, failing: TestClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO)
+        failing.get("/search?q=jbl")
+        (line,) = [r for r in caplog.records if r.getMessage() == "request"]
+        assert line.__dict__["status"] == 500 and line.__dict__["path"] == "/search"

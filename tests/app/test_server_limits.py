@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 import uvicorn
 
+from app.api.middleware import STRICT_CSP
 from app.api.server import MAX_URL_BYTES, server_config
 from app.main import create_app
 from app.services import build_services
@@ -45,15 +46,21 @@ def base_url(tmp_path: Path, store: EmbeddedStore) -> Iterator[str]:
     thread.join(timeout=30)
 
 
-def _get(base_url: str, target: str) -> tuple[int, str, dict]:
+def _request(base_url: str, target: str) -> tuple[int, dict[str, str], dict]:
     """GET over a plain connection (httpx refuses URLs over 64 KB before sending them)."""
     connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
     try:
         connection.request("GET", target, headers=AUTH)
         response = connection.getresponse()
-        return response.status, response.getheader("content-type", ""), json.loads(response.read())
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, json.loads(response.read())
     finally:
         connection.close()
+
+
+def _get(base_url: str, target: str) -> tuple[int, str, dict]:
+    status, headers, body = _request(base_url, target)
+    return status, headers.get("content-type", ""), body
 
 
 def test_a_100_kb_query_is_a_json_414(base_url: str) -> None:
@@ -61,6 +68,14 @@ def test_a_100_kb_query_is_a_json_414(base_url: str) -> None:
     assert (status, content_type) == (414, "application/json")
     assert body["error"]["code"] == "uri_too_long"
     assert str(MAX_URL_BYTES) in body["error"]["message"]
+
+
+def test_the_414_carries_the_security_headers(base_url: str) -> None:
+    """Answered before the app's own middleware, it still tells a browser not to sniff it."""
+    _, headers, _ = _request(base_url, "/search?" + urlencode({"q": "x" * 100_000}))
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"] == STRICT_CSP
 
 
 def test_a_url_under_the_limit_is_served(base_url: str) -> None:
