@@ -78,7 +78,8 @@ LOCAL_KEY_ID = "local"
 
 def _local_key(settings: Settings) -> None:
     """With no key and no shopper tokens configured, make an admin key for this machine:
-    its digest goes to the key file, the key itself to DATA_DIR/local-api-key (owner only)."""
+    its digest goes to the key file, the key itself to DATA_DIR/local-api-key (owner only).
+    Where keys are required (``local_key`` off), say how to add one instead."""
     from app.auth.access import build_access
     from app.auth.keys import add_key
 
@@ -89,6 +90,15 @@ def _local_key(settings: Settings) -> None:
     if len(access.keys) or access.tokens is not None:
         if saved.exists():
             _out(f"API key: in {saved}")
+        return
+    if not settings.local_key:
+        logger.warning(
+            "no API key or shopper-token key is configured: every request but /health and the "
+            "docs is refused (401) until one is added to %s, which is re-read while serving: "
+            "shopguide keys new NAME --scopes search,events (in the compose stack: docker "
+            "compose run --rm api shopguide keys new NAME --scopes ...)",
+            settings.keys_file,
+        )
         return
     key = add_key(settings.keys_file, LOCAL_KEY_ID, ["admin"])
     saved.parent.mkdir(parents=True, exist_ok=True)

@@ -216,6 +216,13 @@ class Settings(BaseSettings):
         "(logged loudly at start). Otherwise every endpoint but /health and the docs needs an "
         "API key or a shopper token.",
     )
+    local_key: bool = Field(
+        True,
+        description="On a start with no API key and no shopper-token key configured, make an "
+        "admin key for this machine (saved in DATA_DIR/local-api-key, owner only). Off in the "
+        "compose stack, which requires keys: until one is added, every request but /health and "
+        "the docs is refused (401).",
+    )
     api_keys: str = Field(
         "",
         description="API keys of the shop's services: a JSON list of {id, sha256, scopes} "

@@ -305,12 +305,14 @@ class AnswerService:
         cancelled: Callable[[], bool] | None = None,
         conversation_id: str | None = None,
         user_id: str | None = None,
+        owner: str | None = None,
         policy: ResultPolicy | None = None,
     ) -> Iterator[AnswerEvent]:
         """Advice for a shopping question, streamed; with ``conversation_id``, a follow-up
         ("cheaper ones?", "which of these…", "compare the first two") continues that
-        conversation (`generation.conversation`), kept under ``user_id`` when given. A
-        ``policy`` (personalization, diversity) orders the products found."""
+        conversation (`generation.conversation`), kept under ``user_id`` when given, else
+        under ``owner`` (the caller). A ``policy`` (personalization, diversity) orders the
+        products found."""
         if conversation_id is None:
             sources, applied, merged, retrieval_ms = self.advice_sources_for(
                 question, filters, rerank=rerank, policy=policy
@@ -324,7 +326,7 @@ class AnswerService:
         if self.conversations is None:
             msg = "conversations are not configured"
             raise ValueError(msg)
-        conversation = self.conversations.load(conversation_id, user_id)
+        conversation = self.conversations.load(conversation_id, user_id, owner)
         follow = interpret(question, conversation)
         events = (
             self._compare(question, conversation, follow)

@@ -2,9 +2,11 @@
 
 A conversation keeps its last turns (question, answer, the products cited) and the last result
 set: the search text, the filters applied and the products shown. It lives in the cache backend
-(Redis in the stack) under ``shopguide:conversation:<id>`` (a shopper's own under
-``shopguide:user:<user id>:conversation:<id>``, erased with the shopper) with a time to live, so
-a conversation expires on its own and any API worker can continue it.
+(Redis in the stack) with a time to live, so a conversation expires on its own and any API
+worker can continue it. Its key names whose it is, so that nobody else can continue it: a
+shopper's under ``shopguide:user:<user id>:conversation:<id>`` (erased with the shopper), one
+for nobody in particular under the caller that started it,
+``shopguide:conversation:<owner>:<id>`` (the API's owner is the caller: a service's key id).
 
 A follow-up is read by rules, in English and Chinese, never by the model:
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "conversation"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+OWNER_PATTERN = r"[a-z][a-z0-9-]{0,15}-[a-z0-9][a-z0-9-]{0,63}"
 MAX_COMPARED = 3
 
 FollowUpKind = Literal["new", "cheaper", "pricier", "among_shown", "compare"]
@@ -60,6 +63,7 @@ class Conversation:
     shown: list[str] = field(default_factory=list)  # products given to the model, in order
     cited: list[str] = field(default_factory=list)  # products the last answer cited
     user_id: str | None = None  # the shopper it belongs to (its key is under theirs)
+    owner: str | None = None  # else the caller that started it (its key is under theirs)
 
     def to_json(self) -> bytes:
         """The stored form."""
@@ -80,6 +84,7 @@ class Conversation:
             shown=list(data.get("shown", [])),
             cited=list(data.get("cited", [])),
             user_id=data.get("user_id"),
+            owner=data.get("owner"),
         )
 
 
@@ -92,9 +97,10 @@ class ConversationStore:
         self.max_turns = max_turns
 
     @staticmethod
-    def key(conversation_id: str, user_id: str | None = None) -> str:
-        """The cache key of a conversation, under its shopper's prefix when it has one
-        (`ValueError` for an id outside ``ID_PATTERN``)."""
+    def key(conversation_id: str, user_id: str | None = None, owner: str | None = None) -> str:
+        """The cache key of a conversation: under its shopper's prefix when it has one, else
+        under its owner's (`ValueError` for an id outside ``ID_PATTERN``, an owner outside
+        ``OWNER_PATTERN``)."""
         if not re.fullmatch(ID_PATTERN, conversation_id):
             msg = (
                 f"a conversation id is 1 to 64 letters, digits, '-' or '_', got {conversation_id!r}"
@@ -102,12 +108,19 @@ class ConversationStore:
             raise ValueError(msg)
         if user_id is not None:
             return f"{user_prefix(user_id)}{NAMESPACE}:{conversation_id}"
+        if owner is not None:
+            if not re.fullmatch(OWNER_PATTERN, owner):
+                msg = f"a conversation's owner is <kind>-<id> ({OWNER_PATTERN}), got {owner!r}"
+                raise ValueError(msg)
+            return f"{key_prefix(NAMESPACE)}{owner}:{conversation_id}"
         return key_prefix(NAMESPACE) + conversation_id
 
-    def load(self, conversation_id: str, user_id: str | None = None) -> Conversation:
-        """The conversation (of ``user_id``, when given), or a new one when it is unknown,
-        expired or unreadable (or the cache is down: the cache answers a miss)."""
-        raw = self.cache.get(self.key(conversation_id, user_id))
+    def load(
+        self, conversation_id: str, user_id: str | None = None, owner: str | None = None
+    ) -> Conversation:
+        """The conversation of ``user_id`` (or else of ``owner``), or a new one when it is
+        unknown, expired or unreadable (or the cache is down: the cache answers a miss)."""
+        raw = self.cache.get(self.key(conversation_id, user_id, owner))
         if raw is not None:
             try:
                 return Conversation.from_json(raw)
@@ -115,12 +128,12 @@ class ConversationStore:
                 logger.warning(
                     "conversation %s unreadable, starting afresh: %s", conversation_id, exc
                 )
-        return Conversation(conversation_id, user_id=user_id)
+        return Conversation(conversation_id, user_id=user_id, owner=None if user_id else owner)
 
     def save(self, conversation: Conversation) -> None:
         """Store it with its last ``max_turns`` turns (best effort, as every cache write)."""
         conversation.turns = conversation.turns[-self.max_turns :]
-        key = self.key(conversation.id, conversation.user_id)
+        key = self.key(conversation.id, conversation.user_id, conversation.owner)
         self.cache.set(key, conversation.to_json(), self.ttl_s)
 
 

@@ -581,3 +581,12 @@ def test_compose_runs_the_image_as_its_user() -> None:
                 f"{volume}: mount bind mounts read-only, and named volumes only at "
                 f"{sorted(writable)} (owned by the image's user)"
             )
+
+
+def test_the_stack_requires_keys() -> None:
+    """No admin key made for the machine on the first start: the stack serves only the keys
+    the operator adds (or none: 401 for every request but /health and the docs)."""
+    env = _compose()["services"]["api"]["environment"]
+    assert str(env.get("SHOPGUIDE_LOCAL_KEY")).lower() == "false"
+    assert str(env.get("SHOPGUIDE_INSECURE_LOCAL", "false")).lower() == "false"
+    assert "--insecure-local" not in _compose()["services"]["api"].get("command", [])

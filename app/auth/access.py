@@ -69,6 +69,12 @@ class Caller:
             return
         self.require(scope)
 
+    def owner(self) -> str:
+        """The namespace of what this caller keeps for nobody in particular (a conversation
+        without a user id): ``key-<key id>`` for a service (``user-<id>`` for a shopper, whose
+        things go under their user id instead)."""
+        return {"service": "key", "shopper": "user", "local": "local"}[self.kind] + "-" + self.id
+
     def label(self) -> str:
         """How the caller is named in logs: a service by its key id; a shopper not by name
         (logs hold no personal data); never a key or a token."""

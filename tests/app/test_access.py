@@ -25,6 +25,7 @@ from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
 from retrieval.stores.embedded import EmbeddedStore
+from tests.conftest import AUTH as TEST_AUTH
 from tests.quoting import QuotingLLM
 
 SECRET = "s" * 40
@@ -324,3 +325,47 @@ def test_the_first_start_makes_one_admin_key_for_this_machine(
     assert saved.read_text().strip() == key and len(KeyRing("", settings.keys_file)) == 1
     _local_key(Settings(data_dir=tmp_path / "demo", insecure_local=True, _env_file=None))
     assert not (tmp_path / "demo").exists()
+
+
+def test_where_keys_are_required_none_is_made_and_the_log_says_how_to_add_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The compose stack (``SHOPGUIDE_LOCAL_KEY=false``) starts closed, not with a key."""
+    from app.cli import _local_key
+
+    monkeypatch.delenv("SHOPGUIDE_API_KEYS", raising=False)
+    monkeypatch.setenv("SHOPGUIDE_LOCAL_KEY", "false")
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    _local_key(settings)
+    assert not (tmp_path / "local-api-key").exists() and not settings.keys_file.exists()
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "refused (401)" in record.getMessage() and "shopguide keys new" in record.getMessage()
+    services = build_services(settings.model_copy(update={"embedder": "hashing-256"}))
+    with TestClient(create_app(services=services)) as client:
+        assert client.get("/search?q=jbl").status_code == 401
+        assert client.get("/search?q=jbl", headers=TEST_AUTH).status_code == 401  # none at all
+        assert client.get("/health").status_code == 200
+
+
+def _follow_up(client: TestClient, credential: str, question: str, conversation: str) -> str:
+    body = {"question": question, "conversation_id": conversation}
+    response = client.post("/advice", json=body, headers=_bearer(credential))
+    assert response.status_code == 200, response.text
+    return str(response.json()["follow_up"])
+
+
+def test_a_conversation_is_continued_only_by_the_caller_that_started_it(
+    client: TestClient,
+) -> None:
+    """The same conversation id from another key, or another shopper, starts afresh: it never
+    reads what was shown to someone else. A shopper's is erased with them."""
+    alice, bob = _token(ALICE), _token(BOB)
+    assert _follow_up(client, SEARCH_KEY, "headphones", "c-1") == "new"
+    assert _follow_up(client, ADMIN_KEY, "compare the first two", "c-1") == "new"
+    assert _follow_up(client, SEARCH_KEY, "compare the first two", "c-1") == "compare"
+    assert _follow_up(client, alice, "headphones", "c-2") == "new"
+    assert _follow_up(client, bob, "compare the first two", "c-2") == "new"
+    assert _follow_up(client, SEARCH_KEY, "compare the first two", "c-2") == "new"
+    assert _follow_up(client, alice, "compare the first two", "c-2") == "compare"
+    assert client.delete(f"/users/{ALICE}", headers=_bearer(ADMIN_KEY)).status_code == 200
+    assert _follow_up(client, alice, "compare the first two", "c-2") == "new"

@@ -86,6 +86,17 @@ class TestStore:
         with pytest.raises(ValueError, match="user id"):
             store.key("c-4", "a:b")
 
+    def test_an_owners_conversation_lives_under_their_prefix(self) -> None:
+        store = ConversationStore(MemoryCache())
+        store.save(Conversation("c-5", shown=["p1"], owner="key-front-end"))
+        assert store.key("c-5", owner="key-front-end") == "shopguide:conversation:key-front-end:c-5"
+        assert store.load("c-5", owner="key-front-end").shown == ["p1"]
+        assert store.load("c-5", owner="key-back-office").shown == []
+        assert store.load("c-5").shown == []
+        assert store.load("c-5", "ann", owner="key-front-end").user_id == "ann"  # the user's
+        with pytest.raises(ValueError, match="owner"):
+            store.key("c-5", owner="key:front-end")
+
     def test_a_bad_id_or_record_is_handled(self) -> None:
         cache = MemoryCache()
         store = ConversationStore(cache)

@@ -37,13 +37,18 @@ def advice(
     filters = body.filters.to_filters() if body.filters else None
     ranking = services.personalization.ranking(body.user_id, personalize=body.personalize)
 
+    # A conversation is the caller's: a shopper's under their user id (erased with them), one
+    # for nobody in particular under the key that started it; nobody else can continue it.
+    keeper = body.user_id or caller.user_id
+
     def events() -> Iterator[AnswerEvent]:
         return services.answers.stream_advice(
             body.question,
             filters,
             rerank=body.rerank,
             conversation_id=body.conversation_id,
-            user_id=body.user_id,
+            user_id=keeper,
+            owner=None if keeper else caller.owner(),
             policy=ranking.policy,
         )
 
