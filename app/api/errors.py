@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from app.auth.access import Forbidden, Unauthenticated
 from app.limits import RateLimited
@@ -142,9 +143,34 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(422, "invalid_request", f"invalid request: {names}", fields)
 
 
-async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path answers, each tried against the app's routes: Starlette's
+    405 names only the methods of the first route at the path (``/search`` has a GET and a
+    POST route), and none at all behind FastAPI's included routers. A mount takes any method."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's 400 for a JSON body that is not UTF-8: malformed JSON, a 422 like the rest.
+        reason = f"invalid JSON: the body is not UTF-8 (byte {exc.__cause__.start})"
+        fields = [{"field": "body", "reason": reason}]
+        return error_response(422, "invalid_request", "invalid request: body", fields)
     code = "not_found" if exc.status_code == 404 else "http_error"
-    return error_response(exc.status_code, code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        headers["Allow"] = ", ".join(allowed)  # RFC 9110: what the resource allows
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
 async def _library(request: Request, exc: Exception) -> JSONResponse:

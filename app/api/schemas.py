@@ -6,7 +6,15 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from generation.answers import Answer
@@ -438,7 +446,26 @@ class EventIn(BaseModel):
     type: EventType
     product_id: str | None = Field(None, min_length=1, max_length=256)
     query: str | None = Field(None, max_length=MAX_QUERY)
-    at: datetime | None = Field(None, description="When (ISO 8601); default: now.")
+    at: datetime | None = Field(
+        None, description="When (ISO 8601, not before 1970-01-01T00:00:00Z); default: now."
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _in_epoch_seconds(cls, at: datetime | None) -> datetime | None:
+        """An `Event` counts epoch seconds: none before 1970, and a naive time (read in the
+        server's time zone) at the calendar's edge has none."""
+        if at is None:
+            return at
+        try:
+            seconds = at.timestamp()
+        except (ValueError, OverflowError) as exc:
+            msg = f"an event time must not be before 1970-01-01T00:00:00Z ({exc})"
+            raise ValueError(msg) from exc
+        if seconds < 0:
+            msg = "an event time must not be before 1970-01-01T00:00:00Z"
+            raise ValueError(msg)
+        return at
 
     @model_validator(mode="after")
     def _product_or_query(self) -> EventIn:
@@ -533,6 +560,13 @@ class ErrorResponse(BaseModel):
     """Every error response has this shape."""
 
     error: ErrorBody
+
+
+TOO_LARGE: dict[str, object] = {
+    "model": ErrorResponse,
+    "description": "The request body is over MAX_BODY_BYTES (payload_too_large).",
+}
+"""The 413 of every operation that takes a body (`app.api.middleware.BodyLimit`)."""
 
 
 class GeneratorHealth(BaseModel):

@@ -112,6 +112,21 @@ class TestEvents:
         fields = [f["field"] for f in response.json()["error"]["fields"]]
         assert any(field in f for f in fields), fields
 
+    @pytest.mark.parametrize(
+        "at", ["1535-04-16T09:14:43+14:32", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00"]
+    )
+    def test_a_time_before_1970_is_a_422_not_a_500(self, client: TestClient, at: str) -> None:
+        # Found by the fuzzer (test_fuzz_api): an Event counts epoch seconds, none before 1970
+        # (a naive year 1, read in local time, has none at all).
+        event = {"event_id": "e", "user_id": USER, "type": "view", "product_id": "hp-jbl"}
+        response = client.post("/events", json={"events": [{**event, "at": at}]})
+        assert response.status_code == 422, response.text
+        [field] = response.json()["error"]["fields"]
+        assert field["field"] == "body.events.0.at"
+        assert "must not be before 1970-01-01T00:00:00Z" in field["reason"]
+        epoch = client.post("/events", json={"events": [{**event, "at": "1970-01-01T00:00:00Z"}]})
+        assert epoch.status_code == 200 and epoch.json()["accepted"] == 1
+
     def test_an_empty_or_oversized_batch_is_a_422(self, client: TestClient) -> None:
         assert client.post("/events", json={"events": []}).status_code == 422
         event = {"user_id": USER, "type": "view", "product_id": "hp-jbl"}

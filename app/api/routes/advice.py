@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
 from app.api.deps import AnswersCallerDep, ServicesDep
-from app.api.schemas import AdviceRequest, AnswerResponse, ErrorResponse
+from app.api.schemas import TOO_LARGE, AdviceRequest, AnswerResponse, ErrorResponse
 from app.api.streaming import sse_response
 from generation.answers import AnswerEvent, final_answer
 
@@ -23,6 +23,7 @@ router = APIRouter(tags=["advice"])
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
+        413: TOO_LARGE,
         422: {"model": ErrorResponse},
         429: {"model": ErrorResponse},
         503: {"model": ErrorResponse},

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
 from app.api.deps import AnswersCallerDep, SearchCallerDep, ServicesDep
-from app.api.schemas import AnswerResponse, AskRequest, ErrorResponse, ProductOut
+from app.api.schemas import TOO_LARGE, AnswerResponse, AskRequest, ErrorResponse, ProductOut
 from app.api.streaming import sse_response
 from generation.answers import UnknownProduct
 from retrieval.schema import Product
@@ -45,6 +45,7 @@ def get_product(product_id: str, services: ServicesDep, caller: SearchCallerDep)
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"},
         404: {"model": ErrorResponse},
+        413: TOO_LARGE,
         422: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
         504: {"model": ErrorResponse},

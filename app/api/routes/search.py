@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.api.cached import through_cache
 from app.api.deps import SearchCallerDep, ServicesDep
-from app.api.schemas import ErrorResponse, SearchQuery, SearchRequest, SearchResponse
+from app.api.schemas import TOO_LARGE, ErrorResponse, SearchQuery, SearchRequest, SearchResponse
 from app.services import Services
 from generation.constraints import parse_constraints
 from personalization.service import Ranking
@@ -59,7 +59,7 @@ def _search(services: Services, request: SearchRequest, ranking: Ranking) -> Sea
     return SearchResponse.build(request.query, applied, result, personalized=ranking.personalized)
 
 
-@router.post("/search", response_model=SearchResponse, responses=_ERRORS)
+@router.post("/search", response_model=SearchResponse, responses={**_ERRORS, 413: TOO_LARGE})
 def search(body: SearchRequest, services: ServicesDep, caller: SearchCallerDep) -> SearchResponse:
     """Hybrid search (BM25 + vectors, fused, optionally re-ranked) with filters."""
     caller.require_for("search", body.user_id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 
 from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import (
+    TOO_LARGE,
     ErasureResponse,
     ErrorResponse,
     EventsRequest,
@@ -40,7 +41,7 @@ def _profiles(services: ServicesDep) -> ProfileStore:
     return profiles
 
 
-@router.post("/events", response_model=EventsResponse, responses=_ERRORS)
+@router.post("/events", response_model=EventsResponse, responses={**_ERRORS, 413: TOO_LARGE})
 def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -> EventsResponse:
     """Record views, clicks, carts, purchases and searches (up to 1000 per call). Each
     shopper's profile is updated at once; a repeated ``event_id`` is not counted twice; an event
@@ -82,7 +83,11 @@ def _profile(user_id: str, services: ServicesDep) -> ProfileResponse:
     )
 
 
-@router.put("/users/{user_id}/personalization", response_model=ProfileResponse, responses=_ERRORS)
+@router.put(
+    "/users/{user_id}/personalization",
+    response_model=ProfileResponse,
+    responses={**_ERRORS, 413: TOO_LARGE},
+)
 def set_personalization(
     user_id: UserId, body: PersonalizationIn, services: ServicesDep, caller: CallerDep
 ) -> ProfileResponse:
