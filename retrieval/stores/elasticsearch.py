@@ -363,7 +363,12 @@ class _Generation:
 
 
 class _RetryableSearch(Exception):
-    """A search hit an index that went away under it (a concurrent alias swap)."""
+    """A search hit an index that went away under it (a concurrent alias swap), or a shard
+    that cannot serve yet (``unavailable``: a node starting, its shards recovering)."""
+
+    def __init__(self, reason: str, *, unavailable: bool = False) -> None:
+        super().__init__(reason)
+        self.unavailable = unavailable
 
 
 class ElasticsearchStore:
@@ -474,6 +479,9 @@ class ElasticsearchStore:
                     results = [self._hits(item) for item in response["responses"]]
                 break
             except _RetryableSearch as exc:
+                if attempt == 2 and exc.unavailable:  # still not serving: 503, not 500
+                    msg = f"Elasticsearch at {self.url} is unavailable (search): {exc}"
+                    raise StoreUnavailable(msg) from exc
                 if attempt == 2:
                     msg = f"Elasticsearch could not search: {exc}"
                     raise StoreError(msg) from exc
@@ -485,15 +493,17 @@ class ElasticsearchStore:
         if error is not None:
             reason = _reason(error)
             status = int(item.get("status", 500))
+            unavailable = status in (429, 503) or "no_shard_available" in reason
             if status == 404 or "index_not_found" in reason or "no_shard_available" in reason:
-                raise _RetryableSearch(reason)
+                raise _RetryableSearch(reason, unavailable=unavailable)
             if status in (429, 503):
                 msg = f"Elasticsearch at {self.url} is unavailable (search): {reason}"
                 raise StoreUnavailable(msg)
             msg = f"Elasticsearch could not search: {reason}"
             raise StoreError(msg)
         if item.get("_shards", {}).get("failed"):
-            raise _RetryableSearch(_reason(item["_shards"].get("failures")))
+            reason = _reason(item["_shards"].get("failures"))
+            raise _RetryableSearch(reason, unavailable="no_shard_available" in reason)
         return list(item["hits"]["hits"])
 
     def _search_index(self, index: str, **body: Any) -> dict[str, Any]:

@@ -522,3 +522,62 @@ def test_unreachable_elasticsearch_is_store_unavailable(embedder: HashingEmbedde
             store.writer(embedding_model=embedder.name, dim=embedder.dim)
     finally:
         store.close()
+
+
+# What a search answers while a restarted node's shards are still recovering (seen by
+# `python -m benchmarks.faults`, which kills Elasticsearch under load).
+NO_SHARD_AVAILABLE = {
+    "error": {
+        "root_cause": [
+            {
+                "type": "no_shard_available_action_exception",
+                "reason": "[node][127.0.0.1:9300][indices:data/read/search]",
+            }
+        ],
+        "type": "search_phase_execution_exception",
+        "reason": "all shards failed",
+        "phase": "query",
+        "grouped": True,
+    },
+    "status": 503,
+}
+
+
+def _shards_recovering(
+    store: ElasticsearchStore, monkeypatch: pytest.MonkeyPatch, searches: int
+) -> None:
+    """The next ``searches`` msearch calls answer as a node whose shards are recovering."""
+    real = store._client.msearch
+    left = [searches]
+
+    def msearch(**kwargs: object) -> object:
+        if left[0] > 0:
+            left[0] -= 1
+            count = len(kwargs["searches"]) // 2  # type: ignore[arg-type]
+            return {"responses": [NO_SHARD_AVAILABLE] * count}
+        return real(**kwargs)
+
+    monkeypatch.setattr(store._client, "msearch", msearch)
+
+
+def test_shards_still_recovering_are_unavailable_not_a_failure(
+    es_indexed: ElasticsearchStore, monkeypatch: pytest.MonkeyPatch, embedder: HashingEmbedder
+) -> None:
+    """Retried once; still not serving is `StoreUnavailable` (503), not `StoreError` (500:
+    `POST /events` answered 500 while Elasticsearch restarted)."""
+    _shards_recovering(es_indexed, monkeypatch, 1)
+    assert set(es_indexed.get_products(["hp-anker"])) == {"hp-anker"}
+
+    _shards_recovering(es_indexed, monkeypatch, 2)
+    with pytest.raises(StoreUnavailable, match="is unavailable"):
+        es_indexed.get_products(["hp-anker"])
+    _shards_recovering(es_indexed, monkeypatch, 2)
+    with pytest.raises(StoreUnavailable):
+        es_indexed.hybrid(
+            "headphones",
+            embedder.embed_query("headphones"),
+            kinds=("product",),
+            filters=None,
+            top_k=5,
+            boosts=BOOSTS,
+        )
