@@ -64,7 +64,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import random
 import signal
 import statistics
@@ -84,6 +83,7 @@ import httpx
 
 from app.auth.keys import key_entry, new_key
 from benchmarks.load import _UNUSED_LLM_URL, DEFAULT_EMBEDDER, Server, start_server
+from benchmarks.relevance import machine
 from benchmarks.servers import ES_VERSION, OwnElasticsearch, OwnRedis, TcpProxy, free_port
 
 SCENARIOS = ("redis", "elasticsearch", "reindex", "duplicates")
@@ -1004,11 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "faults",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "settings": {
             key: str(value) if isinstance(value, Path) else value
             for key, value in vars(args).items()
@@ -1025,7 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["problems"] = {
         s["scenario"]: s["problems"] for s in result["scenarios"] if s["problems"]
     }
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["wall_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -1099,7 +1095,8 @@ def render(result: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"problems: {verdict}; wall time {result['wall_s']} s; load average at start/end "
-        f"{result['machine']['loadavg_at_start'][0]}/{result['machine']['loadavg_at_end'][0]}"
+        f"{result['machine']['load_average_at_start'][0]}/"
+        f"{result['machine']['load_average_at_end'][0]}"
     )
     return "\n".join(lines) + "\n"
 

@@ -46,7 +46,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,7 @@ import httpx
 from app.auth.keys import key_entry, new_key
 from benchmarks import crowdflower_catalog as cf
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
+from benchmarks.servers import free_port
 
 DEFAULT_EMBEDDER = "packaged:all-minilm-l6-v2"
 _UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # /search never calls the generator
@@ -185,12 +185,6 @@ def build_indexes(
 
 
 # -- the server ----------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -457,7 +451,7 @@ def _server_env(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "SHOPGUIDE_HOST": "127.0.0.1",
-        "SHOPGUIDE_PORT": str(_free_port()),
+        "SHOPGUIDE_PORT": str(free_port()),
         "SHOPGUIDE_DATA_DIR": str(data_dir),
         "SHOPGUIDE_STORE": store,
         "SHOPGUIDE_ELASTICSEARCH_URL": args.es_url,

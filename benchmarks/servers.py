@@ -28,6 +28,7 @@ SERVICES_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "services.sh
 
 
 def free_port() -> int:
+    """A loopback TCP port free at the moment of asking."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -26,6 +26,7 @@ from app.api.server import server_config
 from app.main import create_app
 from app.services import Services, build_services
 from app.settings import Settings
+from benchmarks.servers import free_port
 from generation.answers import TokenEvent
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import AUTH
@@ -119,16 +120,10 @@ class TestBodyLimit:
             _settings(tmp_path, max_body_bytes=1023)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(services: Services) -> Iterator[tuple[str, int]]:
     """The app under uvicorn, as `shopguide serve` runs it."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(server_config(create_app(services=services), "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,7 +2,6 @@
 
 import http.client
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,22 +16,17 @@ from app.api.server import MAX_URL_BYTES, server_config
 from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
+from benchmarks.servers import free_port
 from generation.llm.fake import RecordingLLM
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import AUTH
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def base_url(tmp_path: Path, store: EmbeddedStore) -> Iterator[str]:
     settings = Settings(data_dir=tmp_path, embedder="hashing-256", _env_file=None)
     app = create_app(services=build_services(settings, llm=RecordingLLM(default="ok")))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

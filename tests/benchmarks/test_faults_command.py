@@ -204,7 +204,7 @@ def test_the_report_has_a_row_per_scenario_and_the_verdict() -> None:
         "scenarios": scenarios,
         "problems": {},
         "wall_s": 99.0,
-        "machine": {"loadavg_at_start": [1.0], "loadavg_at_end": [2.0]},
+        "machine": {"load_average_at_start": [1.0], "load_average_at_end": [2.0]},
     }
     text = faults.render(result)
     lines = text.splitlines()
