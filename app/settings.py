@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         description="sentence-transformers model: hub name, local folder, packaged:<name>, "
         "or 'hashing' for the model-free embedder.",
     )
+    embedder_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="How a sentence-transformers EMBEDDER runs: torch, or exported to ONNX and "
+        "run with ONNX Runtime: onnx (fp32: torch's vectors, so an index stays valid) or "
+        "onnx-int8 (dynamic int8: other vectors, so re-index; its export needs the onnx "
+        "package). The export is made on first use into MODEL_DIR/embedders, once per source "
+        "model (`shopguide export-embedder` makes it ahead). No effect on hashing or USE.",
+    )
     reranker: str = Field(
         "none",
         description="'none', 'nanoranker', or a CrossEncoder model (hub name, local folder, "
