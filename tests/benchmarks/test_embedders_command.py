@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import embedders
+from retrieval.embedders.onnx_export import ensure_export
 from tests.benchmarks.test_indexing_command import CSV
 from tests.tiny_bi_encoder import save_tiny_bi_encoder
 
@@ -18,6 +19,8 @@ def test_compares_the_runtimes(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SHOPGUIDE_DATA_DIR", str(tmp_path / "state"))
     model = save_tiny_bi_encoder(tmp_path / "model")
+    # exported here, once, so that the runtimes' processes only load it
+    ensure_export(str(model), tmp_path / "state" / "models" / "embedders", int8=True)
     (tmp_path / "train.csv").write_text(CSV, encoding="utf-8")
     out = tmp_path / "embedders.json"
     argv = ["--embedder", str(model), "--runtimes", "torch,onnx,onnx-int8", "--rounds", "1"]
