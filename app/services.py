@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from app.caching import ResultCache
 from app.settings import Settings
@@ -26,6 +27,7 @@ from retrieval.caches.memory import MemoryCache
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.cached import CachedEmbedder
 from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.embedders.onnx_sentence import OnnxSentenceEmbedder
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.embedders.use_onnx import PACKAGED_NAME as USE_PACKAGED
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
@@ -154,14 +156,28 @@ def build_store(settings: Settings) -> DocumentStore:
     return EmbeddedStore(settings.index_dir)
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured embedder."""
+def build_embedder(settings: Settings, *, serving: bool = False) -> Embedder:
+    """The configured embedder; nothing loads yet. An ONNX embedder runs TORCH_THREADS
+    intra-op threads, else one while ``serving`` (a request at a time per thread, as
+    `configure_threads` sets torch) and every usable core for indexing."""
     if settings.embedder.startswith("hashing"):
         _, _, dim = settings.embedder.partition("-")
         return HashingEmbedder(int(dim) if dim else 256)
     if settings.embedder == USE_PACKAGED or settings.embedder.endswith(".onnx"):
         return UseOnnxEmbedder(settings.embedder)
+    if settings.embedder_runtime != "torch":
+        return OnnxSentenceEmbedder(
+            settings.embedder,
+            int8=settings.embedder_runtime == "onnx-int8",
+            export_dir=embedder_exports(settings),
+            threads=settings.torch_threads or (1 if serving else None),
+        )
     return SentenceTransformerEmbedder(settings.embedder, device=settings.device)
+
+
+def embedder_exports(settings: Settings) -> Path:
+    """Where ONNX exports of embedders are kept (one folder per source model)."""
+    return settings.models_dir / "embedders"
 
 
 def build_reranker(settings: Settings) -> Reranker | None:
@@ -336,7 +352,7 @@ def build_services(
     configure_threads(settings, serving=True)
     store = build_store(settings)
     cache = build_cache(settings)
-    embedder = build_embedder(settings)
+    embedder = build_embedder(settings, serving=True)
     if cache is not None:
         embedder = CachedEmbedder(embedder, cache, ttl_s=settings.cache_embedding_ttl_s)
     reranker = build_reranker(settings)
@@ -369,9 +385,10 @@ def build_services(
         deferred.on_ready = answers.prime if prime else None
         deferred.warm_up()
     logger.info(
-        "services ready: store=%s embedder=%s reranker=%s llm=%s",
+        "services ready: store=%s embedder=%s (%s) reranker=%s llm=%s",
         settings.store,
         embedder.name,
+        settings.embedder_runtime,
         reranker.name if reranker else "none",
         llm.name,
     )
@@ -389,6 +406,14 @@ def build_services(
         logger.info(
             "store %s: %d products, catalog %s", stats.backend, stats.products, stats.version
         )
+        if stats.products and stats.embedding_model not in (None, embedder.name):
+            logger.error(
+                "the index holds vectors of '%s', the embedder is '%s': semantic search "
+                "compares unlike vectors until the catalog is re-indexed (shopguide index "
+                "--prune) or SHOPGUIDE_EMBEDDER(_RUNTIME) matches the index",
+                stats.embedding_model,
+                embedder.name,
+            )
     except StoreError as exc:
         logger.error("the %s store is not available yet: %s", settings.store, exc)
     return Services(

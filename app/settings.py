@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         description="sentence-transformers model: hub name, local folder, packaged:<name>, "
         "or 'hashing' for the model-free embedder.",
     )
+    embedder_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="How a sentence-transformers EMBEDDER runs: exported to ONNX and run with "
+        "ONNX Runtime, onnx-int8 (dynamic int8, 7-bit weights: the same vectors on every "
+        "x86-64 CPU, ~8x torch's indexing speed, named <model>@onnx-int8) or onnx (fp32: "
+        "torch's vectors, so a torch-built index stays valid); or torch, for models the ONNX "
+        "path cannot run. Changing between int8 and the others means re-indexing. The export "
+        "is made on first use into MODEL_DIR/embedders, once per source model (`shopguide "
+        "export-embedder` makes it ahead). No effect on hashing or USE.",
+    )
     reranker: str = Field(
         "none",
         description="'none', 'nanoranker', or a CrossEncoder model (hub name, local folder, "

@@ -1532,7 +1532,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     configure_threads(settings, serving=True)  # as the API does at start-up
     load_start = time.perf_counter()
-    embedder = build_embedder(settings)
+    embedder = build_embedder(settings, serving=True)
     reranker = build_reranker(settings)
     embedder.warm_up()
     if reranker is not None:

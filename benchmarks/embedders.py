@@ -1,4 +1,18 @@
-"""Embedder wrappers the benchmarks share, and their on-disk vector cache."""
+"""Embedder wrappers the benchmarks share, their on-disk vector cache, and a comparison of the
+embedder's runtimes (torch, ONNX fp32, ONNX int8):
+
+    python -m benchmarks.embedders [--embedder packaged:all-minilm-l6-v2]
+        [--runtimes torch,onnx,onnx-int8] [--products 2000] [--rounds 3]
+        [--catalog ../shared/datasets/crowdflower/train.csv] [--out bench-results/embedders.json]
+
+Each runtime runs in a fresh process, as the app builds it: documents (the units of the first
+``--products`` CrowdFlower products, one `embed_documents` call per 256 products, as the
+indexer makes them) with indexing's threads (every core), then every CrowdFlower query, one
+`embed_query` at a time and ``--rounds`` times over, with serving's threads (one; the first
+round's first 20 queries warm up and are not timed). Reported: documents/s, query latency
+(median/p95/p99 ms) and, against the first runtime, the cosine of each document and query
+vector and the overlap of each query's dense top 10 over those documents.
+"""
 
 from __future__ import annotations
 
@@ -277,3 +291,180 @@ def add_embedding_cache(parser: argparse.ArgumentParser) -> None:
         help="folder of document vectors kept per model between runs, or 'none' "
         f"(default: {DEFAULT_EMBEDDING_CACHE})",
     )
+
+
+# -- the runtime comparison (python -m benchmarks.embedders) ------------------------------------
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+
+
+def _texts(catalog: Path, products: int) -> tuple[list[list[str]], list[str]]:
+    """Unit texts per batch of 256 products (as the indexer embeds them), and the queries."""
+    from benchmarks import crowdflower_catalog as cf
+    from indexer.units import product_units
+    from retrieval.schema import Product
+
+    data = cf.load(catalog)
+    batches: list[list[str]] = []
+    for start in range(0, min(products, len(data.products)), 256):
+        rows = data.products[start : min(start + 256, products)]
+        batches.append([u.text for r in rows for u in product_units(Product.model_validate(r))])
+    return batches, list(data.queries)
+
+
+def _run_runtime(job: dict[str, object]) -> dict[str, object]:
+    from app.services import build_embedder, configure_threads
+    from app.settings import Settings
+    from benchmarks.metrics import latency_summary
+
+    runtime = str(job["runtime"])
+    settings = Settings(embedder=str(job["embedder"]), embedder_runtime=runtime)  # type: ignore[arg-type]
+    batches, queries = _texts(Path(str(job["catalog"])), int(str(job["products"])))
+    configure_threads(settings)  # indexing: the libraries' threads
+    started = time.perf_counter()
+    documents = build_embedder(settings)
+    documents.warm_up()
+    load_s = time.perf_counter() - started
+    documents.embed_documents(batches[0][:64])  # first-run allocations
+    started = time.perf_counter()
+    doc_vectors = np.vstack([documents.embed_documents(batch) for batch in batches])
+    doc_s = time.perf_counter() - started
+    configure_threads(settings, serving=True)  # serving: one thread
+    serving = build_embedder(settings, serving=True)
+    serving.warm_up()
+    for query in queries[:20]:
+        serving.embed_query(query)
+    timings: list[float] = []
+    query_vectors = np.zeros((len(queries), serving.dim), np.float32)
+    for _ in range(int(str(job["rounds"]))):
+        for i, query in enumerate(queries):
+            start = time.perf_counter()
+            query_vectors[i] = serving.embed_query(query)
+            timings.append((time.perf_counter() - start) * 1000)
+    np.savez(str(job["vectors"]), documents=doc_vectors, queries=query_vectors)
+    return {
+        "runtime": runtime,
+        "name": documents.name,
+        "load_s": round(load_s, 2),
+        "documents": len(doc_vectors),
+        "document_s": round(doc_s, 2),
+        "documents_per_s": round(len(doc_vectors) / doc_s, 1),
+        "query_ms": latency_summary(timings),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def _agreement(reference: Path, other: Path) -> dict[str, float]:
+    with np.load(reference) as a, np.load(other) as b:
+        ref_docs, ref_queries = a["documents"], a["queries"]
+        docs, queries = b["documents"], b["queries"]
+    doc_cos = (ref_docs * docs).sum(axis=1)
+    query_cos = (ref_queries * queries).sum(axis=1)
+    k = min(10, len(ref_docs))
+    ref_top = np.argsort(-(ref_queries @ ref_docs.T), axis=1)[:, :k]
+    top = np.argsort(-(queries @ docs.T), axis=1)[:, :k]
+    overlap = [len(set(x) & set(y)) / k for x, y in zip(ref_top, top, strict=True)]
+    return {
+        "document_cos_min": round(float(doc_cos.min()), 5),
+        "document_cos_mean": round(float(doc_cos.mean()), 5),
+        "query_cos_min": round(float(query_cos.min()), 5),
+        "query_cos_mean": round(float(query_cos.mean()), 5),
+        "top10_overlap": round(float(np.mean(overlap)), 4),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Compare the runtimes (or, with ``--job``, measure one)."""
+    import json
+    import platform
+    import subprocess
+    import sys
+
+    from benchmarks import crowdflower_catalog as cf
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.embedders", description="the embedder's runtimes compared"
+    )
+    parser.add_argument("--embedder", default="packaged:all-minilm-l6-v2")
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES))
+    parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--catalog", type=Path, default=cf.DEFAULT_TRAIN_CSV)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/embedders.json"))
+    parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.job is not None:
+        from app.logs import configure_logging
+
+        configure_logging("WARNING", json_lines=False)
+        job = json.loads(args.job.read_text(encoding="utf-8"))
+        Path(job["result"]).write_text(json.dumps(_run_runtime(job)), encoding="utf-8")
+        return 0
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = set(runtimes) - set(RUNTIMES)
+    if not runtimes or unknown:
+        parser.error(f"--runtimes takes {', '.join(RUNTIMES)}, not {sorted(unknown)}")
+    result: dict[str, object] = {
+        "benchmark": "embedders",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "settings": {
+            "embedder": args.embedder,
+            "runtimes": runtimes,
+            "products": args.products,
+            "rounds": args.rounds,
+            "catalog": str(args.catalog),
+        },
+    }
+    runs: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-embedders-") as tmp:
+        folder = Path(tmp)
+        for runtime in runtimes:
+            job = {
+                "runtime": runtime,
+                "embedder": args.embedder,
+                "catalog": str(args.catalog),
+                "products": args.products,
+                "rounds": args.rounds,
+                "vectors": str(folder / f"{runtime}.npz"),
+                "result": str(folder / f"{runtime}.json"),
+            }
+            job_path = folder / f"{runtime}.job.json"
+            job_path.write_text(json.dumps(job), encoding="utf-8")
+            sys.stderr.write(f"-> {runtime}\n")
+            subprocess.run(  # noqa: S603 - our own module, same interpreter
+                [sys.executable, "-m", "benchmarks.embedders", "--job", str(job_path)],
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
+            run = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
+            run["against"] = runtimes[0]
+            run.update(_agreement(folder / f"{runtimes[0]}.npz", folder / f"{runtime}.npz"))
+            runs.append(run)
+    result["runs"] = runs
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    out = sys.stdout.write
+    out(
+        f"{'runtime':<10} {'docs':>6} {'docs/s':>8} {'query ms p50/p95/p99':>22} "
+        f"{'doc cos min/mean':>18} {'query cos min':>13} {'top10':>6}  name\n"
+    )
+    for run in runs:
+        q = run["query_ms"]
+        assert isinstance(q, dict)
+        out(
+            f"{run['runtime']:<10} {run['documents']:>6} {run['documents_per_s']:>8.1f} "
+            f"{q['median']:>8.2f}/{q['p95']:.2f}/{q['p99']:.2f}      "
+            f"{run['document_cos_min']:.4f}/{run['document_cos_mean']:.5f} "
+            f"{run['query_cos_min']:>13.4f} {run['top10_overlap']:>6.3f}  {run['name']}\n"
+        )
+    out(f"\nwritten to {args.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """Indexing throughput, time per stage and peak memory at 1k, 10k and 100k products.
 
     python -m benchmarks.indexing [--sizes 1000,10000,100000] [--stores embedded,elasticsearch]
-        [--embedder packaged:all-minilm-l6-v2] [--fast-embedder hashing-256] [--budget-min 20]
+        [--embedder packaged:all-minilm-l6-v2] [--embedder-runtime torch|onnx|onnx-int8]
+        [--fast-embedder hashing-256] [--budget-min 20]
         [--catalog ../shared/datasets/crowdflower/train.csv] [--out bench-results/indexing.json]
 
 Catalogs. The base catalog is the CrowdFlower one of `benchmarks.crowdflower_catalog` (9,913
@@ -53,6 +54,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -229,8 +231,9 @@ def _timed_rows(rows: Iterable[Any], clock: _Clock) -> Iterator[Any]:
         yield row
 
 
-def _build_embedder(spec: str) -> Any:
-    """As `app.services.build_embedder` builds it (hashing without importing the app)."""
+def _build_embedder(spec: str, runtime: str | None = None) -> Any:
+    """As `app.services.build_embedder` builds it for indexing (hashing without importing the
+    app); ``runtime`` as SHOPGUIDE_EMBEDDER_RUNTIME (None: that setting)."""
     if spec.startswith("hashing"):
         from retrieval.embedders.hashing import HashingEmbedder
 
@@ -239,7 +242,10 @@ def _build_embedder(spec: str) -> Any:
     from app.services import build_embedder, configure_threads
     from app.settings import Settings
 
-    settings = Settings(embedder=spec)
+    values: dict[str, Any] = {"embedder": spec}
+    if runtime:
+        values["embedder_runtime"] = runtime
+    settings = Settings(**values)
     configure_threads(settings)
     return build_embedder(settings)
 
@@ -287,7 +293,7 @@ def _run_index_job(job: dict[str, Any]) -> dict[str, Any]:
 
     clock = _Clock()
     started = time.perf_counter()
-    embedder = _build_embedder(job["embedder"])
+    embedder = _build_embedder(job["embedder"], job.get("runtime"))
     embedder.warm_up()
     load_s = time.perf_counter() - started
     es = None
@@ -336,6 +342,7 @@ def _run_index_job(job: dict[str, Any]) -> dict[str, Any]:
         "label": job["label"],
         "store": job["store"],
         "embedder": job["embedder"],
+        "embedder_runtime": job.get("runtime"),
         "size": job["size"],
         "products": report.indexed,
         "skipped": report.skipped,
@@ -384,7 +391,7 @@ def _run_raw_job(job: dict[str, Any]) -> dict[str, Any]:
     from indexer.units import product_units
 
     started = time.perf_counter()
-    embedder = _build_embedder(job["embedder"])
+    embedder = _build_embedder(job["embedder"], job.get("runtime"))
     embedder.warm_up()
     load_s = time.perf_counter() - started
     progress = _Progress(job["label"], job["size"])
@@ -418,6 +425,7 @@ def _run_raw_job(job: dict[str, Any]) -> dict[str, Any]:
         "job": "raw",
         "label": job["label"],
         "embedder": job["embedder"],
+        "embedder_runtime": job.get("runtime"),
         "size": job["size"],
         "products": count,
         "units": units,
@@ -497,6 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
     parser.add_argument("--stores", type=_stores, default=["embedded", "elasticsearch"])
     parser.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    parser.add_argument(
+        "--embedder-runtime",
+        choices=("torch", "onnx", "onnx-int8"),
+        default=None,
+        help="as SHOPGUIDE_EMBEDDER_RUNTIME for --embedder (default: that setting)",
+    )
     parser.add_argument("--fast-embedder", default="hashing-256")
     parser.add_argument(
         "--budget-min",
@@ -543,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": args.sizes,
             "stores": args.stores,
             "embedder": args.embedder,
+            "embedder_runtime": args.embedder_runtime,
             "fast_embedder": args.fast_embedder,
             "budget_min": args.budget_min,
             "batch_size": args.batch_size,
@@ -560,18 +575,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             cf.write_jsonl(cf.expanded(base, size), catalogs[size])
 
         def job(kind: str, embedder: str, size: int, store: str = "") -> dict[str, Any]:
-            short = embedder.rsplit(":", 1)[-1]
+            runtime = args.embedder_runtime if embedder == args.embedder else None
+            short = embedder.rsplit(":", 1)[-1] + (f"@{runtime}" if runtime else "")
             label = f"{kind} {short} {size}" + (f" {store}" if store else "")
             return {
                 "kind": kind,
                 "label": label,
                 "embedder": embedder,
+                "runtime": runtime,
                 "size": size,
                 "store": store,
                 "catalog": str(catalogs[size]),
                 "batch_size": args.batch_size,
                 "es_url": es_url,
-                "alias": f"bench-idx-{os.getpid()}-{size}-{short.replace('_', '-')}".lower(),
+                "alias": f"bench-idx-{os.getpid()}-{size}-{re.sub('[_@]', '-', short)}".lower(),
                 "data_dir": str(folder / f"data-{short}-{size}-{store}"),
             }
 
@@ -626,28 +643,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _short(run: dict[str, Any]) -> str:
+    """The embedder's name without a ``packaged:`` prefix, with its runtime if set."""
+    runtime = run.get("embedder_runtime")
+    return run["embedder"].rsplit(":", 1)[-1] + (f"@{runtime}" if runtime else "")
+
+
 def _print(result: dict[str, Any]) -> None:
     out = sys.stdout.write
     catalog = result["catalog"]
     out(f"base catalog {catalog['source']}: {catalog['base_products']} products\n\n")
     out(
-        f"{'embedder':<18} {'store':<13} {'products':>8} {'units':>7} {'wall s':>8} "
+        f"{'embedder':<26} {'store':<13} {'products':>8} {'units':>7} {'wall s':>8} "
         f"{'prod/s':>8} {'units/s':>8} {'raw u/s':>8} {'ratio':>6} {'RSS MB':>7} "
         f"{'(before)':>8}  dominant stage\n"
     )
     for run in result["runs"]:
-        name = run["embedder"].rsplit(":", 1)[-1][:18]
+        name = _short(run)[:26]
         out(
-            f"{name:<18} {run['store']:<13} {run['products']:>8} {run['units']:>7} "
+            f"{name:<26} {run['store']:<13} {run['products']:>8} {run['units']:>7} "
             f"{run['seconds']:>8.2f} {run['products_per_s']:>8.1f} {run['units_per_s']:>8.1f} "
             f"{run['raw_units_per_s']:>8.1f} {run['ratio_to_raw'] or 0:>6.2f} "
             f"{run['peak_rss_mb']:>7.0f} {run['rss_before_index_mb']:>8.0f}  "
             f"{run['dominant_stage']} ({run['dominant_share']:.0%})\n"
         )
-    out(f"\n{'seconds per stage':<32}" + "".join(f"{s:>9}" for s in STAGES) + "\n")
+    out(f"\n{'seconds per stage':<44}" + "".join(f"{s:>9}" for s in STAGES) + "\n")
     for run in result["runs"]:
-        name = f"{run['embedder'].rsplit(':', 1)[-1][:14]} {run['store'][:8]} {run['size']}"
-        out(f"{name:<32}" + "".join(f"{run['stages_s'][s]:>9.2f}" for s in STAGES) + "\n")
+        name = f"{_short(run)[:26]} {run['store'][:8]} {run['size']}"
+        out(f"{name:<44}" + "".join(f"{run['stages_s'][s]:>9.2f}" for s in STAGES) + "\n")
     es_runs = [r for r in result["runs"] if "elasticsearch_server" in r]
     if es_runs:
         out(

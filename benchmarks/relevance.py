@@ -850,6 +850,12 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         default="packaged:all-minilm-l6-v2",
         help="as SHOPGUIDE_EMBEDDER: packaged:<name>, a model folder or hub name, hashing-<dim>",
     )
+    parser.add_argument(
+        "--embedder-runtime",
+        choices=("torch", "onnx", "onnx-int8"),
+        default=None,
+        help="as SHOPGUIDE_EMBEDDER_RUNTIME (default: that setting, torch unless set)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -910,6 +916,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         "embedder": args.embedder,
+        **({"embedder_runtime": args.embedder_runtime} if args.embedder_runtime else {}),
         "rerank_depth": max(args.rerank_depth),  # validates the deepest; each is >= 1
         "lexical_weight": args.weights.get("lexical", 1.0),
         "semantic_weight": args.weights.get("semantic", 1.0),
@@ -997,7 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
     config = search_config(settings)
     progress = not args.no_progress
     configure_threads(settings, serving=True)  # as the API does at start-up
-    embedder = build_embedder(settings)
+    embedder = build_embedder(settings, serving=True)
     rerankers, scopes = _build_rerankers(settings, args.reranker)
     depths: list[int] = args.rerank_depth
     load_start = time.perf_counter()
@@ -1027,6 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": str(args.data),
             "datasets": args.datasets,
             "embedder": embedder.name,
+            "embedder_runtime": settings.embedder_runtime,
             "embedding_dim": embedder.dim,
             # one re-ranker and one depth: the name and the depth; several: the names, no depth
             "reranker": ", ".join(r.name for r in rerankers.values()) or None,

@@ -665,7 +665,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings(embedder=args.embedder)
+        settings = Settings(
+            embedder=args.embedder,
+            **({"embedder_runtime": args.embedder_runtime} if args.embedder_runtime else {}),
+        )
     except ValueError as exc:
         parser.error(str(exc))
     configure_logging("INFO", json_lines=False)

@@ -16,7 +16,7 @@ its dynamic batch and sequence axes from ``dynamic_axes``, and its graph matches
 level, not raised. Attention is exported as the
 ``eager`` implementation, the graph ONNX Runtime's fusions know. Dynamic int8 quantisation
 (`onnxruntime.quantization.quantize_dynamic`: int8 weights, a scale per output channel, and
-activations quantised at run time) needs the ``onnx`` package, part of the ``train`` extra. Per
+activations quantised at run time) needs the ``onnx`` package (a core dependency). Per
 channel halved the mean logit error of per-tensor weights on the CrowdFlower-adapted MiniLM
 (0.069 to 0.031 against fp32) at the same speed; fusing the graph first with ONNX Runtime's
 transformer optimizer gained no speed (the session fuses it anyway) and lost precision.
@@ -191,7 +191,7 @@ def _quantize(source: Path, target: Path) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:  # onnxruntime's quantization imports the onnx package
-        msg = f"int8 quantisation needs the 'onnx' package ('train' extra): {exc}"
+        msg = f"int8 quantisation needs the 'onnx' package: {exc}"
         raise TrainingError(msg) from exc
     # ONNX Runtime logs a hint to pre-process the graph first (shape inference): it helps
     # static quantisation, not the MatMul weights that dynamic quantisation converts.

@@ -83,3 +83,31 @@ def test_ask_command_prints_the_answer_with_its_quotes(
     [claim] = body["claims"]
     start, end = claim["quote_span"]
     assert body["citations"][0]["text"][start:end] == claim["quote"]
+
+
+def test_export_embedder_then_index_with_the_onnx_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.tiny_bi_encoder import save_tiny_bi_encoder
+
+    model = save_tiny_bi_encoder(tmp_path / "model")
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER", str(model))
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER_RUNTIME", "onnx")  # fp32 only: int8 is made later
+    assert main(["export-embedder"]) == 0
+    out = capsys.readouterr().out
+    exports = tmp_path / "state" / "models" / "embedders"
+    (folder,) = [p for p in exports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert folder.name.endswith("_model-" + folder.name[-16:])
+    assert f"onnx: {folder} (32-d, mean pooling, 64 tokens)" in out
+    assert "model.onnx: 4.1 MB, cosine to torch min 1.0000" in out
+    assert "model.int8.onnx" not in out
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER_RUNTIME", "onnx-int8")
+    assert main(["index", str(write_jsonl(tmp_path / "c.jsonl", PRODUCTS))]) == 0
+    assert (folder / "model.int8.onnx").is_file()  # quantised on first use
+    stats = EmbeddedStore(tmp_path / "state" / "index").stats()
+    assert stats.embedding_model == f"{model}@onnx-int8"
+
+
+def test_export_embedder_needs_a_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export-embedder"]) == 2
+    assert "hashing-256 has no torch model to export" in capsys.readouterr().out

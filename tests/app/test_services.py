@@ -21,6 +21,7 @@ from generation.llm.fake import RecordingLLM
 from retrieval.caches.memory import MemoryCache
 from retrieval.caches.redis import RedisCache
 from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.embedders.onnx_sentence import OnnxSentenceEmbedder, usable_cores
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
@@ -34,19 +35,67 @@ def _settings(**values: object) -> Settings:
 
 
 @pytest.mark.parametrize(
-    ("spec", "kind"),
+    ("spec", "runtime", "kind", "name"),
     [
-        ("hashing-64", HashingEmbedder),
-        ("packaged:use-multilingual", UseOnnxEmbedder),
-        ("/models/use.onnx", UseOnnxEmbedder),
-        ("packaged:all-minilm-l6-v2", SentenceTransformerEmbedder),
-        ("sentence-transformers/all-MiniLM-L6-v2", SentenceTransformerEmbedder),
+        ("hashing-64", "onnx-int8", HashingEmbedder, "hashing-64"),
+        ("packaged:use-multilingual", "onnx-int8", UseOnnxEmbedder, "packaged:use-multilingual"),
+        ("/models/use.onnx", "torch", UseOnnxEmbedder, "/models/use.onnx"),
+        (
+            "packaged:all-minilm-l6-v2",
+            "onnx-int8",
+            OnnxSentenceEmbedder,
+            "packaged:all-minilm-l6-v2@onnx-int8",
+        ),
+        ("packaged:all-minilm-l6-v2", "torch", SentenceTransformerEmbedder, None),
+        ("sentence-transformers/all-MiniLM-L6-v2", "torch", SentenceTransformerEmbedder, None),
     ],
 )
-def test_the_embedder_setting_picks_the_backend(spec: str, kind: type) -> None:
-    embedder = build_embedder(_settings(embedder=spec))  # nothing loads yet
+def test_the_embedder_setting_picks_the_backend(
+    spec: str, runtime: str, kind: type, name: str | None
+) -> None:
+    embedder = build_embedder(_settings(embedder=spec, embedder_runtime=runtime))  # no load yet
     assert isinstance(embedder, kind)
-    assert embedder.name == ("hashing-64" if spec == "hashing-64" else spec)
+    assert embedder.name == (name or spec)
+
+
+def test_the_default_embedder_runs_int8_on_onnx_runtime() -> None:
+    embedder = build_embedder(_settings())
+    assert isinstance(embedder, OnnxSentenceEmbedder)
+    assert embedder.name == "packaged:all-minilm-l6-v2@onnx-int8"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "serving", "configured", "name", "threads"),
+    [
+        ("onnx", True, None, "packaged:all-minilm-l6-v2", 1),
+        ("onnx", False, None, "packaged:all-minilm-l6-v2", None),
+        ("onnx-int8", True, 3, "packaged:all-minilm-l6-v2@onnx-int8", 3),
+        ("onnx-int8", False, 2, "packaged:all-minilm-l6-v2@onnx-int8", 2),
+    ],
+)
+def test_the_embedder_runtime_picks_torch_or_onnx(
+    tmp_path: Path,
+    runtime: str,
+    serving: bool,
+    configured: int | None,
+    name: str,
+    threads: int | None,
+) -> None:
+    settings = _settings(
+        embedder="packaged:all-minilm-l6-v2",
+        embedder_runtime=runtime,
+        torch_threads=configured,
+        data_dir=tmp_path,
+    )
+    embedder = build_embedder(settings, serving=serving)  # nothing loads or exports yet
+    assert isinstance(embedder, OnnxSentenceEmbedder)
+    assert embedder.name == name and embedder.int8 == (runtime == "onnx-int8")
+    assert embedder.threads == (threads or usable_cores())
+    assert embedder.export_dir == tmp_path / "models" / "embedders"
+    assert not (tmp_path / "models").exists()
+    for spec in ("hashing-64", "packaged:use-multilingual"):  # not sentence-transformers
+        other = build_embedder(_settings(embedder=spec, embedder_runtime=runtime))
+        assert not isinstance(other, OnnxSentenceEmbedder)
 
 
 def test_an_onnx_path_that_does_not_exist_fails_clearly(tmp_path: Path) -> None:
