@@ -25,7 +25,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.logs import configure_logging
 from app.settings import Settings
@@ -137,18 +137,16 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
-    from app.api.server import server_config
+    from app.api.server import serve
     from app.main import create_app
 
     _local_key(settings)
-    app = create_app(settings)
+    # With several workers each process builds its own app (app.api.server.worker_app).
+    app = create_app(settings) if settings.workers == 1 else None
     url = f"http://{settings.host}:{settings.port}"
-    _out(f"Shopping guide API on {url}  (docs: {url}/docs)")
-    server = uvicorn.Server(server_config(app, settings.host, settings.port))
-    server.run()
-    return 0 if server.started else 1
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    _out(f"Shopping guide API on {url}  (docs: {url}/docs{workers})")
+    return serve(app, settings)
 
 
 def _models(settings: Settings) -> int:
@@ -442,6 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             action="store_true",
             help="let every request in without credentials (a laptop demo only)",
         )
+        parser_.add_argument(
+            "--workers",
+            type=int,
+            help="API worker processes (default: SHOPGUIDE_WORKERS, else 1); more than 1 "
+            "needs SHOPGUIDE_CACHE=redis (see README.md, Several API workers)",
+        )
     keys = commands.add_parser("keys", help="API keys of the shop's services")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="make a key; prints it once")
@@ -467,9 +471,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = Settings()
+        overrides: dict[str, Any] = {}
         if getattr(args, "insecure_local", False):
-            settings = settings.model_copy(update={"insecure_local": True})
+            overrides["insecure_local"] = True
+        if getattr(args, "workers", None) is not None:
+            overrides["workers"] = args.workers  # validated with the rest (shared state)
+        settings = Settings(**overrides)
     except ValueError as exc:
         _out(f"configuration error: {exc}")
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,17 +23,28 @@ from app.settings import Settings, get_settings
 logger = logging.getLogger("app.requests")
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The API; given ``services`` it uses them, otherwise it builds them at start-up."""
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    owns_services: bool | None = None,
+) -> FastAPI:
+    """The API; given ``services`` it uses them, otherwise it builds them at start-up. It
+    closes them at shut-down when it built them, or when ``owns_services``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = services is None
+        owned = services is None if owns_services is None else owns_services
         app.state.services = services or await run_in_threadpool(
             functools.partial(build_services, settings or get_settings(), background_generator=True)
         )
         app.state.access = build_access(app.state.services.settings)
         log_access(app.state.access)
+        ready = app.state.services.settings
+        logger.info(
+            "worker ready",
+            extra={"pid": os.getpid(), "workers": ready.workers, "port": ready.port},
+        )
         try:
             yield
         finally:
@@ -73,6 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - start) * 1000, 2),
                 "caller": caller.label() if caller is not None else None,
+                "pid": os.getpid(),
             },
         )
         return response

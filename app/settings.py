@@ -260,6 +260,15 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API worker processes (uvicorn's), each with its own models and services, "
+        "sharing the port. More than 1 needs the state they must agree on shared: CACHE=redis "
+        "(conversations, and a shopper's cached results that erasure deletes) and rate limits "
+        "in Redis; profiles in files or Redis. Each worker loads its own llama.cpp generator.",
+    )
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,
@@ -309,7 +318,33 @@ class Settings(BaseSettings):
         if self.llm_backend == "openai" and not self.llm_base_url:
             msg = "SHOPGUIDE_LLM_BASE_URL is required when SHOPGUIDE_LLM_BACKEND=openai"
             raise ValueError(msg)
+        problems = self.shared_state_problems()
+        if problems:
+            msg = f"SHOPGUIDE_WORKERS={self.workers} needs shared state: " + "; ".join(problems)
+            raise ValueError(msg)
         return self
+
+    def shared_state_problems(self) -> list[str]:
+        """What keeps WORKERS processes from agreeing (empty with one worker): state that
+        would live in each worker's memory, where a follow-up or an erasure misses it."""
+        if self.workers == 1:
+            return []
+        problems = []
+        if self.cache != "redis":
+            problems.append(
+                f"with SHOPGUIDE_CACHE={self.cache} conversations and a shopper's cached "
+                "results live in each worker's memory (a follow-up question reaching another "
+                "worker loses its conversation; erasing a shopper misses the other workers): "
+                "set SHOPGUIDE_CACHE=redis and SHOPGUIDE_REDIS_URL"
+            )
+        limited = self.rate_limit_search_per_minute or self.rate_limit_answers_per_minute
+        if self.rate_limit_store == "memory" and limited:
+            problems.append(
+                "with SHOPGUIDE_RATE_LIMIT_BACKEND=memory each worker counts its own limits "
+                f"(a caller would get up to {self.workers} times each): leave it unset with "
+                "SHOPGUIDE_CACHE=redis, set it to redis, or set the limits to 0"
+            )
+        return problems
 
     @property
     def keys_file(self) -> Path:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.load [--store embedded,elasticsearch] [--cache memory,redis]
         [--embedder packaged:all-minilm-l6-v2] [--reranker nanoranker] [--duration 10]
-        [--concurrency 1,4,16] [--catalog FILE] [--queries FILE]
+        [--concurrency 1,4,16] [--workers 1,2] [--own-redis] [--catalog FILE] [--queries FILE]
         [--embedding-cache bench-results/embedding-cache|none] [--out bench-results/load.json]
 
 The catalog (default: the CrowdFlower catalog of `benchmarks.crowdflower_catalog`, whose 261
@@ -13,8 +13,9 @@ Elasticsearch, behind the alias ``bench-load-<pid>``, deleted afterwards) with `
 and the configured embedder. Each distinct text is embedded once, and a second store gets the
 same vectors, so both stores hold the same index.
 
-For every store and cache backend the API runs as its own process, ``python -m app.cli
-serve`` (``shopguide serve``: one uvicorn worker) on a free port, configured through
+For every store, cache backend and worker count (``--workers``, `SHOPGUIDE_WORKERS`: more
+than one needs the redis cache, which ``--own-redis`` provides with a private redis-server) the
+API runs as its own process, ``python -m app.cli serve`` on a free port, configured through
 ``SHOPGUIDE_*`` variables: the store, cache, embedder and re-ranker asked for; the generator
 backend set to an OpenAI-compatible URL that is never called (``/search`` does not generate;
 this spares loading the local LLM); the search cache TTL raised so that entries outlive the
@@ -25,7 +26,11 @@ the queries, for ``--duration`` seconds (or ``--requests`` in all). Reported: re
 latency p50/p95/p99 (nearest rank, ms, measured by the client), failed requests (any non-2xx
 or transport error), responses served from the cache, the median of the server's own
 ``timings_ms`` per pipeline stage (computed responses only), and the CPU seconds of the server,
-of Elasticsearch and of this client during the run (the client shares the machine's cores).
+of Elasticsearch and of this client during the run (the client shares the machine's cores);
+the server's CPU is that of its process and its worker processes, and each server's entry
+holds the resident and proportional memory (RSS, PSS: shared pages divided among the
+processes mapping them) of each worker after its runs. With several workers, "server_cache"
+(read from /health) is left out: /health answers from one worker.
 
 Note: ``"cache": false`` skips the result cache only; the server's query-embedding cache
 (`CachedEmbedder`) is read either way. By default (``--query-embedding-cache off``) its
@@ -61,7 +66,7 @@ import httpx
 from app.auth.keys import key_entry, new_key
 from benchmarks import crowdflower_catalog as cf
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
-from benchmarks.servers import free_port
+from benchmarks.servers import OwnRedis, free_port
 
 DEFAULT_EMBEDDER = "packaged:all-minilm-l6-v2"
 _UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # /search never calls the generator
@@ -197,6 +202,51 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (uvicorn's workers, and multiprocessing's resource
+    tracker), from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def worker_pids(pid: int, workers: int) -> list[int]:
+    """The processes that serve: ``pid`` itself with one worker, else its children that run
+    the app (multiprocessing's resource tracker left out)."""
+    if workers == 1:
+        return [pid]
+    found = []
+    for child in child_pids(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            found.append(child)
+    return found
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS and PSS of a process in MB, from /proc/PID/smaps_rollup."""
+    values = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii").splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean"):
+                values[name.casefold()] = round(int(rest.split()[0]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return values
+
+
 @dataclass
 class Server:
     """The API in its own process."""
@@ -206,9 +256,18 @@ class Server:
     log: Path
     startup_s: float = 0.0
     health: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.process.pid)
+        """CPU seconds of the server and its live worker processes."""
+        pids = [self.process.pid, *child_pids(self.process.pid)]
+        return sum(_cpu_seconds(pid) for pid in pids)
+
+    def memory(self) -> list[dict[str, Any]]:
+        """RSS and PSS (MB) of each process that serves."""
+        return [
+            {"pid": pid, **memory_mb(pid)} for pid in worker_pids(self.process.pid, self.workers)
+        ]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -233,7 +292,7 @@ def start_server(env: dict[str, str], log: Path, timeout_s: float) -> Server:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, url, log)
+    server = Server(process, url, log, workers=int(env.get("SHOPGUIDE_WORKERS", "1")))
     deadline = started + timeout_s
     with httpx.Client(timeout=5) as client:
         while True:
@@ -243,9 +302,11 @@ def start_server(env: dict[str, str], log: Path, timeout_s: float) -> Server:
                 raise RuntimeError(msg)
             with contextlib.suppress(httpx.HTTPError):
                 response = client.get(f"{url}/health")
+                ready = len(worker_pids(process.pid, server.workers)) >= server.workers
                 if response.status_code == 200 and response.json().get("status") == "ok":
                     server.health = response.json()
-                    break
+                    if ready and _workers_ready(log, server.workers):
+                        break
             if time.perf_counter() > deadline:
                 server.stop()
                 msg = f"the server did not become ready in {timeout_s:.0f} s (log: {log})"
@@ -253,6 +314,27 @@ def start_server(env: dict[str, str], log: Path, timeout_s: float) -> Server:
             time.sleep(0.25)
     server.startup_s = round(time.perf_counter() - started, 1)
     return server
+
+
+def _workers_ready(log: Path, workers: int) -> bool:
+    """Whether the log shows ``workers`` distinct workers ready (one: /health answering)."""
+    if workers == 1:
+        return True
+    text = log.read_text(encoding="utf-8", errors="replace")
+    pids = {
+        entry.get("pid")
+        for entry in (_json_line(line) for line in text.splitlines())
+        if entry.get("msg") == "worker ready"
+    }
+    return len(pids) >= workers
+
+
+def _json_line(line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 def _cache_counts(url: str) -> tuple[int, int]:
@@ -353,7 +435,7 @@ def run_load(
     es_url: str | None,
 ) -> dict[str, Any]:
     """One measured run and its figures."""
-    hits, misses = _cache_counts(server.url)
+    hits, misses = _cache_counts(server.url)  # one worker's, with several
     server_cpu, es_cpu, client_cpu = server.cpu_seconds(), _es_cpu_seconds(es_url), os.times()
     tally, elapsed = asyncio.run(
         _drive(
@@ -398,7 +480,9 @@ def run_load(
         "cached_responses": tally.cached,
         "reranked_responses": tally.reranked,
         "empty_results": tally.empty,
-        "server_cache": {"hits": hits_after - hits, "misses": misses_after - misses},
+        "server_cache": {"hits": hits_after - hits, "misses": misses_after - misses}
+        if server.workers == 1
+        else None,
         "cpu_s": {
             "server": round(server_cpu, 2),
             "elasticsearch": round(es_after - es_cpu, 2)
@@ -443,7 +527,7 @@ def _warm(
 
 
 def _server_env(
-    args: argparse.Namespace, store: str, cache: str, data_dir: Path, alias: str
+    args: argparse.Namespace, store: str, cache: str, data_dir: Path, alias: str, workers: int = 1
 ) -> dict[str, str]:
     ttl = max(300.0, 10 * (args.duration or 60) * len(args.concurrency) + 600)
     env = {
@@ -467,6 +551,8 @@ def _server_env(
         "SHOPGUIDE_RATE_LIMIT_SEARCH_PER_MINUTE": "0",  # measure the server, not its limits
         "SHOPGUIDE_LOG_LEVEL": args.server_log_level,
         "SHOPGUIDE_API_KEYS": json.dumps([key_entry(KEY, ["search"])]),
+        "SHOPGUIDE_WORKERS": str(workers),
+        "SHOPGUIDE_LOG_JSON": "true",  # the workers' "worker ready" lines are read
     }
     if args.query_embedding_cache == "off":
         env["SHOPGUIDE_CACHE_EMBEDDING_TTL_S"] = "0.001"
@@ -480,16 +566,20 @@ def _serve_and_load(
     queries: list[str],
     folder: Path,
     alias: str,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    env = _server_env(args, store, cache, folder / "data", alias)
+    env = _server_env(args, store, cache, folder / "data", alias, workers)
     sys.stderr.write(
-        f"starting the API: store={store} cache={cache} port {env['SHOPGUIDE_PORT']}\n"
+        f"starting the API: store={store} cache={cache} workers={workers} "
+        f"port {env['SHOPGUIDE_PORT']}\n"
     )
-    server = start_server(env, folder / f"server-{store}-{cache}.log", args.startup_timeout)
+    log = folder / f"server-{store}-{cache}-{workers}w.log"
+    server = start_server(env, log, args.startup_timeout)
     es_url = args.es_url if store == "elasticsearch" else None
     entry: dict[str, Any] = {
         "store": store,
         "cache": cache,
+        "workers": workers,
         "startup_s": server.startup_s,
         "health": server.health,
         "warm_ups": [],
@@ -519,16 +609,18 @@ def _serve_and_load(
                         es_url=es_url,
                     )
                     entry["runs"].append(run)
-                    _progress_line(store, cache, run)
+                    _progress_line(store, cache, workers, run)
     finally:
         entry["server_cpu_s_total"] = round(server.cpu_seconds(), 1)
+        entry["memory_mb"] = server.memory()
         server.stop()
     return entry
 
 
-def _progress_line(store: str, cache: str, run: dict[str, Any]) -> None:
+def _progress_line(store: str, cache: str, workers: int, run: dict[str, Any]) -> None:
     sys.stderr.write(
-        f"  {store}/{cache} {run['mode']} rerank={'on' if run['rerank'] else 'off'} "
+        f"  {store}/{cache} workers={workers} {run['mode']} "
+        f"rerank={'on' if run['rerank'] else 'off'} "
         f"c={run['concurrency']}: {run['requests_per_s']} req/s, "
         f"p50 {run['latency_ms']['p50']} ms, failed {run['failed']}\n"
     )
@@ -560,6 +652,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="requests per run instead of --duration")
     parser.add_argument("--concurrency", type=_ints, default=[1, 4, 16])
     parser.add_argument(
+        "--workers",
+        type=_ints,
+        default=[1],
+        help="API worker processes, one server per count (more than 1 needs --cache redis)",
+    )
+    parser.add_argument(
+        "--own-redis",
+        action="store_true",
+        help="run a private redis-server for the redis cache (instead of --redis-url)",
+    )
+    parser.add_argument(
         "--modes",
         type=lambda t: _list(t, ["uncached", "cached"]),
         default=["uncached", "cached"],
@@ -576,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_embedding_cache(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-results/load.json"))
     args = parser.parse_args(argv)
+    if max(args.workers) > 1 and "memory" in args.cache:
+        parser.error(
+            "several workers need the redis cache (conversations and erasure must reach every "
+            "worker; see README.md): use --cache redis (with --own-redis or --redis-url)"
+        )
 
     started = time.perf_counter()
     alias = f"bench-load-{os.getpid()}"
@@ -595,18 +703,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": None if args.requests else args.duration,
             "requests": args.requests,
             "concurrency": args.concurrency,
+            "workers": args.workers,
             "size": args.size,
             "query_embedding_cache": args.query_embedding_cache,
-            "server": "python -m app.cli serve (one uvicorn worker), generator not loaded",
+            "server": "python -m app.cli serve (SHOPGUIDE_WORKERS uvicorn workers), generator "
+            "not loaded",
             "server_log_level": args.server_log_level,
             "elasticsearch_url": args.es_url if "elasticsearch" in args.store else None,
-            "redis_url": args.redis_url if "redis" in args.cache else None,
+            "redis_url": ("own redis-server" if args.own_redis else args.redis_url)
+            if "redis" in args.cache
+            else None,
         },
         "servers": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         folder = Path(tmp)
+        own_redis = OwnRedis(folder) if args.own_redis and "redis" in args.cache else None
         try:
+            if own_redis is not None:
+                own_redis.start()
+                args.redis_url = own_redis.url
             catalog, queries, products = catalog_and_queries(args.catalog, args.queries, folder)
             result["catalog"] = {
                 "source": str(args.catalog),
@@ -624,10 +740,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for store in args.store:
                 for cache in args.cache:
-                    result["servers"].append(
-                        _serve_and_load(args, store, cache, queries, folder, alias)
-                    )
+                    for workers in args.workers:
+                        result["servers"].append(
+                            _serve_and_load(args, store, cache, queries, folder, alias, workers)
+                        )
         finally:
+            if own_redis is not None:
+                own_redis.stop()
             if "elasticsearch" in args.store:
                 from benchmarks.indexing import drop_es_indices
 
@@ -661,7 +780,8 @@ def _print(result: dict[str, Any]) -> None:
             f"units, {build['texts_embedded']} texts embedded, {build['seconds']} s\n"
         )
     out(
-        f"\n{'store':<13} {'cache':<6} {'mode':<8} {'rerank':<6} {'conc':>4} {'req/s':>8} "
+        f"\n{'store':<13} {'cache':<6} {'wrk':>3} {'mode':<8} {'rerank':<6} {'conc':>4} "
+        f"{'req/s':>8} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'n':>6} {'failed':>6} {'cached':>6} "
         f"{'CPU s srv/ES/cli':>17}\n"
     )
@@ -671,14 +791,23 @@ def _print(result: dict[str, Any]) -> None:
             es_cpu = "-" if cpu["elasticsearch"] is None else f"{cpu['elasticsearch']:.1f}"
             share = run["cached_responses"] / run["requests"] if run["requests"] else 0.0
             out(
-                f"{server['store']:<13} {server['cache']:<6} {run['mode']:<8} "
+                f"{server['store']:<13} {server['cache']:<6} {server.get('workers', 1):>3} "
+                f"{run['mode']:<8} "
                 f"{'on' if run['rerank'] else 'off':<6} {run['concurrency']:>4} "
                 f"{run['requests_per_s']:>8.1f} {latency['p50']:>8.1f} {latency['p95']:>8.1f} "
                 f"{latency['p99']:>8.1f} {run['requests']:>6} {run['failed']:>6} "
                 f"{share:>6.0%} {cpu['server']:>6.1f}/{es_cpu}/{cpu['client']:.1f}\n"
             )
+    for server in result["servers"]:
+        memory = ", ".join(
+            f"{m.get('rss', 0):.0f}/{m.get('pss', 0):.0f}" for m in server.get("memory_mb", [])
+        )
+        out(
+            f"\n{server['store']}/{server['cache']}, {server.get('workers', 1)} worker(s): "
+            f"RSS/PSS MB per worker {memory}"
+        )
     out(
-        f"\nfailed requests: {result['failed_requests']}; wall time {result['wall_s']} s; "
+        f"\n\nfailed requests: {result['failed_requests']}; wall time {result['wall_s']} s; "
         f"load average at start/end {result['machine']['loadavg_at_start'][0]}/"
         f"{result['machine']['loadavg_at_end'][0]}\n"
     )

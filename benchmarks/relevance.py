@@ -854,7 +854,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "--embedder-runtime",
         choices=("torch", "onnx", "onnx-int8"),
         default=None,
-        help="as SHOPGUIDE_EMBEDDER_RUNTIME (default: that setting, torch unless set)",
+        help="as SHOPGUIDE_EMBEDDER_RUNTIME (default: that setting, onnx-int8 unless set)",
     )
 
 

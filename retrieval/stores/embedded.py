@@ -4,6 +4,12 @@ Searches read an immutable snapshot; a commit builds a new snapshot, writes it t
 generation folder and then switches the ``CURRENT`` pointer with an atomic rename, so a crash
 mid-write leaves the previous index in place and a restart loads without re-embedding.
 Another process's commit (the indexer CLI while the API runs) is picked up by `refresh`.
+
+The vectors are memory-mapped read-only (``vectors.npy``, `_map_vectors`): processes serving
+one index (API workers) share them through the page cache instead of holding a copy each.
+Nothing writes into them (searches only read; a commit builds new arrays), and a generation's
+files are never rewritten: a commit writes a new folder, renames it into place and removes the
+old one, whose mapping stays valid (unlinked, not truncated) until its snapshot is dropped.
 """
 
 from __future__ import annotations
@@ -326,8 +332,21 @@ class EmbeddedStore:
 
     def _load_current(self) -> _Snapshot | None:
         name = self._current_name()
-        if name is None:
-            return None
+        for _ in range(3):
+            if name is None:
+                return None
+            try:
+                return self._load(name)
+            except StoreError:
+                # Another process committed after CURRENT was read and removed that folder:
+                # load the one CURRENT names now.
+                newer = self._current_name()
+                if newer == name:
+                    raise
+                name = newer
+        return None if name is None else self._load(name)
+
+    def _load(self, name: str) -> _Snapshot:
         assert self._dir is not None
         folder = self._dir / name
         try:
@@ -339,7 +358,7 @@ class EmbeddedStore:
                 products = {p.id: p for p in (Product.model_validate_json(line) for line in f)}
             with (folder / "units.pkl").open("rb") as f:
                 units, terms = pickle.load(f)  # noqa: S301 - our own file, written below
-            vectors = np.load(folder / "vectors.npy")
+            vectors = _map_vectors(folder / "vectors.npy")
         except (OSError, ValueError, pickle.UnpicklingError, KeyError) as exc:
             msg = f"cannot load the index in {folder}: {exc}"
             raise StoreError(msg) from exc
@@ -586,7 +605,7 @@ class EmbeddedStore:
         for product_id in product_ids:
             i = snapshot.unit_index.get(product_id)
             if i is not None and snapshot.units[i].kind == "product":
-                found[product_id] = snapshot.vectors[i]
+                found[product_id] = np.array(snapshot.vectors[i])  # the caller's own row
         return found
 
     def brands(self) -> list[str]:
@@ -661,6 +680,15 @@ class EmbeddedWriter:
         self._closed = True
         self._records.clear()
         self._terms.clear()
+
+
+def _map_vectors(path: Path) -> np.ndarray:
+    """The saved vectors, memory-mapped read-only (an empty matrix, which cannot be mapped, is
+    read); a plain read-only ndarray view, so results of arithmetic on it are ndarrays."""
+    mapped = np.load(path, mmap_mode="r")
+    vectors = np.asarray(mapped) if mapped.size else np.array(mapped)
+    vectors.flags.writeable = False
+    return vectors
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The same catalog, embedder and searches on both stores give the same products.
+"""The same catalog, embedder and searches on both stores give the same products (what each
+store must answer on its own is the contract, tests/retrieval/store_contract.py).
 
 BM25 scores differ between the stores (Elasticsearch analyses CJK text into bigrams only, the
 embedded store adds jieba words; field statistics differ), so lexical results are compared by
@@ -17,35 +18,14 @@ from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import PASSAGE_KINDS, Filters, UnitKind
-from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.base import DocumentStore
 from retrieval.stores.elasticsearch import ElasticsearchStore
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import PRODUCTS
+from tests.retrieval.store_contract import FILTERED, SEARCH_CONFIG, TOP_1, searched_product_ids
 
 pytestmark = pytest.mark.integration
 
-CONFIG = SearchConfig(min_similarity=0.2)  # as the `search` fixture of tests/conftest.py
-
-# Specific queries: one product is the answer, whichever store.
-TOP_1 = [
-    ("anker headphones", "hp-anker"),
-    ("cast iron skillet", "pan-lodge"),
-    ("running shoes", "shoe-pegasus"),
-    ("sweat resistant earbuds", "ear-sport"),
-    ("降噪耳机", "zh-huawei"),
-    ("电饭煲", "zh-midea"),
-    ("跑鞋", "zh-lining"),
-]
-# Broad queries with filters: the same set of products, whatever their order.
-FILTERED = [
-    ("headphones", Filters(price_max=100)),
-    ("wireless headphones", Filters(category="electronics > audio")),
-    ("noise cancelling", Filters(exclude_brands=["SONY"])),
-    ("shoes", Filters(brands=["nike", "李宁"])),
-    ("耳机", Filters(in_stock=True, min_rating=4.5)),
-    ("headphones earbuds", Filters(price_min=100, price_max=400)),
-]
 QUERIES = [query for query, _ in TOP_1] + [query for query, _ in FILTERED]
 
 
@@ -60,20 +40,6 @@ def _build(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Documen
 def _indexed(store: DocumentStore, catalog_path: Path, embedder: HashingEmbedder) -> None:
     report = index_catalog(read_catalog(catalog_path), store, embedder, progress=False)
     assert report.indexed == len(PRODUCTS), report.errors
-
-
-@pytest.fixture(params=["embedded", "elasticsearch"])
-def any_store(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    catalog_path: Path,
-    embedder: HashingEmbedder,
-) -> Iterator[DocumentStore]:
-    """Each store in turn, with the shared test catalog."""
-    store = _build(request.param, request, tmp_path)
-    _indexed(store, catalog_path, embedder)
-    yield store
-    store.close()
 
 
 @pytest.fixture
@@ -92,43 +58,6 @@ def both_stores(
         store.close()
 
 
-def _product_ids(
-    store: DocumentStore, embedder: HashingEmbedder, query: str, filters: Filters | None
-) -> list[str]:
-    search = HybridSearch(store, embedder, config=CONFIG)
-    result = search.search(query, filters=filters, size=10, rerank=False)
-    return [hit.product.id for hit in result.hits]
-
-
-class TestContract:
-    """What every store must answer for the shared catalog."""
-
-    @pytest.mark.parametrize(("query", "expected"), TOP_1)
-    def test_specific_query_top_1(
-        self, any_store: DocumentStore, embedder: HashingEmbedder, query: str, expected: str
-    ) -> None:
-        assert _product_ids(any_store, embedder, query, None)[0] == expected
-
-    @pytest.mark.parametrize(("query", "filters"), FILTERED)
-    def test_filtered_results_match_the_filters(
-        self, any_store: DocumentStore, embedder: HashingEmbedder, query: str, filters: Filters
-    ) -> None:
-        found = _product_ids(any_store, embedder, query, filters)
-        assert found
-        for product_id in found:
-            product = any_store.get_product(product_id)
-            assert product is not None and filters.matches(product)
-
-    def test_passages_answer_about_one_product(
-        self, any_store: DocumentStore, embedder: HashingEmbedder
-    ) -> None:
-        search = HybridSearch(any_store, embedder, config=CONFIG)
-        hits = search.passages("pan-lodge", "does it work on induction", rerank=False)
-        assert hits[0].unit_id == "pan-lodge#qa-1"
-        assert "induction" in hits[0].explanation.matched_terms["body"]
-        assert {hit.product_id for hit in hits} == {"pan-lodge"}
-
-
 class TestSameResults:
     """Elasticsearch and the embedded store side by side."""
 
@@ -143,7 +72,7 @@ class TestSameResults:
         filters: Filters | None,
     ) -> None:
         embedded, elasticsearch = (
-            _product_ids(store, embedder, query, filters) for store in both_stores
+            searched_product_ids(store, embedder, query, filters) for store in both_stores
         )
         assert set(elasticsearch) == set(embedded)
         assert elasticsearch[0] == embedded[0] or filters is not None
@@ -184,13 +113,13 @@ class TestSameResults:
                 kinds=("product",),
                 filters=filters,
                 top_k=20,
-                boosts=CONFIG.boosts,
+                boosts=SEARCH_CONFIG.boosts,
             )
             for store in both_stores
         )
         assert {h.unit.id for h in elasticsearch} == {h.unit.id for h in embedded}
         for es_hit in elasticsearch:
-            assert set(es_hit.matched) <= set(CONFIG.boosts)
+            assert set(es_hit.matched) <= set(SEARCH_CONFIG.boosts)
 
     def test_same_products_fetched_in_one_call(
         self, both_stores: tuple[DocumentStore, DocumentStore]

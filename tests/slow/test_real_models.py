@@ -1,4 +1,5 @@
-"""The real offline models end to end: MiniLM embedder, re-rankers, Qwen2.5 1.5B on llama.cpp."""
+"""The real offline models end to end: the default MiniLM embedder (ONNX int8), re-rankers,
+Qwen2.5 1.5B on llama.cpp."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from generation.llm.gguf import resolve_model_path
 from generation.llm.llama_cpp import LlamaCppLLM
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
-from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
+from retrieval.embedders.base import Embedder
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
@@ -28,16 +29,20 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
 
 
 @pytest.fixture(scope="module")
-def minilm() -> SentenceTransformerEmbedder:
-    embedder = SentenceTransformerEmbedder("packaged:all-minilm-l6-v2")
+def minilm() -> Embedder:
+    """The product's default embedder, as the app builds it."""
+    from app.services import build_embedder
+    from app.settings import Settings
+
+    settings = Settings(model_dir=MODELS_DIR, _env_file=None)  # type: ignore[call-arg]
+    embedder = build_embedder(settings, serving=True)
+    assert embedder.name == "packaged:all-minilm-l6-v2@onnx-int8"
     embedder.warm_up()
     return embedder
 
 
 @pytest.fixture(scope="module")
-def sample_search(
-    tmp_path_factory: pytest.TempPathFactory, minilm: SentenceTransformerEmbedder
-) -> HybridSearch:
+def sample_search(tmp_path_factory: pytest.TempPathFactory, minilm: Embedder) -> HybridSearch:
     store = EmbeddedStore(tmp_path_factory.mktemp("index"))
     report = index_catalog(read_catalog(SAMPLE_CATALOG), store, minilm, progress=False)
     assert report.skipped == 0
@@ -66,7 +71,7 @@ class TestEmbedder:
         single = use.embed_query(products[1])
         assert float(single @ vectors[1]) > 0.999  # a batch and a single text agree
 
-    def test_packaged_minilm_loads_offline(self, minilm: SentenceTransformerEmbedder) -> None:
+    def test_packaged_minilm_loads_offline(self, minilm: Embedder) -> None:
         vectors = minilm.embed_documents(["wireless headphones", "cast iron pan"])
         assert vectors.shape == (2, 384)
         query = minilm.embed_query("bluetooth headset")

@@ -1,0 +1,539 @@
+"""The reading side of the Elasticsearch store, and the index administration its writers use.
+
+Every catalog generation is its own index, ``{alias}-{YYYYmmddtHHMMSS}-{8 hex}``, and searches go
+through the alias. A full re-index (``writer(prune=True)``, or the first build) fills a new index,
+checks it and then moves the alias in one ``update_aliases`` call, so searches see the old index
+or the new one, never a half-built one; the old index is deleted afterwards. Smaller writes
+(``prune=False``) go to the live index. Indices never refresh on their own
+(``refresh_interval: -1``): the store refreshes on commit, so staged writes stay invisible until
+then. The catalog version is the index name plus a write counter kept in the index's ``_meta``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+from elasticsearch import Elasticsearch, NotFoundError
+
+from retrieval.schema import Filters, Product, Unit, UnitKind
+from retrieval.stores.base import ScoredUnit, StoreError, StoreStats
+from retrieval.stores.elasticsearch.errors import (
+    RetryableSearch,
+    reason,
+    retry_failed,
+    search_hits,
+    translated,
+)
+from retrieval.stores.elasticsearch.mapping import (
+    DEFAULT_URL,
+    Generation,
+    format_problem,
+    generation_pattern,
+    index_body,
+    model_problem,
+    new_index_name,
+)
+from retrieval.stores.elasticsearch.queries import (
+    MAX_WINDOW,
+    lexical_body,
+    lexical_hits,
+    product_body,
+    products_body,
+    semantic_body,
+    semantic_hits,
+    unit_of,
+    units_body,
+)
+from retrieval.stores.elasticsearch.writer import TERMS_CHUNK, ElasticsearchWriter, chunks
+
+logger = logging.getLogger(__name__)
+
+_MGET_CHUNK = 1_000
+_SWAP_GRACE_S = 0.5  # searches already routed to the old index finish before it goes
+_ADMIN_TIMEOUT_S = 120.0  # bulk, refresh, delete_by_query
+# What `search_hits` reads of an ``_msearch`` answer, nothing else (``_index``, ``_id``, ``took``,
+# totals). Every answer keeps its ``status``, so none is dropped from the list as empty.
+_FILTER_PATH = [
+    "responses.status",
+    "responses.error",
+    "responses._shards.failed",
+    "responses._shards.failures",
+    "responses.hits.hits._score",
+    "responses.hits.hits._source",
+    "responses.hits.hits.highlight",
+]
+
+
+class ElasticsearchStore:
+    """`DocumentStore` on Elasticsearch 8.12+; connects lazily, on the first request."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        alias: str = "shopguide-units",
+        shards: int = 1,
+        replicas: int = 0,
+        client: Elasticsearch | None = None,
+        request_timeout_s: float = 10.0,
+        chunk_size: int = 500,
+        version_ttl_s: float = 1.0,
+        bulk_threads: int = 2,
+        connections_per_node: int = 32,
+    ) -> None:
+        self.alias = alias
+        self.shards = shards
+        self.replicas = replicas
+        self.chunk_size = chunk_size
+        self.bulk_threads = bulk_threads
+        self.version_ttl_s = version_ttl_s
+        self._own_client = client is None
+        if client is None:
+            self.url = url or DEFAULT_URL
+            # Keep-alive connections, enough for every serving thread and the bulk threads (the
+            # client's default, 10, makes the 11th concurrent request wait for one).
+            client = Elasticsearch(
+                self.url,
+                request_timeout=request_timeout_s,
+                max_retries=2,
+                retry_on_timeout=False,
+                connections_per_node=connections_per_node,
+                http_compress=False,
+            )
+        else:
+            self.url = url or _client_url(client)
+        self._client = client
+        self._admin = client.options(request_timeout=max(request_timeout_s, _ADMIN_TIMEOUT_S))
+        self._lock = threading.Lock()
+        self._generation_cache: tuple[float, Generation | None] | None = None
+        self._stats_cache: tuple[float, StoreStats] | None = None
+        self._brands_cache: tuple[str, list[str]] | None = None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        """Translate client errors into `StoreUnavailable` / `StoreError`."""
+        return translated(self.url, action)
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._generation_cache = None
+            self._stats_cache = None
+
+    def _generation(self, *, fresh: bool = False) -> Generation | None:
+        """The index behind the alias and its ``_meta``, cached for ``version_ttl_s``."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._generation_cache
+            if not fresh and cached is not None and now - cached[0] < self.version_ttl_s:
+                return cached[1]
+        generation: Generation | None
+        with self._errors("look up the index"):
+            try:
+                response = self._client.indices.get_mapping(index=self.alias)
+            except NotFoundError:
+                generation = None
+            else:
+                indices = dict(response.body)
+                if len(indices) != 1:
+                    msg = f"the alias {self.alias} points to several indices: {sorted(indices)}"
+                    raise StoreError(msg)
+                ((name, body),) = indices.items()
+                generation = Generation(name, dict(body["mappings"].get("_meta", {})))
+        with self._lock:
+            self._generation_cache = (now, generation)
+        return generation
+
+    def _msearch(self, bodies: Sequence[dict[str, Any] | None]) -> list[list[dict[str, Any]]]:
+        """Run the searches (None: no search, no hits) in one ``_msearch``; retried once when an
+        index went away under it."""
+        wanted = [body for body in bodies if body is not None]
+        if not wanted:
+            return [[] for _ in bodies]
+        header = {
+            "index": self.alias,
+            "ignore_unavailable": True,
+            "allow_partial_search_results": False,
+            # Indices refresh only on commit, so cached shard results stay valid until then.
+            "request_cache": True,
+        }
+        searches: list[Mapping[str, Any]] = []
+        for body in wanted:
+            searches.extend((header, body))
+        for attempt in (1, 2):
+            try:
+                with self._errors("search"):
+                    response = self._client.msearch(searches=searches, filter_path=_FILTER_PATH)
+                    results = [search_hits(item, self.url) for item in response["responses"]]
+                break
+            except RetryableSearch as exc:
+                if attempt == 2:  # still not serving: 503, not 500
+                    raise retry_failed(exc, self.url) from exc
+        found = iter(results)
+        return [next(found) if body is not None else [] for body in bodies]
+
+    def _search_index(self, index: str, **body: Any) -> dict[str, Any]:
+        with self._errors("search"):
+            return dict(self._client.search(index=index, **body).body)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> ElasticsearchWriter:
+        """Start a write; see `DocumentStore.writer`.
+
+        ``prune`` (and the first write) builds a new index and swaps the alias on commit;
+        otherwise products are upserted into the live index.
+        """
+        current = None if prune else self._generation(fresh=True)
+        problem = None if current is None else format_problem(current)
+        if problem is not None:
+            raise StoreError(problem)
+        problem = None if current is None else model_problem(current, embedding_model, dim)
+        if current is not None and problem is not None:
+            if self._count(current.index) != 0:
+                raise StoreError(problem)
+            current = None  # an empty index: build afresh
+        if current is not None:
+            return ElasticsearchWriter(
+                self, index=current.index, embedding_model=embedding_model, dim=dim, full=False
+            )
+        index = new_index_name(self.alias)
+        body = index_body(
+            embedding_model=embedding_model, dim=dim, shards=self.shards, replicas=self.replicas
+        )
+        with self._errors(f"create the index {index}"):
+            self._admin.indices.create(index=index, **body)
+        logger.info("building index %s behind alias %s", index, self.alias)
+        return ElasticsearchWriter(
+            self, index=index, embedding_model=embedding_model, dim=dim, full=True
+        )
+
+    def _refresh(self, index: str) -> None:
+        with self._errors(f"refresh {index}"):
+            self._admin.indices.refresh(index=index)
+
+    def _count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        with self._errors(f"count the documents of {index}"):
+            return int(self._admin.count(index=index, query=query)["count"])
+
+    def _count_products(self, index: str, product_ids: Sequence[str] | None = None) -> int:
+        """Product units in ``index`` (only those of ``product_ids`` when given)."""
+        if product_ids is None:
+            return self._count(index, {"term": {"kind": "product"}})
+        return sum(
+            self._count(
+                index,
+                {
+                    "bool": {
+                        "filter": [
+                            {"term": {"kind": "product"}},
+                            {"terms": {"product_id": list(chunk)}},
+                        ]
+                    }
+                },
+            )
+            for chunk in chunks(product_ids, TERMS_CHUNK)
+        )
+
+    def _delete_by_query(self, index: str, query: Mapping[str, Any]) -> int:
+        with self._errors(f"delete documents from {index}"):
+            response = self._admin.delete_by_query(
+                index=index, query=query, conflicts="proceed", refresh=False
+            )
+        if response.get("failures"):
+            why = reason(response["failures"])
+            msg = f"Elasticsearch could not remove documents of {index}: {why}"
+            raise StoreError(msg)
+        return int(response.get("deleted", 0))
+
+    def _bump_version(self, index: str) -> str:
+        """Count a write in the index's ``_meta`` (read-modify-write; readers see it after the
+        refresh that made the write visible)."""
+        with self._errors(f"update the version of {index}"):
+            response = self._admin.indices.get_mapping(index=index)
+            meta = dict(response[index]["mappings"].get("_meta", {}))
+            meta["writes"] = int(meta.get("writes", 0)) + 1
+            self._admin.indices.put_mapping(index=index, meta=meta)
+        self._invalidate()
+        return Generation(index, meta).version
+
+    def _removed_by(self, previous: Generation | None, written: Sequence[str]) -> int:
+        """How many products of the previous index are not among ``written``."""
+        if previous is None:
+            return 0
+        return self._count_products(previous.index) - self._count_products(previous.index, written)
+
+    def _point_alias(self, index: str, previous: Generation | None) -> None:
+        """Point the alias at ``index`` alone, in one atomic call."""
+        actions: list[Mapping[str, Any]] = []
+        if previous is not None:
+            actions.append({"remove": {"index": previous.index, "alias": self.alias}})
+        actions.append({"add": {"index": index, "alias": self.alias}})
+        with self._errors(f"point the alias {self.alias} at {index}"):
+            self._admin.indices.update_aliases(actions=actions)
+        self._invalidate()
+        logger.info(
+            "alias %s now points at %s (was %s)",
+            self.alias,
+            index,
+            previous.index if previous else None,
+        )
+
+    def _retire(self, previous: Generation | None) -> None:
+        """Delete the index the alias left, once searches already sent to it are done."""
+        if previous is None:
+            return
+        time.sleep(_SWAP_GRACE_S)
+        self._drop_index(previous.index)
+
+    def _is_live(self, index: str) -> bool:
+        try:
+            current = self._generation(fresh=True)
+        except StoreError:
+            return False
+        return current is not None and current.index == index
+
+    def _drop_index(self, index: str) -> None:
+        try:
+            with self._errors(f"delete the index {index}"):
+                self._admin.indices.delete(index=index, ignore_unavailable=True)
+        except StoreError as exc:
+            logger.warning("could not delete the abandoned index %s: %s", index, exc)
+
+    def delete_products(self, product_ids: Sequence[str]) -> int:
+        """Remove products and their units now; returns how many existed."""
+        current = self._generation(fresh=True)
+        ids = list(dict.fromkeys(product_ids))
+        if current is None or not ids:
+            return 0
+        existing = self._count_products(current.index, ids)
+        if existing:
+            for chunk in chunks(ids, TERMS_CHUNK):
+                self._delete_by_query(current.index, {"terms": {"product_id": list(chunk)}})
+            self._refresh(current.index)
+            version = self._bump_version(current.index)
+            logger.info("deleted %d products; index version %s", existing, version)
+        return existing
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def lexical(
+        self,
+        query: str,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> list[ScoredUnit]:
+        """BM25 over the fields in ``boosts`` (and their ``.cjk`` sub-fields), best first."""
+        (hits,) = self._msearch([lexical_body(query, kinds, filters, top_k, boosts)])
+        return lexical_hits(hits)
+
+    def semantic(
+        self,
+        vector: np.ndarray,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units by cosine similarity, filtered inside the kNN search, best first."""
+        (hits,) = self._msearch([semantic_body(vector, kinds, filters, top_k)])
+        return semantic_hits(hits)
+
+    def hybrid(
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        *,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+        boosts: Mapping[str, float],
+    ) -> tuple[list[ScoredUnit], list[ScoredUnit]]:
+        """Both searches with the same filters in one ``_msearch`` round trip (only BM25
+        when there is no ``vector``)."""
+        bodies = [lexical_body(query, kinds, filters, top_k, boosts)]
+        if vector is not None:
+            bodies.append(semantic_body(vector, kinds, filters, top_k))
+        lexical, *semantic = self._msearch(bodies)
+        return lexical_hits(lexical), semantic_hits(semantic[0]) if semantic else []
+
+    def get_product(self, product_id: str) -> Product | None:
+        """The product with this id, or None."""
+        (hits,) = self._msearch([product_body(product_id)])
+        if not hits:
+            return None
+        return Product.model_validate(hits[0]["_source"]["product"])
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """The products with these ids (unknown ids left out), in one search."""
+        wanted = list(dict.fromkeys(product_ids))[:MAX_WINDOW]
+        if not wanted:
+            return {}
+        (hits,) = self._msearch([products_body(wanted)])
+        products = (Product.model_validate(h["_source"]["product"]) for h in hits)
+        return {p.id: p for p in products}
+
+    def get_units(self, product_id: str, kinds: Sequence[UnitKind] | None = None) -> list[Unit]:
+        """The product's units in their indexed order, optionally only these kinds."""
+        (hits,) = self._msearch([units_body(product_id, kinds)])
+        return [unit_of(hit["_source"]) for hit in hits]
+
+    def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these products' own units (unknown ids left out)."""
+        if not product_ids or self._generation() is None:
+            return {}
+        found: dict[str, np.ndarray] = {}
+        for chunk in chunks(list(dict.fromkeys(product_ids)), _MGET_CHUNK):
+            with self._errors("read product vectors"):
+                try:
+                    response = self._client.mget(
+                        index=self.alias,
+                        ids=list(chunk),
+                        realtime=False,  # what searches see: committed documents only
+                        source_includes=["kind", "embedding"],
+                    )
+                except NotFoundError:
+                    return {}
+            for doc in response["docs"]:
+                source = doc.get("_source")
+                if doc.get("found") and source and source.get("kind") == "product":
+                    found[doc["_id"]] = np.asarray(source["embedding"], np.float32)
+        return found
+
+    def known_embeddings(
+        self, units: Sequence[Unit], embedding_model: str
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of the units whose text and embedding model are unchanged."""
+        if not units or self._generation() is None:
+            return {}
+        wanted = {unit.id: unit for unit in units}
+        found: dict[str, np.ndarray] = {}
+        for chunk in chunks(list(wanted), _MGET_CHUNK):
+            with self._errors("read stored embeddings"):
+                try:
+                    response = self._client.mget(
+                        index=self.alias,
+                        ids=list(chunk),
+                        realtime=False,  # what searches see: committed documents only
+                        source_includes=["text", "embedding", "embedding_model"],
+                    )
+                except NotFoundError:
+                    return {}
+            for doc in response["docs"]:
+                source = doc.get("_source")
+                if not doc.get("found") or source is None:
+                    continue
+                unit = wanted[doc["_id"]]
+                if (
+                    source.get("embedding_model") == embedding_model
+                    and source.get("text") == unit.text
+                ):
+                    found[unit.id] = np.asarray(source["embedding"], np.float32)
+        return found
+
+    def brands(self) -> list[str]:
+        """Every brand in the catalog as written there, sorted (cached per catalog version)."""
+        current = self._generation()
+        if current is None:
+            return []
+        cached = self._brands_cache
+        if cached is not None and cached[0] == current.version:
+            return cached[1]
+        brands: set[str] = set()
+        after: Mapping[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {
+                "size": 1000,
+                "sources": [{"brand": {"terms": {"field": "brand_display"}}}],
+            }
+            if after is not None:
+                composite["after"] = after
+            try:
+                response = self._search_index(
+                    current.index,
+                    size=0,
+                    query={"term": {"kind": "product"}},
+                    aggs={"brands": {"composite": composite}},
+                )
+            except StoreError:
+                if self._generation(fresh=True) != current:
+                    return self.brands()  # swapped under us: read the new index
+                raise
+            buckets = response["aggregations"]["brands"]["buckets"]
+            brands.update(bucket["key"]["brand"] for bucket in buckets)
+            after = response["aggregations"]["brands"].get("after_key")
+            if not buckets or after is None:
+                break
+        result = sorted(brands)
+        self._brands_cache = (current.version, result)
+        return result
+
+    def stats(self) -> StoreStats:
+        """Counts and the catalog version (cached for ``version_ttl_s``)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._stats_cache
+            if cached is not None and now - cached[0] < self.version_ttl_s:
+                return cached[1]
+        current = self._generation()
+        if current is None:
+            stats = StoreStats("elasticsearch", None, 0, 0, None)
+        else:
+            try:
+                response = self._search_index(
+                    current.index,
+                    size=0,
+                    track_total_hits=True,
+                    aggs={"products": {"filter": {"term": {"kind": "product"}}}},
+                )
+            except StoreError:
+                if self._generation(fresh=True) != current:
+                    self._invalidate()
+                    return self.stats()  # swapped under us: count the new index
+                raise
+            stats = StoreStats(
+                backend="elasticsearch",
+                version=current.version,
+                products=int(response["aggregations"]["products"]["doc_count"]),
+                units=int(response["hits"]["total"]["value"]),
+                embedding_model=current.embedding_model,
+            )
+        with self._lock:
+            self._stats_cache = (now, stats)
+        return stats
+
+    def drop(self) -> list[str]:
+        """Delete every index of this alias's generations (and so the alias); returns their
+        names. Indices of other aliases sharing the prefix are left alone."""
+        own = generation_pattern(self.alias)
+        with self._errors("delete the indices"):
+            found = self._admin.indices.get(index=f"{self.alias}-*", expand_wildcards="all")
+            names = sorted(name for name in found.body if own.fullmatch(name))
+            if names:  # by exact names: wildcard deletes are refused by default
+                self._admin.indices.delete(index=",".join(names))
+        self._invalidate()
+        logger.info("dropped %s: %s", self.alias, ", ".join(names) or "nothing")
+        return names
+
+    def close(self) -> None:
+        """Close the client's connections (a client passed in is left open)."""
+        if self._own_client:
+            self._client.close()
+
+
+def _client_url(client: Elasticsearch) -> str:
+    """The node URLs of a client made elsewhere, for error messages."""
+    try:
+        nodes = client.transport.node_pool.all()
+        return ", ".join(str(node.base_url) for node in nodes) or DEFAULT_URL
+    except AttributeError:
+        return "the configured Elasticsearch"
