@@ -494,10 +494,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "start":
-        from app.services import build_store
+        from app.services import build_embedder, build_store
 
         stats = build_store(settings).stats()
-        if stats.products == 0:
+        embedder = build_embedder(settings).name  # its name: nothing loads
+        if stats.products and stats.embedding_model not in (None, embedder):
+            # An upgrade or a new SHOPGUIDE_EMBEDDER(_RUNTIME): the stored vectors are not the
+            # embedder's, so the whole catalog is embedded again (the old index serves until
+            # the new one is committed).
+            _out(
+                f"index {stats.version} holds vectors of '{stats.embedding_model}', the "
+                f"embedder is '{embedder}': re-indexing {args.catalog}"
+            )
+        if stats.products == 0 or stats.embedding_model not in (None, embedder):
             code = _index(settings, args.catalog, prune=True, batch_size=256)
             if code:
                 return code

@@ -596,8 +596,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             catalogs[size] = folder / f"catalog-{size}.jsonl"
             cf.write_jsonl(cf.expanded(base, size), catalogs[size])
 
+        from app.settings import Settings
+
+        default_runtime = Settings().embedder_runtime
+
         def job(kind: str, embedder: str, size: int, store: str = "") -> dict[str, Any]:
-            runtime = args.embedder_runtime if embedder == args.embedder else None
+            runtime = None
+            if embedder == args.embedder and not embedder.startswith("hashing"):
+                runtime = args.embedder_runtime or default_runtime  # named in every table
             short = embedder.rsplit(":", 1)[-1] + (f"@{runtime}" if runtime else "")
             label = f"{kind} {short} {size}" + (f" {store}" if store else "")
             return {

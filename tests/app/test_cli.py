@@ -111,3 +111,24 @@ def test_export_embedder_then_index_with_the_onnx_runtime(
 def test_export_embedder_needs_a_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export-embedder"]) == 2
     assert "hashing-256 has no torch model to export" in capsys.readouterr().out
+
+
+def test_start_reindexes_when_the_embedder_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[str] = []
+    monkeypatch.setattr("app.cli._serve", lambda settings: served.append(settings.embedder) or 0)
+    catalog = str(write_jsonl(tmp_path / "c.jsonl", PRODUCTS))
+    index = tmp_path / "state" / "index"
+    assert main(["start", catalog]) == 0  # empty: indexed
+    first = EmbeddedStore(index).stats()
+    assert first.embedding_model == "hashing-256"
+    assert main(["start", catalog]) == 0  # same embedder: served as it is
+    assert EmbeddedStore(index).stats().version == first.version
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDER", "hashing-64")  # an upgrade changed the embedder
+    capsys.readouterr()
+    assert main(["start", catalog]) == 0
+    assert "holds vectors of 'hashing-256', the embedder is 'hashing-64'" in capsys.readouterr().out
+    stats = EmbeddedStore(index).stats()
+    assert (stats.embedding_model, stats.products) == ("hashing-64", len(PRODUCTS))
+    assert served == ["hashing-256", "hashing-256", "hashing-64"]

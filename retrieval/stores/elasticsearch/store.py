@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -389,56 +389,51 @@ class ElasticsearchStore:
 
     def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of these products' own units (unknown ids left out)."""
-        if not product_ids or self._generation() is None:
-            return {}
-        found: dict[str, np.ndarray] = {}
-        for chunk in chunks(list(dict.fromkeys(product_ids)), _MGET_CHUNK):
-            with self._errors("read product vectors"):
-                try:
-                    response = self._client.mget(
-                        index=self.alias,
-                        ids=list(chunk),
-                        realtime=False,  # what searches see: committed documents only
-                        source_includes=["kind", "embedding"],
-                    )
-                except NotFoundError:
-                    return {}
-            for doc in response["docs"]:
-                source = doc.get("_source")
-                if doc.get("found") and source and source.get("kind") == "product":
-                    found[doc["_id"]] = np.asarray(source["embedding"], np.float32)
-        return found
+        ids = list(dict.fromkeys(product_ids))
+        sources = self._committed_sources(ids, ["kind", "embedding"], "read product vectors")
+        return {
+            doc_id: np.asarray(source["embedding"], np.float32)
+            for doc_id, source in sources
+            if source.get("kind") == "product"
+        }
 
     def known_embeddings(
         self, units: Sequence[Unit], embedding_model: str
     ) -> dict[str, np.ndarray]:
         """Stored vectors of the units whose text and embedding model are unchanged."""
-        if not units or self._generation() is None:
-            return {}
         wanted = {unit.id: unit for unit in units}
-        found: dict[str, np.ndarray] = {}
-        for chunk in chunks(list(wanted), _MGET_CHUNK):
-            with self._errors("read stored embeddings"):
+        sources = self._committed_sources(
+            list(wanted), ["text", "embedding", "embedding_model"], "read stored embeddings"
+        )
+        return {
+            doc_id: np.asarray(source["embedding"], np.float32)
+            for doc_id, source in sources
+            if source.get("embedding_model") == embedding_model
+            and source.get("text") == wanted[doc_id].text
+        }
+
+    def _committed_sources(
+        self, ids: list[str], fields: list[str], what: str
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, ``_source`` with ``fields``) of the committed documents among ``ids``, read in
+        chunks; nothing more once the index is gone."""
+        if not ids or self._generation() is None:
+            return
+        for chunk in chunks(ids, _MGET_CHUNK):
+            with self._errors(what):
                 try:
                     response = self._client.mget(
                         index=self.alias,
                         ids=list(chunk),
                         realtime=False,  # what searches see: committed documents only
-                        source_includes=["text", "embedding", "embedding_model"],
+                        source_includes=fields,
                     )
                 except NotFoundError:
-                    return {}
+                    return
             for doc in response["docs"]:
                 source = doc.get("_source")
-                if not doc.get("found") or source is None:
-                    continue
-                unit = wanted[doc["_id"]]
-                if (
-                    source.get("embedding_model") == embedding_model
-                    and source.get("text") == unit.text
-                ):
-                    found[unit.id] = np.asarray(source["embedding"], np.float32)
-        return found
+                if doc.get("found") and source is not None:
+                    yield doc["_id"], source
 
     def brands(self) -> list[str]:
         """Every brand in the catalog as written there, sorted (cached per catalog version)."""
