@@ -21,14 +21,14 @@ Method. Every measurement runs in a fresh subprocess (``--job``), one after the 
 memory is that run's alone: the parent reads the child's ``ru_maxrss`` (``os.wait4``) and the
 child reports VmHWM and its RSS after loading the model (before indexing). An indexing run calls
 `indexer.indexer.index_catalog` (``prune=True``, ``--batch-size`` products a batch, the model
-loaded beforehand) with these stage clocks, the library left as it is:
+loaded beforehand) and reports the stage clocks it keeps (`IndexReport.stage_seconds`):
 
     read    time spent pulling rows from `read_catalog` (JSONL parsing, validation)
-    units   `indexer.units.product_units` (the name `index_catalog` calls is wrapped)
+    units   `indexer.units.product_units`
     lookup  `store.known_embeddings` (vectors to reuse; none in a fresh index)
     embed   `embedder.embed_documents`
     write   `writer.write` (embedded: tokenizing and staging; Elasticsearch: building the
-            documents and the synchronous bulk requests, server-side indexing included)
+            documents and the bulk requests, server-side indexing included)
     commit  `writer.commit` (embedded: postings, snapshot, files and fsync; Elasticsearch:
             refresh, count and sample-query checks, alias swap) plus opening the writer
             (Elasticsearch creates the index there)
@@ -68,12 +68,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
-
-import numpy as np
+from typing import Any
 
 from benchmarks import crowdflower_catalog as cf
 
@@ -120,21 +117,6 @@ def _proc_status() -> dict[str, float]:
     return found
 
 
-class _Clock:
-    """Seconds per stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - start
-
-
 class _Progress:
     """A line on stderr every few seconds: products done, rate, time left."""
 
@@ -160,84 +142,11 @@ class _Progress:
             sys.stderr.flush()
 
 
-class _TimedEmbedder:
-    """An `Embedder` that times `embed_documents`."""
-
-    def __init__(self, inner: Any, clock: _Clock) -> None:
-        self.inner = inner
-        self.clock = clock
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
-    def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        with self.clock.stage("embed"):
-            return np.asarray(self.inner.embed_documents(texts, progress=progress))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return np.asarray(self.inner.embed_query(text))
-
-
-class _TimedWriter:
-    def __init__(self, inner: Any, clock: _Clock, progress: _Progress) -> None:
-        self.inner = inner
-        self.clock = clock
-        self.progress = progress
-
-    def write(self, records: Sequence[Any]) -> Any:
-        with self.clock.stage("write"):
-            failures = self.inner.write(records)
-        self.progress.add(len(records))
-        return failures
-
-    def commit(self) -> Any:
-        with self.clock.stage("commit"):
-            return self.inner.commit()
-
-    def abort(self) -> None:
-        self.inner.abort()
-
-
-class _TimedStore:
-    """A `DocumentStore` whose writer and stored-vector look-ups are timed."""
-
-    def __init__(self, inner: Any, clock: _Clock, progress: _Progress) -> None:
-        self.inner = inner
-        self.clock = clock
-        self.progress = progress
-
-    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> _TimedWriter:
-        with self.clock.stage("commit"):  # opening: Elasticsearch creates the index here
-            inner = self.inner.writer(embedding_model=embedding_model, dim=dim, prune=prune)
-        return _TimedWriter(inner, self.clock, self.progress)
-
-    def known_embeddings(self, units: Sequence[Any], embedding_model: str) -> Any:
-        with self.clock.stage("lookup"):
-            return self.inner.known_embeddings(units, embedding_model)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def _timed_rows(rows: Iterable[Any], clock: _Clock) -> Iterator[Any]:
-    iterator = iter(rows)
-    while True:
-        start = time.perf_counter()
-        try:
-            row = next(iterator)
-        except StopIteration:
-            clock.seconds["read"] += time.perf_counter() - start
-            return
-        clock.seconds["read"] += time.perf_counter() - start
+def _progress_rows(rows: Iterable[Any], progress: _Progress) -> Iterator[Any]:
+    """``rows``, counted into ``progress`` as the indexer reads them."""
+    for row in rows:
         yield row
+        progress.add(1)
 
 
 def _build_embedder(spec: str, runtime: str | None = None) -> Any:
@@ -297,10 +206,9 @@ def drop_es_indices(url: str, alias: str) -> list[str]:
 
 
 def _run_index_job(job: dict[str, Any]) -> dict[str, Any]:
-    import indexer.indexer as indexer_module
+    from indexer.indexer import index_catalog
     from indexer.reader import read_catalog
 
-    clock = _Clock()
     started = time.perf_counter()
     embedder = _build_embedder(job["embedder"], job.get("runtime"))
     embedder.warm_up()
@@ -320,31 +228,18 @@ def _run_index_job(job: dict[str, Any]) -> dict[str, Any]:
     rss_before = _proc_status().get("VmRSS", 0.0)
     es_before = _es_node_stats(es) if es is not None else None
     progress = _Progress(job["label"], job["size"])
-    original_units = indexer_module.product_units
-
-    def timed_units(product: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original_units(product)
-        finally:
-            clock.seconds["units"] += time.perf_counter() - start
-
-    indexer_module.product_units = timed_units
     load = os.getloadavg()
     cpu = os.times()
     start = time.perf_counter()
-    try:
-        report = indexer_module.index_catalog(
-            _timed_rows(read_catalog(job["catalog"]), clock),
-            cast(Any, _TimedStore(store, clock, progress)),
-            _TimedEmbedder(embedder, clock),
-            prune=True,
-            batch_size=job["batch_size"],
-            progress=False,
-        )
-        seconds = time.perf_counter() - start
-    finally:
-        indexer_module.product_units = original_units
+    report = index_catalog(
+        _progress_rows(read_catalog(job["catalog"]), progress),
+        store,
+        embedder,
+        prune=True,
+        batch_size=job["batch_size"],
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
     cpu_after = os.times()
     result: dict[str, Any] = {
         "job": "index",
@@ -366,7 +261,7 @@ def _run_index_job(job: dict[str, Any]) -> dict[str, Any]:
         "rss_before_index_mb": round(rss_before, 1),
         "vm_hwm_mb": round(_proc_status().get("VmHWM", 0.0), 1),
     }
-    stages = {name: clock.seconds.get(name, 0.0) for name in STAGES if name != "other"}
+    stages = {name: report.stage_seconds.get(name, 0.0) for name in STAGES if name != "other"}
     stages["other"] = max(seconds - sum(stages.values()), 0.0)
     result["stages_s"] = {name: round(stages[name], 3) for name in STAGES}
     dominant = max(stages, key=lambda name: stages[name])

@@ -20,6 +20,7 @@ again in the caller; nothing is committed then.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -114,6 +115,15 @@ class _Run:
         with self._lock:
             self.report.indexed += count
 
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time the block takes to ``stage``'s clock."""
+        clock = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - clock
+
 
 def index_catalog(
     rows: Iterable[Row | RowError],
@@ -142,9 +152,8 @@ def index_catalog(
     report = IndexReport()
     run = _Run(report, max_reported_errors)
     embedder.warm_up()
-    clock = time.perf_counter()
-    writer = store.writer(embedding_model=embedder.name, dim=embedder.dim, prune=prune)
-    run.seconds["commit"] += time.perf_counter() - clock
+    with run.timed("commit"):  # opening it: Elasticsearch creates the index here
+        writer = store.writer(embedding_model=embedder.name, dim=embedder.dim, prune=prune)
     bar = tqdm(desc="indexing", unit=" products", disable=not progress)
     pipeline = Pipeline()
     prepared: queue.Queue[_Batch | None] = queue.Queue(maxsize=prefetch_batches)
@@ -165,9 +174,8 @@ def index_catalog(
         if report.indexed == 0:  # never let an empty or broken file prune the index
             writer.abort()
         else:
-            clock = time.perf_counter()
-            committed = writer.commit()
-            run.seconds["commit"] += time.perf_counter() - clock
+            with run.timed("commit"):
+                committed = writer.commit()
             report.removed = committed.removed
             report.version = committed.version
     except BaseException as exc:  # noqa: BLE001 - an interrupt too: raised below, after abort
@@ -197,9 +205,8 @@ def _batches(
 ) -> Iterator[list[Row | RowError]]:
     iterator = iter(rows)
     while True:
-        clock = time.perf_counter()
-        batch = list(islice(iterator, size))
-        run.seconds["read"] += time.perf_counter() - clock
+        with run.timed("read"):
+            batch = list(islice(iterator, size))
         if not batch:
             return
         yield batch
@@ -238,13 +245,11 @@ def _read_stage(
                 )
             seen[pid] = (row.path, row.line)
             products[pid] = row.product
-        clock = time.perf_counter()
-        units_of = {pid: product_units(p) for pid, p in products.items()}
-        run.seconds["units"] += time.perf_counter() - clock
+        with run.timed("units"):
+            units_of = {pid: product_units(p) for pid, p in products.items()}
         all_units = [u for units in units_of.values() for u in units]
-        clock = time.perf_counter()
-        known = store.known_embeddings(all_units, embedding_model) if all_units else {}
-        run.seconds["lookup"] += time.perf_counter() - clock
+        with run.timed("lookup"):
+            known = store.known_embeddings(all_units, embedding_model) if all_units else {}
         missing = [u for u in all_units if u.id not in known]
         pipeline.put(out, _Batch(len(batch), list(products.values()), units_of, known, missing))
     pipeline.put(out, None)
@@ -262,9 +267,8 @@ def _embed_stage(
     group: list[_Batch] = []
     units = rows = 0
     while True:
-        clock = time.perf_counter()
-        batch = pipeline.get(inbox)
-        run.seconds["waiting_for_batches"] += time.perf_counter() - clock
+        with run.timed("waiting_for_batches"):
+            batch = pipeline.get(inbox)
         if batch is not None:
             group.append(batch)
             units += batch.units
@@ -273,9 +277,8 @@ def _embed_stage(
                 continue
         if group:
             _embed_group(group, embedder, run)
-            clock = time.perf_counter()
-            pipeline.put(out, group)
-            run.seconds["waiting_for_writer"] += time.perf_counter() - clock
+            with run.timed("waiting_for_writer"):
+                pipeline.put(out, group)
             group = []
             units = rows = 0
         if batch is None:
@@ -289,9 +292,8 @@ def _embed_group(group: list[_Batch], embedder: Embedder, run: _Run) -> None:
     texts = list(dict.fromkeys(u.text for batch in group for u in batch.missing))
     by_text: dict[str, np.ndarray] = {}
     if texts:  # a text repeated in the group: embedded once
-        clock = time.perf_counter()
-        vectors = embedder.embed_documents(texts)
-        run.seconds["embed"] += time.perf_counter() - clock
+        with run.timed("embed"):
+            vectors = embedder.embed_documents(texts)
         by_text = dict(zip(texts, vectors, strict=True))
     units = sum(batch.units for batch in group)
     report.units += units
@@ -329,9 +331,8 @@ def _write_stage(
         for batch in group:
             pipeline.check()
             if batch.records:
-                clock = time.perf_counter()
-                failures = writer.write(batch.records)
-                run.seconds["write"] += time.perf_counter() - clock
+                with run.timed("write"):
+                    failures = writer.write(batch.records)
                 for failure in failures:
                     run.skip(f"product {failure.product_id}: {failure.reason}")
                 run.add_indexed(len(batch.records) - len(failures))

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.onnx_runtime import quantize_int8
 from retrieval.rankers.manifest import MANIFEST
 from retrieval.rankers.onnx_cross_encoder import (
     INPUT_NAMES,
@@ -189,19 +190,9 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
 
 def _quantize(source: Path, target: Path) -> None:
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:  # onnxruntime's quantization imports the onnx package
-        msg = f"int8 quantisation needs the 'onnx' package: {exc}"
-        raise TrainingError(msg) from exc
-    # ONNX Runtime logs a hint to pre-process the graph first (shape inference): it helps
-    # static quantisation, not the MatMul weights that dynamic quantisation converts.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
-    finally:
-        root.setLevel(level)
+        quantize_int8(source, target, reduce_range=False)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def _copy_serving_files(model_dir: Path, out_dir: Path) -> None:

@@ -56,6 +56,7 @@ from retrieval.embedders.onnx_sentence import (
     read_config,
 )
 from retrieval.models import resolve_model_source
+from retrieval.onnx_runtime import quantize_int8
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -317,27 +318,6 @@ def _reference_from(
     )
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of ``source`` (7-bit weights per output channel)."""
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:  # onnxruntime's quantization imports the onnx package
-        msg = (
-            f"int8 quantisation needs the 'onnx' package, once, to write {target.name} "
-            f"(pip install onnx==1.23.2): {exc}"
-        )
-        raise ValueError(msg) from exc
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its hint to pre-process the graph concerns static mode
-    try:
-        quantize_dynamic(
-            source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
-        )
-    finally:
-        root.setLevel(level)
-
-
 def add_int8(folder: Path, source: Path, texts: Sequence[str] = CHECK_TEXTS) -> dict[str, Any]:
     """Quantise the folder's fp32 graph to ``model.int8.onnx``, check it against the vectors
     of the torch model in ``source`` and record the check; the updated ``embedder.json``."""
@@ -345,7 +325,7 @@ def add_int8(folder: Path, source: Path, texts: Sequence[str] = CHECK_TEXTS) -> 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-int8-", dir=folder.parent))
     try:
-        quantize_int8(folder / ONNX_FP32, work / ONNX_INT8)
+        quantize_int8(folder / ONNX_FP32, work / ONNX_INT8, reduce_range=True)
         shutil.copyfile(folder / TOKENIZER, work / TOKENIZER)
         _write_config(work, config)
         reference = _reference_from(_load_torch(source), texts, config["max_seq_length"])

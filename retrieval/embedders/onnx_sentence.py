@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrieval.onnx_runtime import cpu_session
+
 if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Encoding, Tokenizer
@@ -206,7 +208,6 @@ class OnnxSentenceEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
 
             folder = self._resolve()
             file = folder / self.file_name
@@ -221,12 +222,7 @@ class OnnxSentenceEmbedder:
             own = int(config.get("max_seq_length") or 512)
             self.seq_length = min(own, self.max_seq_length) if self.max_seq_length else own
             tokenizer = load_tokenizer(folder, self.seq_length)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            session = onnxruntime.InferenceSession(
-                str(file), options, providers=["CPUExecutionProvider"]
-            )
+            session = cpu_session(file, threads=self.threads)
             inputs = tuple(i.name for i in session.get_inputs())
             unknown = set(inputs) - set(_INPUTS)
             if unknown or "input_ids" not in inputs:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retrieval.onnx_runtime import cpu_session
+
 if TYPE_CHECKING:
     import onnxruntime
 
@@ -67,20 +69,14 @@ class UseOnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
             from onnxruntime_extensions import get_library_path
 
             path = packaged_use_path() if self.model == PACKAGED_NAME else Path(self.model)
             if not path.is_file():
                 msg = f"no ONNX model at {path} (embedder '{self.model}')"
                 raise ValueError(msg)
-            options = onnxruntime.SessionOptions()
-            options.register_custom_ops_library(get_library_path())
-            options.inter_op_num_threads = 1
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
+            self._session = cpu_session(
+                path, threads=self.threads, custom_ops_library=get_library_path()
             )
 
     def _run(self, texts: list[str]) -> np.ndarray:

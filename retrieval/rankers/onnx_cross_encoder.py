@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrieval.onnx_runtime import cpu_session
+
 if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
@@ -164,7 +166,6 @@ class OnnxCrossEncoderReranker:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
 
             if not self.file.is_file():
                 msg = (
@@ -177,12 +178,7 @@ class OnnxCrossEncoderReranker:
             self.seq_length = min(own, self.max_length) if own else self.max_length
             self.activation = saved_activation(folder)
             self._tokenizer = load_tokenizer(folder, self.seq_length)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            session = onnxruntime.InferenceSession(
-                str(self.file), options, providers=["CPUExecutionProvider"]
-            )
+            session = cpu_session(self.file, threads=self.threads)
             self._inputs = tuple(i.name for i in session.get_inputs())
             unknown = set(self._inputs) - set(INPUT_NAMES)
             if unknown:
