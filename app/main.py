@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,7 +42,7 @@ def create_app(
         ready = app.state.services.settings
         logger.info(
             "worker ready",
-            extra={"pid": os.getpid(), "workers": ready.workers, "port": ready.port},
+            extra={"workers": ready.workers, "port": ready.port},
         )
         try:
             yield
@@ -85,7 +84,6 @@ def create_app(
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - start) * 1000, 2),
                 "caller": caller.label() if caller is not None else None,
-                "pid": os.getpid(),
             },
         )
         return response

@@ -82,18 +82,6 @@ def server_config(app: ASGIApp | str, host: str, port: int, *, workers: int = 1)
     )
 
 
-class _WorkerPid(logging.Filter):
-    """Adds the worker's pid to every log record (a field of the JSON lines)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pid = os.getpid()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.pid = self.pid
-        return True
-
-
 def worker_app() -> ASGIApp:
     """The API of one worker process (uvicorn calls it in each): its logs carry its pid,
     its services are its own, built at start-up."""
@@ -103,8 +91,6 @@ def worker_app() -> ASGIApp:
 
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_WorkerPid())
     logger.info("worker %d starting", os.getpid(), extra={"workers": settings.workers})
     # Built here, not in the lifespan: a worker that cannot build them fails as uvicorn's
     # start-up failure, which stops the supervisor instead of restarting the worker forever.
@@ -153,7 +139,7 @@ def _serve_workers(settings: Settings) -> int:
     logger.info(
         "serving with %d worker processes",
         settings.workers,
-        extra={"pid": os.getpid(), "workers": settings.workers},
+        extra={"workers": settings.workers},
     )
     supervisor = Multiprocess(config, sockets=[socket])
     try:
