@@ -171,8 +171,11 @@ def build_embedder(settings: Settings, *, serving: bool = False) -> Embedder:
             int8=settings.embedder_runtime == "onnx-int8",
             export_dir=embedder_exports(settings),
             threads=settings.torch_threads or (1 if serving else None),
+            max_seq_length=settings.embedder_max_tokens,
         )
-    return SentenceTransformerEmbedder(settings.embedder, device=settings.device)
+    return SentenceTransformerEmbedder(
+        settings.embedder, device=settings.device, max_seq_length=settings.embedder_max_tokens
+    )
 
 
 def embedder_exports(settings: Settings) -> Path:

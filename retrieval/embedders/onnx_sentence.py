@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrieval.embedders.base import DEFAULT_MAX_TOKENS, tokens_suffix
 from retrieval.onnx_runtime import cpu_session
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class OnnxSentenceEmbedder:
         threads: int | None = None,
         batch_size: int = 32,
         max_tokens: int = 4096,
-        max_seq_length: int | None = 256,
+        max_seq_length: int | None = DEFAULT_MAX_TOKENS,
         query_prefix: str = "",
         document_prefix: str = "",
     ) -> None:
@@ -177,12 +178,15 @@ class OnnxSentenceEmbedder:
 
     @property
     def name(self) -> str:
-        """The torch model's name (fp32) or that name plus ``@onnx-int8``: the vectors'."""
+        """The torch model's name (fp32) or that name plus ``@onnx-int8``, after the token limit
+        where it is not the default (`tokens_suffix`): the vectors'."""
         if self._name is None:
             base = self.model
             if self._is_export():
                 base = str(read_config(Path(self.model).expanduser()).get("name") or self.model)
-            self._name = base + (INT8_SUFFIX if self.int8 else "")
+            self._name = (
+                base + tokens_suffix(self.max_seq_length) + (INT8_SUFFIX if self.int8 else "")
+            )
         return self._name
 
     @property

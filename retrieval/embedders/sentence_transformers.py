@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retrieval.embedders.base import DEFAULT_MAX_TOKENS, tokens_suffix
 from retrieval.models import resolve_model_source
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         query_prefix: str = "",
         document_prefix: str = "",
-        max_seq_length: int | None = 256,
+        max_seq_length: int | None = DEFAULT_MAX_TOKENS,
     ) -> None:
         self.model = model
         self.device = device
@@ -42,8 +43,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def name(self) -> str:
-        """The configured model name."""
-        return self.model
+        """The configured model name, with the token limit where it is not the default."""
+        return self.model + tokens_suffix(self.max_seq_length)
 
     def warm_up(self) -> None:
         """Load the model once."""

@@ -105,7 +105,7 @@ def test_export_embedder_then_index_with_the_onnx_runtime(
     assert main(["index", str(write_jsonl(tmp_path / "c.jsonl", PRODUCTS))]) == 0
     assert (folder / "model.int8.onnx").is_file()  # quantised on first use
     stats = EmbeddedStore(tmp_path / "state" / "index").stats()
-    assert stats.embedding_model == f"{model}@onnx-int8"
+    assert stats.embedding_model == f"{model}@128-tokens@onnx-int8"
 
 
 def test_export_embedder_needs_a_model(capsys: pytest.CaptureFixture[str]) -> None:

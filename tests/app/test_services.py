@@ -44,10 +44,20 @@ def _settings(**values: object) -> Settings:
             "packaged:all-minilm-l6-v2",
             "onnx-int8",
             OnnxSentenceEmbedder,
-            "packaged:all-minilm-l6-v2@onnx-int8",
+            "packaged:all-minilm-l6-v2@128-tokens@onnx-int8",
         ),
-        ("packaged:all-minilm-l6-v2", "torch", SentenceTransformerEmbedder, None),
-        ("sentence-transformers/all-MiniLM-L6-v2", "torch", SentenceTransformerEmbedder, None),
+        (
+            "packaged:all-minilm-l6-v2",
+            "torch",
+            SentenceTransformerEmbedder,
+            "packaged:all-minilm-l6-v2@128-tokens",
+        ),
+        (
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "torch",
+            SentenceTransformerEmbedder,
+            "sentence-transformers/all-MiniLM-L6-v2@128-tokens",
+        ),
     ],
 )
 def test_the_embedder_setting_picks_the_backend(
@@ -61,16 +71,31 @@ def test_the_embedder_setting_picks_the_backend(
 def test_the_default_embedder_runs_int8_on_onnx_runtime() -> None:
     embedder = build_embedder(_settings())
     assert isinstance(embedder, OnnxSentenceEmbedder)
-    assert embedder.name == "packaged:all-minilm-l6-v2@onnx-int8"
+    assert embedder.name == "packaged:all-minilm-l6-v2@128-tokens@onnx-int8"
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "name"),
+    [(256, "packaged:all-minilm-l6-v2"), (512, "packaged:all-minilm-l6-v2@512-tokens")],
+)
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_the_token_limit_is_part_of_the_vectors_name(
+    runtime: str, max_tokens: int, name: str
+) -> None:
+    """256 (indexes built before the setting) is left out; torch and ONNX fp32 agree."""
+    settings = _settings(embedder_runtime=runtime, embedder_max_tokens=max_tokens)
+    embedder = build_embedder(settings)
+    assert embedder.name == name
+    assert embedder.max_seq_length == max_tokens  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
     ("runtime", "serving", "configured", "name", "threads"),
     [
-        ("onnx", True, None, "packaged:all-minilm-l6-v2", 1),
-        ("onnx", False, None, "packaged:all-minilm-l6-v2", None),
-        ("onnx-int8", True, 3, "packaged:all-minilm-l6-v2@onnx-int8", 3),
-        ("onnx-int8", False, 2, "packaged:all-minilm-l6-v2@onnx-int8", 2),
+        ("onnx", True, None, "packaged:all-minilm-l6-v2@128-tokens", 1),
+        ("onnx", False, None, "packaged:all-minilm-l6-v2@128-tokens", None),
+        ("onnx-int8", True, 3, "packaged:all-minilm-l6-v2@128-tokens@onnx-int8", 3),
+        ("onnx-int8", False, 2, "packaged:all-minilm-l6-v2@128-tokens@onnx-int8", 2),
     ],
 )
 def test_the_embedder_runtime_picks_torch_or_onnx(

@@ -29,8 +29,8 @@ def test_compares_the_runtimes(
     result = json.loads(out.read_text())
     torch_run, fp32, int8 = result["runs"]
     assert [r["runtime"] for r in result["runs"]] == ["torch", "onnx", "onnx-int8"]
-    assert torch_run["name"] == fp32["name"] == str(model)
-    assert int8["name"] == f"{model}@onnx-int8"
+    assert torch_run["name"] == fp32["name"] == f"{model}@128-tokens"
+    assert int8["name"] == f"{model}@128-tokens@onnx-int8"
     assert torch_run["documents"] == fp32["documents"] == 5  # 3 titles, 2 descriptions
     assert torch_run["document_cos_min"] == 1.0 and fp32["document_cos_min"] > 0.9999
     assert fp32["top10_overlap"] == 1.0 and int8["query_cos_min"] > 0.9

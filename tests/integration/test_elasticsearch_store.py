@@ -61,6 +61,26 @@ class TestIndexLayout:
         assert {h["_source"]["product_id"] for h in found} == {"hp-sony", "hp-anker"}
         assert "product" not in doc  # the full product sits on the product unit only
 
+    def test_vectors_stay_out_of_source_and_read_back_exactly(
+        self, es_indexed: ElasticsearchStore, es_client: Elasticsearch, embedder: HashingEmbedder
+    ) -> None:
+        doc = es_client.get(index=es_indexed.alias, id="hp-sony")["_source"]
+        assert "embedding" not in doc  # searches never parse 256 floats per hit
+        (product,) = [p for p in PRODUCTS if p["id"] == "hp-sony"]
+        written = _record(Product.model_validate(product), embedder).embeddings[0]
+        stored = es_indexed.product_vectors(["hp-sony"])["hp-sony"]
+        np.testing.assert_allclose(stored, written, atol=1e-6)  # (bit-exact: the unit tests)
+        found = es_indexed.semantic(stored, kinds=("product",), filters=None, top_k=1)
+        assert found[0].unit.product_id == "hp-sony"  # the kNN index still holds the vector
+        assert found[0].score == pytest.approx(1.0, abs=1e-3)
+
+    def test_a_full_build_goes_live_as_one_segment(
+        self, es_indexed: ElasticsearchStore, es_client: Elasticsearch
+    ) -> None:
+        (index,) = alias_indices(es_client, es_indexed.alias)
+        segments = es_client.indices.segments(index=index)["indices"][index]["shards"]
+        assert [len(copy["segments"]) for copies in segments.values() for copy in copies] == [1]
+
 
 class TestAnalysis:
     def test_matched_terms_are_the_words_as_written(self, es_indexed: ElasticsearchStore) -> None:
@@ -74,6 +94,23 @@ class TestAnalysis:
             "降噪耳机", kinds=("product",), filters=None, top_k=3, boosts=BOOSTS
         )
         assert set(found[0].matched["title"]) == {"降噪", "耳机"}
+
+    def test_kana_and_hangul_queries_match_their_cjk_tokens(
+        self, tmp_path: Path, es_indexed: ElasticsearchStore, embedder: HashingEmbedder
+    ) -> None:
+        products = [
+            Product(id="jp", title="ワイヤレス イヤホン"),
+            Product(id="kr", title="무선 이어폰"),
+            Product(id="en", title="Wireless earplugs"),
+        ]
+        writer = es_indexed.writer(embedding_model=embedder.name, dim=embedder.dim)
+        assert writer.write([_record(p, embedder) for p in products]) == []
+        writer.commit()
+        for query, expected in (("イヤホン", "jp"), ("이어폰", "kr"), ("earplugs", "en")):
+            found = es_indexed.lexical(
+                query, kinds=("product",), filters=None, top_k=3, boosts=BOOSTS
+            )
+            assert [hit.unit.product_id for hit in found] == [expected], query
 
     def test_wrong_query_dimension_is_a_store_error(self, es_indexed: ElasticsearchStore) -> None:
         with pytest.raises(StoreError, match="dimension"):

@@ -12,6 +12,7 @@ import pytest
 
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
+from retrieval.embedders.base import DEFAULT_MAX_TOKENS, tokens_suffix
 from retrieval.embedders.onnx_export import (
     ensure_export,
     export_folder,
@@ -32,6 +33,8 @@ from retrieval.stores.base import StoreError
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import SAMPLE_CATALOG
 from tests.tiny_bi_encoder import TEXTS, save_tiny_bi_encoder
+
+TOKENS = tokens_suffix(DEFAULT_MAX_TOKENS)  # "@128-tokens"
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +119,14 @@ class TestNames:
         self, model_dir: Path, exports: Path
     ) -> None:
         torch_name = SentenceTransformerEmbedder(str(model_dir)).name
-        assert _onnx(model_dir, exports).name == torch_name == str(model_dir)
-        assert _onnx(model_dir, exports, int8=True).name == str(model_dir) + INT8_SUFFIX
+        assert _onnx(model_dir, exports).name == torch_name == str(model_dir) + TOKENS
+        assert _onnx(model_dir, exports, int8=True).name == str(model_dir) + TOKENS + INT8_SUFFIX
 
     def test_an_export_folder_goes_by_its_model_name(self, model_dir: Path, exports: Path) -> None:
         (folder,) = [p for p in exports.iterdir() if p.is_dir() and not p.name.startswith(".")]
-        assert OnnxSentenceEmbedder(str(folder)).name == str(model_dir)
-        assert OnnxSentenceEmbedder(str(folder), int8=True).name == str(model_dir) + INT8_SUFFIX
+        assert OnnxSentenceEmbedder(str(folder)).name == str(model_dir) + TOKENS
+        int8 = OnnxSentenceEmbedder(str(folder), int8=True)
+        assert int8.name == str(model_dir) + TOKENS + INT8_SUFFIX
         by_folder = OnnxSentenceEmbedder(str(folder)).embed_query("kettle")
         np.testing.assert_array_equal(by_folder, _onnx(model_dir, exports).embed_query("kettle"))
 
@@ -132,7 +136,7 @@ class TestNames:
         store = EmbeddedStore(tmp_path / "index")
         fp32 = _onnx(model_dir, exports)
         index_catalog(read_catalog(SAMPLE_CATALOG), store, fp32, progress=False)
-        assert store.stats().embedding_model == str(model_dir)
+        assert store.stats().embedding_model == str(model_dir) + TOKENS
         # torch's vectors are fp32's: the same index takes them
         torch_embedder = SentenceTransformerEmbedder(str(model_dir))
         report = index_catalog(read_catalog(SAMPLE_CATALOG), store, torch_embedder, progress=False)

@@ -51,9 +51,10 @@ def units() -> list[str]:
 
 def test_fp32_vectors_are_torchs(exports: Path, units: list[str]) -> None:
     texts = [*CHECK_TEXTS, *units[::4], "x " * 400, "Bluetooth 5.3 — 40h — IPX4 — ¥199 / $29.99"]
-    torch_vectors = SentenceTransformerEmbedder(MINILM).embed_documents(texts)
+    torch_embedder = SentenceTransformerEmbedder(MINILM)
+    torch_vectors = torch_embedder.embed_documents(texts)
     onnx = OnnxSentenceEmbedder(MINILM, export_dir=exports)
-    assert onnx.name == MINILM  # an index written by torch stays valid
+    assert onnx.name == torch_embedder.name == MINILM + "@128-tokens"  # the same index
     documents = onnx.embed_documents(texts)
     assert (documents * torch_vectors).sum(axis=1).min() > 0.9999
     queries = np.vstack([onnx.embed_query(t) for t in texts[:20]])
@@ -67,7 +68,7 @@ def test_int8_keeps_the_top_10(exports: Path, units: list[str]) -> None:
     every query."""
     fp32 = OnnxSentenceEmbedder(MINILM, export_dir=exports)
     int8 = OnnxSentenceEmbedder(MINILM, export_dir=exports, int8=True)
-    assert int8.name == MINILM + INT8_SUFFIX
+    assert int8.name == MINILM + "@128-tokens" + INT8_SUFFIX
     documents, documents_int8 = fp32.embed_documents(units), int8.embed_documents(units)
     overlaps, first_kept = [], 0
     for query in QUERIES:

@@ -36,7 +36,7 @@ def minilm() -> Embedder:
 
     settings = Settings(model_dir=MODELS_DIR, _env_file=None)  # type: ignore[call-arg]
     embedder = build_embedder(settings, serving=True)
-    assert embedder.name == "packaged:all-minilm-l6-v2@onnx-int8"
+    assert embedder.name == "packaged:all-minilm-l6-v2@128-tokens@onnx-int8"
     embedder.warm_up()
     return embedder
 

@@ -3,6 +3,7 @@ format and embedding-model checks of a write."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 import uuid
@@ -14,7 +15,7 @@ import numpy as np
 
 from retrieval.schema import Product, Unit, split_category
 
-INDEX_FORMAT = 2  # 2: attribute facets, offsets for highlighting
+INDEX_FORMAT = 3  # 2: attribute facets, offsets for highlighting; 3: vectors out of _source
 DEFAULT_URL = "http://localhost:9200"
 
 # Unit field (the names `DEFAULT_BOOSTS` uses) -> Elasticsearch text field.
@@ -99,6 +100,10 @@ def index_body(
         },
         "mappings": {
             "dynamic": "strict",
+            # Every search hit parses its _source: 384 floats as JSON cost more than the rest of
+            # a unit. The vector is read back (personalization, re-use on re-index) from the
+            # float32 bytes in ``vector`` instead (`vector_of`).
+            "_source": {"excludes": ["embedding"]},
             "_meta": {
                 "format": INDEX_FORMAT,
                 "embedding_model": embedding_model,
@@ -129,10 +134,22 @@ def index_body(
                     # Plain HNSW: 8.14+ would default to int8 and change the scores.
                     "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
                 },
+                "vector": {"type": "binary"},
                 "embedding_model": {"type": "keyword", "index": False, "doc_values": False},
             },
         },
     }
+
+
+def vector_of(source: Mapping[str, Any]) -> np.ndarray | None:
+    """The stored vector of a unit's ``_source`` (``vector``, or ``embedding`` in indexes of
+    format 2); None when it holds neither."""
+    encoded = source.get("vector")
+    if isinstance(encoded, str):
+        return np.frombuffer(base64.b64decode(encoded), "<f4").astype(np.float32)
+    if source.get("embedding") is not None:
+        return np.asarray(source["embedding"], np.float32)
+    return None
 
 
 def attribute_facets(attributes: Mapping[str, Any]) -> list[str]:
@@ -173,6 +190,7 @@ def unit_document(
         "text": unit.text,
         "currency": product.currency,
         "embedding": vector.tolist(),
+        "vector": base64.b64encode(np.asarray(vector, "<f4").tobytes()).decode("ascii"),
         "embedding_model": embedding_model,
     }
     for name, value in unit.fields.items():

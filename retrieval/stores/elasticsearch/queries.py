@@ -1,9 +1,9 @@
 """Request bodies (pure functions: no client, no network) and the reading of their hits.
 
-Lexical search is a ``multi_match`` (``most_fields``) over the boosted text fields and their
-``.cjk`` sub-fields, with the unified highlighter marking the matched terms; semantic search is
-a filtered ``knn``. Both carry the same ``bool.filter`` clauses, so filters apply inside the
-search, before top-k.
+Lexical search is a ``multi_match`` (``most_fields``) over the boosted text fields and, for a
+query with CJK characters, their ``.cjk`` sub-fields, with the unified highlighter marking the
+matched terms; semantic search is a filtered ``knn``. Both carry the same ``bool.filter``
+clauses, so filters apply inside the search, before top-k.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from retrieval.stores.elasticsearch.mapping import TEXT_FIELDS, category_prefixe
 MAX_WINDOW = 10_000  # index.max_result_window and the kNN num_candidates ceiling
 HIT_SOURCE = ["unit_id", "product_id", "kind", "text", *TEXT_FIELDS.values()]
 _BASE_FIELD = {es: name for name, es in TEXT_FIELDS.items()}
+_FIRST_CJK = 0x1100  # below: no character the .cjk analyzer keeps (Hangul, kana, ideographs)
 _PRE, _POST = "\ue000", "\ue001"  # private-use characters: never in catalog text
 _HIGHLIGHTED = re.compile(f"{_PRE}(.*?){_POST}", re.DOTALL)
 
@@ -68,13 +69,16 @@ def lexical_body(
     """BM25 over the boosted fields with highlighting; None when nothing can match."""
     fields: list[str] = []
     highlight: dict[str, dict[str, Any]] = {}
+    # The .cjk sub-fields hold only CJK tokens: a query without a character from Hangul Jamo
+    # (U+1100) up cannot match them, and leaving them out halves the fields to highlight.
+    suffixes = ("", ".cjk") if any(ord(c) >= _FIRST_CJK for c in query) else ("",)
     for name, boost in boosts.items():
         es_field = TEXT_FIELDS.get(name)
         if es_field is None or boost <= 0:
             continue
-        fields += [f"{es_field}^{boost}", f"{es_field}.cjk^{boost}"]
-        highlight[es_field] = {}
-        highlight[f"{es_field}.cjk"] = {}
+        for suffix in suffixes:
+            fields.append(f"{es_field}{suffix}^{boost}")
+            highlight[f"{es_field}{suffix}"] = {}
     if not fields or not query.strip() or top_k <= 0 or not kinds:
         return None
     return {

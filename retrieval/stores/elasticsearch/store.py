@@ -38,6 +38,7 @@ from retrieval.stores.elasticsearch.mapping import (
     index_body,
     model_problem,
     new_index_name,
+    vector_of,
 )
 from retrieval.stores.elasticsearch.queries import (
     MAX_WINDOW,
@@ -55,6 +56,8 @@ from retrieval.stores.elasticsearch.writer import TERMS_CHUNK, ElasticsearchWrit
 logger = logging.getLogger(__name__)
 
 _MGET_CHUNK = 1_000
+_MERGE_TIMEOUT_S = 3_600.0  # a force merge of millions of vectors takes minutes
+_VECTOR_FIELDS = ["vector", "embedding"]  # `vector_of` reads either (format 3 or 2)
 _SWAP_GRACE_S = 0.5  # searches already routed to the old index finish before it goes
 _ADMIN_TIMEOUT_S = 120.0  # bulk, refresh, delete_by_query
 # What `search_hits` reads of an ``_msearch`` answer, nothing else (``_index``, ``_id``, ``took``,
@@ -217,6 +220,18 @@ class ElasticsearchStore:
     def _refresh(self, index: str) -> None:
         with self._errors(f"refresh {index}"):
             self._admin.indices.refresh(index=index)
+
+    def _merge(self, index: str) -> None:
+        """Merge a new index's segments into one per shard before it goes live: a kNN search
+        visits every segment's graph, so one graph answers faster (measured: 10.7 -> 7.9 ms a
+        kNN at 17k units), and BM25 skips the per-segment overhead."""
+        start = time.perf_counter()
+        with self._errors(f"merge the segments of {index}"):
+            self._admin.options(request_timeout=_MERGE_TIMEOUT_S).indices.forcemerge(
+                index=index, max_num_segments=1
+            )
+        seconds = time.perf_counter() - start
+        logger.info("merged %s into one segment per shard in %.1f s", index, seconds)
 
     def _count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         with self._errors(f"count the documents of {index}"):
@@ -390,12 +405,13 @@ class ElasticsearchStore:
     def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of these products' own units (unknown ids left out)."""
         ids = list(dict.fromkeys(product_ids))
-        sources = self._committed_sources(ids, ["kind", "embedding"], "read product vectors")
-        return {
-            doc_id: np.asarray(source["embedding"], np.float32)
+        sources = self._committed_sources(ids, ["kind", *_VECTOR_FIELDS], "read product vectors")
+        vectors = {
+            doc_id: vector_of(source)
             for doc_id, source in sources
             if source.get("kind") == "product"
         }
+        return {doc_id: vector for doc_id, vector in vectors.items() if vector is not None}
 
     def known_embeddings(
         self, units: Sequence[Unit], embedding_model: str
@@ -403,14 +419,15 @@ class ElasticsearchStore:
         """Stored vectors of the units whose text and embedding model are unchanged."""
         wanted = {unit.id: unit for unit in units}
         sources = self._committed_sources(
-            list(wanted), ["text", "embedding", "embedding_model"], "read stored embeddings"
+            list(wanted), ["text", "embedding_model", *_VECTOR_FIELDS], "read stored embeddings"
         )
-        return {
-            doc_id: np.asarray(source["embedding"], np.float32)
+        vectors = {
+            doc_id: vector_of(source)
             for doc_id, source in sources
             if source.get("embedding_model") == embedding_model
             and source.get("text") == wanted[doc_id].text
         }
+        return {doc_id: vector for doc_id, vector in vectors.items() if vector is not None}
 
     def _committed_sources(
         self, ids: list[str], fields: list[str], what: str

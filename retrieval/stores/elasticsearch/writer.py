@@ -250,6 +250,7 @@ class ElasticsearchWriter:
         store, staged = self._store, self._staged
         try:
             store._refresh(self.index)
+            store._merge(self.index)
             expected = sum(len(ids) for ids in staged.units.values())
             count = store._count(self.index)
             if count != expected:
