@@ -62,7 +62,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from haystack import Document
 from tqdm import tqdm
@@ -79,6 +79,7 @@ from app.services import (
 from app.settings import Settings
 from benchmarks import metrics
 from benchmarks.datasets import (
+    SPLITS,
     Item,
     JudgedQuery,
     PageProduct,
@@ -88,6 +89,7 @@ from benchmarks.datasets import (
     load_crowdflower,
     load_epqa,
     load_multicpr,
+    split,
 )
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 from benchmarks.textbook import TextbookHybrid, documents_from_units, product_filter
@@ -481,7 +483,7 @@ def _product_search(
     )
     embedder.flush()
     systems = _systems_for(store, options, textbook)
-    queries = data.queries[: options.limit_queries or None]
+    queries = options.select(data.queries, lambda q: q.text)
     scope = product_scope(data.name, options.config)
     depth = scope.top_k
     run = _run_task(
@@ -642,7 +644,7 @@ def _epqa(data: PageQASet, options: Options, folder: Path) -> dict[str, Any]:
     textbook_index = _index_textbook(textbook, catalog.units, options.progress)
     embedder.flush()
     systems = _systems_for(store, options, textbook)
-    questions = data.questions[: options.limit_queries or None]
+    questions = options.select(data.questions, lambda q: q.text)
     distinct_texts = len(set(unit_text.values()))
     scopes = [epqa_scopes(q, options.config) for q in questions]
     tasks: dict[str, Any] = {}
@@ -731,6 +733,9 @@ def _top_products(
 # -- the command -----------------------------------------------------------------------------
 
 
+Q = TypeVar("Q")
+
+
 @dataclass
 class Options:
     """Everything a run needs, built once from the command line."""
@@ -746,6 +751,12 @@ class Options:
     textbook: bool
     textbook_reembed: bool
     embedding_cache: Path | None = None
+    split: str = "all"  # "dev", "test" (`benchmarks.datasets.split`) or "all"
+
+    def select(self, queries: Sequence[Q], text: Callable[[Q], str]) -> list[Q]:
+        """The queries of the chosen split, then the first ``limit_queries`` of them."""
+        chosen = [q for q in queries if self.split in ("all", split(text(q)))]
+        return chosen[: self.limit_queries or None]
 
 
 def _textbook(options: Options, shared: MemoEmbedder) -> TextbookHybrid | None:
@@ -899,6 +910,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit-queries", type=int, default=None, help="only the first N queries of each task"
     )
+    parser.add_argument(
+        "--split",
+        choices=("all", *SPLITS),
+        default="all",
+        help="only the dev or the test queries (the parity of the SHA-1 of the query text, as "
+        "benchmarks.tune splits them): choose settings on dev, report test",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the ePQA shuffle")
     parser.add_argument("--no-textbook", action="store_true", help="skip the Haystack peer")
     parser.add_argument(
@@ -1021,6 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
         config=config,
         limit_queries=args.limit_queries,
         progress=progress,
+        split=args.split,
         textbook=not args.no_textbook,
         textbook_reembed=args.textbook_reembed,
         embedding_cache=args.embedding_cache,
@@ -1051,6 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
             "min_similarity": config.min_similarity,
             "boosts": dict(config.boosts),
             "limit_queries": args.limit_queries,
+            "split": args.split,
             "torch_threads": settings.torch_threads,
             "embedding_cache": str(args.embedding_cache) if args.embedding_cache else None,
             "epqa_seed": args.seed,
@@ -1126,7 +1146,8 @@ def _print(result: dict[str, Any]) -> None:
     out(
         f"embedder {s['embedder']}, re-rankers {rerankers or 'none'} (depth {depths})\n"
         f"weights {s['weights']} (Chinese queries {s['cjk_weights']}), "
-        f"min similarity {s['min_similarity']}, queries {s['limit_queries'] or 'all'}\n"
+        f"min similarity {s['min_similarity']}, queries {s['limit_queries'] or 'all'}, "
+        f"split {s.get('split', 'all')}\n"
     )
     name_width = max([15, *(len(n) + 1 for n in result["systems"])])
     for name, dataset in result["datasets"].items():

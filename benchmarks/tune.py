@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -51,11 +50,13 @@ from app.services import build_embedder, configure_threads, search_config
 from app.settings import Settings
 from benchmarks import metrics
 from benchmarks.datasets import (
+    SPLITS,
     PageQASet,
     ProductSearchSet,
     load_crowdflower,
     load_epqa,
     load_multicpr,
+    split,
 )
 from benchmarks.embedders import MemoEmbedder, add_embedding_cache
 from benchmarks.relevance import (
@@ -91,7 +92,6 @@ MAIN_METRIC = {
     "epqa/per_product": "nDCG@10",
     "epqa/pooled": "nDCG@10",
 }
-SPLITS = ("dev", "test")
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -264,12 +264,6 @@ def fuse(candidates: Candidates, config: SearchConfig) -> list[str]:
     }
     fused = reciprocal_rank_fusion(lists, k=config.rrf_k, weights=weights)
     return [i for i, _ in fused[: candidates.top_k]][: candidates.size]
-
-
-def split(text: str) -> str:
-    """``dev`` or ``test``: the parity of the SHA-1 of the query text."""
-    digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-    return SPLITS[int(digest, 16) % 2]
 
 
 # -- tasks -------------------------------------------------------------------------------------

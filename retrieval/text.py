@@ -3,7 +3,8 @@
 Latin text is lower-cased, split into words, stripped of stop words and lightly stemmed
 (plural forms). Chinese has no spaces: each run of CJK characters yields jieba's search-mode
 words plus the run's character bigrams, so a query matches a title even where the segmenter
-cuts the two differently.
+cuts the two differently; `cjk_chars` gives the single characters, which stores search as a
+separate field with its own weight.
 """
 
 from __future__ import annotations
@@ -149,6 +150,12 @@ def _cjk_tokens(run: str) -> Iterable[str]:
             yield word
     for i in range(len(run) - 1):
         yield run[i : i + 2]
+
+
+def cjk_chars(text: str) -> list[str]:
+    """The Chinese characters of ``text``, one term each: the analysis that carries over to
+    queries a segmenter cuts differently from the titles (searched as its own weighted field)."""
+    return _CJK_RE.findall(normalize(text))
 
 
 def tokenize(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from haystack import Document, component
 
 from retrieval.components.documents import to_documents
 from retrieval.schema import Filters, UnitKind
-from retrieval.stores.base import DocumentStore
+from retrieval.stores.base import CJK_CHARS, DocumentStore
 
 DEFAULT_BOOSTS: Mapping[str, float] = {
     "title": 3.0,
@@ -19,6 +19,9 @@ DEFAULT_BOOSTS: Mapping[str, float] = {
     "attributes": 1.0,
     "description": 0.5,
     "body": 1.0,
+    # Single Chinese characters against words and bigrams: chosen on Multi-CPR dev queries from
+    # 0-16 (BENCHMARKS.md, "Chinese characters as a field of their own").
+    CJK_CHARS: 4.0,
 }
 
 

@@ -24,6 +24,12 @@ class StoreUnavailable(StoreError):
     """The store's server cannot be reached."""
 
 
+# A ``boosts`` key of `DocumentStore.lexical`, not a field: how much a matching single Chinese
+# character counts against the field's words and bigrams. Characters carry over to queries that a
+# segmenter cuts differently from the catalog (BENCHMARKS.md, issue 18).
+CJK_CHARS = "cjk_chars"
+
+
 @dataclass(frozen=True)
 class ScoredUnit:
     """A unit a retriever found, with its score and, for lexical search, the matched terms."""
@@ -108,7 +114,9 @@ class DocumentStore(Protocol):
         top_k: int,
         boosts: Mapping[str, float],
     ) -> list[ScoredUnit]:
-        """BM25 over the fields in ``boosts`` (field → weight), best first."""
+        """BM25 over the fields in ``boosts`` (field → weight), best first. The key `CJK_CHARS`
+        weighs the single Chinese characters of each field against its words and bigrams
+        (default 1; 0 leaves them out)."""
         ...
 
     def semantic(

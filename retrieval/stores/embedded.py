@@ -32,6 +32,7 @@ import numpy as np
 
 from retrieval.schema import Filters, Product, Unit, UnitKind, split_category
 from retrieval.stores.base import (
+    CJK_CHARS,
     CommitReport,
     ProductRecord,
     ScoredUnit,
@@ -39,7 +40,7 @@ from retrieval.stores.base import (
     StoreStats,
     WriteFailure,
 )
-from retrieval.text import tokenize
+from retrieval.text import cjk_chars, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ _KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
 _FORMAT = 1
 _BM25_K1 = 1.2
 _BM25_B = 0.75
+_CHARS = ".chars"  # the sub-field of a field's single Chinese characters
 
 TermCounts = dict[str, dict[str, int]]  # field -> term -> frequency
 
@@ -121,7 +123,8 @@ class _Snapshot:
         collected: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
         lengths: dict[str, np.ndarray] = {}
         for i, counts in enumerate(self.terms):
-            for field_name, terms in counts.items():
+            # characters are derived, not stored: indexes written before them load as they are
+            for field_name, terms in [*counts.items(), *_char_terms(self.units[i]).items()]:
                 if field_name not in lengths:
                     lengths[field_name] = np.zeros(n, np.float32)
                 lengths[field_name][i] = sum(terms.values())
@@ -195,29 +198,19 @@ class _Snapshot:
     ) -> list[ScoredUnit]:
         n = len(self.units)
         terms = Counter(tokenize(query))
+        chars = Counter(cjk_chars(query))
         if not n or not terms or top_k <= 0:
             return []
         scores = np.zeros(n, np.float32)
         used: list[tuple[str, str, _Postings]] = []
+        char_weight = boosts.get(CJK_CHARS, 1.0)
         for field_name, boost in boosts.items():
-            field_postings = self.postings.get(field_name)
-            if field_postings is None or boost <= 0:
+            if field_name == CJK_CHARS or boost <= 0:
                 continue
-            docs = self.field_docs[field_name]
-            avg = self.avg_length[field_name] or 1.0
-            lengths = self.field_lengths[field_name]
-            for term, query_freq in terms.items():
-                posting = field_postings.get(term)
-                if posting is None:
-                    continue
-                df = len(posting.units)
-                idf = math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
-                tf = posting.freqs
-                norm = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * lengths[posting.units] / avg)
-                scores[posting.units] += (
-                    boost * query_freq * idf * tf * (_BM25_K1 + 1) / (tf + norm)
-                )
-                used.append((field_name, term, posting))
+            used += self._bm25(field_name, terms, boost, scores)
+            if chars and char_weight > 0:
+                sub_field = field_name + _CHARS
+                used += self._bm25(sub_field, chars, boost * char_weight, scores)
         scores[~self.mask(kinds, filters)] = 0.0
         top = _top(scores, top_k)
         matched_by_unit: list[dict[str, list[str]]] = [{} for _ in top]
@@ -226,16 +219,38 @@ class _Snapshot:
             at = np.minimum(np.searchsorted(posting.units, top_units), len(posting.units) - 1)
             for slot in np.flatnonzero(posting.units[at] == top_units):
                 matched_by_unit[slot].setdefault(field_name, []).append(term)
-        results = []
-        for i, matched in zip(top, matched_by_unit, strict=True):
-            results.append(
-                ScoredUnit(
-                    self.units[i],
-                    float(scores[i]),
-                    {f: tuple(dict.fromkeys(t)) for f, t in matched.items()},
-                )
-            )
-        return results
+        return [
+            ScoredUnit(self.units[i], float(scores[i]), _shown(matched))
+            for i, matched in zip(top, matched_by_unit, strict=True)
+        ]
+
+    def _bm25(
+        self,
+        field_name: str,
+        terms: Mapping[str, int],
+        boost: float,
+        scores: np.ndarray,
+    ) -> list[tuple[str, str, _Postings]]:
+        """Add the field's BM25 scores of ``terms`` times ``boost`` to ``scores``; the postings
+        used, with the field and term of each."""
+        field_postings = self.postings.get(field_name)
+        if field_postings is None:
+            return []
+        docs = self.field_docs[field_name]
+        avg = self.avg_length[field_name] or 1.0
+        lengths = self.field_lengths[field_name]
+        used = []
+        for term, query_freq in terms.items():
+            posting = field_postings.get(term)
+            if posting is None:
+                continue
+            df = len(posting.units)
+            idf = math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+            tf = posting.freqs
+            norm = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * lengths[posting.units] / avg)
+            scores[posting.units] += boost * query_freq * idf * tf * (_BM25_K1 + 1) / (tf + norm)
+            used.append((field_name, term, posting))
+        return used
 
     def semantic(
         self,
@@ -285,6 +300,26 @@ def _top_all(scores: np.ndarray, k: int) -> list[int]:
 
 def _unit_terms(unit: Unit) -> TermCounts:
     return {name: dict(Counter(tokenize(text))) for name, text in unit.fields.items() if text}
+
+
+def _shown(matched: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """Matched terms per field, each once; a character only where no word or bigram of the
+    same field that matched holds it."""
+    shown = {f: list(dict.fromkeys(t)) for f, t in matched.items() if not f.endswith(_CHARS)}
+    for sub_field, chars in matched.items():
+        if sub_field.endswith(_CHARS):
+            name = sub_field.removesuffix(_CHARS)
+            words = "".join(shown.get(name, []))
+            alone = [c for c in dict.fromkeys(chars) if c not in words]
+            if alone:
+                shown.setdefault(name, []).extend(alone)
+    return {f: tuple(t) for f, t in shown.items()}
+
+
+def _char_terms(unit: Unit) -> TermCounts:
+    """The single Chinese characters of each field, as the field's ``.chars`` sub-field."""
+    counts = {name + _CHARS: Counter(cjk_chars(text)) for name, text in unit.fields.items()}
+    return {name: dict(chars) for name, chars in counts.items() if chars}
 
 
 def _new_version() -> str:

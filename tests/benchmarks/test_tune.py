@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.datasets import Question
+from benchmarks.datasets import Question, split
 from benchmarks.relevance import Scope, epqa_scopes
-from benchmarks.tune import Setting, fetch, fuse, grid, main, split
+from benchmarks.tune import Setting, fetch, fuse, grid, main
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.search import HybridSearch, SearchConfig
 from retrieval.stores.embedded import EmbeddedStore

@@ -25,7 +25,13 @@ from indexer.units import product_units
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import PASSAGE_KINDS, Filters, Product
 from retrieval.search import HybridSearch, SearchConfig
-from retrieval.stores.base import DocumentStore, ProductRecord, ScoredUnit, StoreError
+from retrieval.stores.base import (
+    CJK_CHARS,
+    DocumentStore,
+    ProductRecord,
+    ScoredUnit,
+    StoreError,
+)
 from tests.conftest import PRODUCTS, write_jsonl
 
 BOOSTS = {"title": 3.0, "brand": 2.0, "category": 1.5, "attributes": 1.0, "description": 0.5}
@@ -168,6 +174,28 @@ class StoreContract:
             "降噪耳机", kinds=("product",), filters=None, top_k=3, boosts=BOOSTS
         )
         assert found[0].unit.product_id == "zh-huawei"
+
+    @pytest.mark.parametrize("weight", [1.0, 4.0])
+    def test_chinese_characters_match_where_words_and_bigrams_do_not(
+        self, contract_store: DocumentStore, weight: float
+    ) -> None:
+        """ "机耳" is no word or bigram of "…蓝牙耳机", but both of its characters are there."""
+        boosts = {**BOOSTS, CJK_CHARS: weight}
+        found = contract_store.lexical(
+            "机耳", kinds=("product",), filters=None, top_k=3, boosts=boosts
+        )
+        assert [h.unit.product_id for h in found] == ["zh-huawei"]
+
+    def test_characters_weigh_nothing_at_weight_0(self, contract_store: DocumentStore) -> None:
+        boosts = {**BOOSTS, CJK_CHARS: 0.0}
+        found = contract_store.lexical(
+            "机耳", kinds=("product",), filters=None, top_k=3, boosts=boosts
+        )
+        assert found == []
+        found = contract_store.lexical(
+            "降噪耳机", kinds=("product",), filters=None, top_k=3, boosts=boosts
+        )
+        assert found[0].unit.product_id == "zh-huawei"  # words and bigrams still match
 
     def test_passages_are_separate_from_products(self, contract_store: DocumentStore) -> None:
         found = contract_store.lexical(

@@ -1,6 +1,7 @@
 """`EmbeddedStore`: the store contract (tests/retrieval/store_contract.py) and what only the
 embedded store does: its files, reloading, and scoring every candidate."""
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from indexer.reader import read_catalog
 from indexer.units import product_units
 from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import PASSAGE_KINDS, Filters, Product
-from retrieval.stores.base import ProductRecord
+from retrieval.stores.base import CJK_CHARS, ProductRecord
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import PRODUCTS, write_jsonl
 from tests.retrieval.store_contract import ALL_FILTERS, StoreContract
@@ -120,3 +121,29 @@ def test_knn_scores_every_candidate_whatever_the_share_filtered(
         )[:50]
         assert [hit.unit.id for hit in found] == [unit_id for _, unit_id in expected]
         assert [hit.score for hit in found] == pytest.approx([score for score, _ in expected])
+
+
+class TestChineseCharacters:
+    def test_matched_terms_show_words_not_the_characters_inside_them(
+        self, store: EmbeddedStore
+    ) -> None:
+        boosts = {"title": 3.0, CJK_CHARS: 4.0}
+        (hit,) = store.lexical("降噪耳机", kinds=("product",), filters=None, top_k=1, boosts=boosts)
+        assert "耳机" in hit.matched["title"]
+        assert not {"耳", "机", "降", "噪"} & set(hit.matched["title"])
+        (hit,) = store.lexical("机耳", kinds=("product",), filters=None, top_k=1, boosts=boosts)
+        assert hit.matched == {"title": ("机", "耳")}  # no word holds them: the characters
+
+    def test_characters_are_derived_on_load_not_stored(
+        self, tmp_path: Path, store: EmbeddedStore
+    ) -> None:
+        """So an index written before they existed searches them without re-indexing."""
+        (generation,) = [p for p in (tmp_path / "index").iterdir() if p.is_dir()]
+        with (generation / "units.pkl").open("rb") as f:
+            _, terms = pickle.load(f)
+        assert not any(name.endswith(".chars") for unit in terms for name in unit)
+        reloaded = EmbeddedStore(tmp_path / "index")
+        found = reloaded.lexical(
+            "机耳", kinds=("product",), filters=None, top_k=1, boosts={"title": 1.0}
+        )
+        assert [h.unit.product_id for h in found] == ["zh-huawei"]

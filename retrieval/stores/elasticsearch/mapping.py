@@ -15,7 +15,7 @@ import numpy as np
 
 from retrieval.schema import Product, Unit, split_category
 
-INDEX_FORMAT = 3  # 2: attribute facets, offsets for highlighting; 3: vectors out of _source
+INDEX_FORMAT = 3  # 2: attribute facets, highlighting offsets; 3: vectors out of _source, .chars
 DEFAULT_URL = "http://localhost:9200"
 
 # Unit field (the names `DEFAULT_BOOSTS` uses) -> Elasticsearch text field.
@@ -35,10 +35,11 @@ def index_body(
 ) -> dict[str, Any]:
     """Settings and mappings of one catalog generation (pass to ``indices.create``).
 
-    Text fields are analysed twice: the field itself in English (lower-cased, stop words out,
-    plurals stemmed; CJK characters left to the sub-field) and ``.cjk`` with the same chain as
+    Text fields are analysed three times: the field itself in English (lower-cased, stop words
+    out, plurals stemmed; CJK characters left to the sub-fields), ``.cjk`` with the same chain as
     the built-in ``cjk`` analyzer (width folding, lower-casing, CJK bigrams) keeping only CJK
-    tokens, so a Latin word is not counted twice.
+    tokens, so a Latin word is not counted twice, and ``.chars``: the single Chinese characters
+    (weighted by the `CJK_CHARS` boost, as the embedded store's character field).
     """
     # Offsets in the postings let the unified highlighter (matched terms for explanations)
     # skip re-analysing every hit's text.
@@ -47,7 +48,8 @@ def index_body(
         "analyzer": "shopguide_english",
         "index_options": "offsets",
         "fields": {
-            "cjk": {"type": "text", "analyzer": "shopguide_cjk", "index_options": "offsets"}
+            "cjk": {"type": "text", "analyzer": "shopguide_cjk", "index_options": "offsets"},
+            "chars": {"type": "text", "analyzer": "shopguide_chars", "index_options": "offsets"},
         },
     }
     keyword = {"type": "keyword"}
@@ -72,6 +74,11 @@ def index_body(
                         "mode": "exclude",
                         "types": _CJK_TYPES,
                     },
+                    "shopguide_ideographs": {
+                        "type": "keep_types",
+                        "mode": "include",
+                        "types": ["<IDEOGRAPHIC>"],
+                    },
                     "shopguide_cjk_only": {
                         "type": "keep_types",
                         "mode": "include",
@@ -94,6 +101,12 @@ def index_body(
                         "type": "custom",
                         "tokenizer": "standard",
                         "filter": ["cjk_width", "lowercase", "cjk_bigram", "shopguide_cjk_only"],
+                    },
+                    # The standard tokenizer gives each Chinese character as a token.
+                    "shopguide_chars": {
+                        "type": "custom",
+                        "tokenizer": "standard",
+                        "filter": ["cjk_width", "lowercase", "shopguide_ideographs"],
                     },
                 },
             },

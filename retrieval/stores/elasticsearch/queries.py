@@ -1,9 +1,9 @@
 """Request bodies (pure functions: no client, no network) and the reading of their hits.
 
 Lexical search is a ``multi_match`` (``most_fields``) over the boosted text fields and, for a
-query with CJK characters, their ``.cjk`` sub-fields, with the unified highlighter marking the
-matched terms; semantic search is a filtered ``knn``. Both carry the same ``bool.filter``
-clauses, so filters apply inside the search, before top-k.
+query with CJK characters, their ``.cjk`` (bigrams) and ``.chars`` (characters) sub-fields, with
+the unified highlighter marking the matched terms; semantic search is a filtered ``knn``. Both
+carry the same ``bool.filter`` clauses, so filters apply inside the search, before top-k.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from retrieval.schema import Filters, Unit, UnitKind
-from retrieval.stores.base import ScoredUnit, StoreError
+from retrieval.stores.base import CJK_CHARS, ScoredUnit, StoreError
 from retrieval.stores.elasticsearch.mapping import TEXT_FIELDS, category_prefixes
 
 MAX_WINDOW = 10_000  # index.max_result_window and the kNN num_candidates ceiling
 HIT_SOURCE = ["unit_id", "product_id", "kind", "text", *TEXT_FIELDS.values()]
 _BASE_FIELD = {es: name for name, es in TEXT_FIELDS.items()}
+_CHARS = ".chars"
 _FIRST_CJK = 0x1100  # below: no character the .cjk analyzer keeps (Hangul, kana, ideographs)
 _PRE, _POST = "\ue000", "\ue001"  # private-use characters: never in catalog text
 _HIGHLIGHTED = re.compile(f"{_PRE}(.*?){_POST}", re.DOTALL)
@@ -71,14 +72,18 @@ def lexical_body(
     highlight: dict[str, dict[str, Any]] = {}
     # The .cjk sub-fields hold only CJK tokens: a query without a character from Hangul Jamo
     # (U+1100) up cannot match them, and leaving them out halves the fields to highlight.
-    suffixes = ("", ".cjk") if any(ord(c) >= _FIRST_CJK for c in query) else ("",)
+    # A query with CJK characters also searches the bigrams (.cjk) and, weighted by
+    # `CJK_CHARS`, the single Chinese characters (.chars).
+    cjk = any(ord(c) >= _FIRST_CJK for c in query)
+    weights = {"": 1.0, ".cjk": 1.0, _CHARS: boosts.get(CJK_CHARS, 1.0)} if cjk else {"": 1.0}
     for name, boost in boosts.items():
         es_field = TEXT_FIELDS.get(name)
         if es_field is None or boost <= 0:
             continue
-        for suffix in suffixes:
-            fields.append(f"{es_field}{suffix}^{boost}")
-            highlight[f"{es_field}{suffix}"] = {}
+        for suffix, weight in weights.items():
+            if boost * weight > 0:
+                fields.append(f"{es_field}{suffix}^{boost * weight:g}")
+                highlight[f"{es_field}{suffix}"] = {}
     if not fields or not query.strip() or top_k <= 0 or not kinds:
         return None
     return {
@@ -186,16 +191,25 @@ def unit_of(source: Mapping[str, Any]) -> Unit:
 
 
 def matched_terms(highlight: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
-    """Highlighted tokens per base field (``title.cjk`` counts as ``title``), lower-cased."""
+    """Highlighted tokens per base field (``title.cjk`` counts as ``title``), lower-cased; a
+    character of ``.chars`` only where no other term of the field holds it."""
     matched: dict[str, dict[str, None]] = {}
+    chars: dict[str, dict[str, None]] = {}
     for es_field, fragments in highlight.items():
-        name = _BASE_FIELD.get(es_field.removesuffix(".cjk"))
+        into = chars if es_field.endswith(_CHARS) else matched
+        name = _BASE_FIELD.get(es_field.removesuffix(_CHARS).removesuffix(".cjk"))
         if name is None:
             continue
-        terms = matched.setdefault(name, {})
+        terms = into.setdefault(name, {})
         for fragment in fragments:
             for token in _HIGHLIGHTED.findall(fragment):
                 terms[token.casefold()] = None
+    for name, found in chars.items():
+        words = "".join(matched.get(name, {}))
+        for token in found:
+            alone = "".join(c for c in token if c not in words)
+            if alone:
+                matched.setdefault(name, {})[alone] = None
     return {name: tuple(terms) for name, terms in matched.items() if terms}
 
 
