@@ -21,6 +21,7 @@ from personalization.ranking import PersonalConfig
 from personalization.service import Personalization
 from personalization.stores.base import DAY_S, ProfileStore
 from personalization.stores.file import FileProfileStore
+from recommendation.similar import SimilarProducts
 from retrieval import text
 from retrieval.caches.base import Cache
 from retrieval.caches.memory import MemoryCache
@@ -66,6 +67,11 @@ class Services:
             self.personalization.profiles.close()
         if self.cache is not None:
             self.cache.close()
+
+    @functools.cached_property
+    def similar(self) -> SimilarProducts:
+        """Similar products, from the store's vectors."""
+        return SimilarProducts(self.store)
 
     def catalog_version(self) -> str | None:
         """The version of the catalog behind the index (part of every cache key)."""

@@ -23,6 +23,7 @@ from generation.conversation import ID_PATTERN
 from generation.prompts import Source
 from personalization.events import EVENT_ID_PATTERN, MAX_QUERY, USER_ID_PATTERN, EventType
 from personalization.service import Erased, Recorded
+from recommendation.similar import Similar, SimilarPage
 from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
 
@@ -233,6 +234,90 @@ class SearchResponse(BaseModel):
             personalized=personalized,
             results=[SearchItem.from_hit(h, rank) for rank, h in enumerate(result.hits, first)],
             timings_ms=result.timings_ms,
+        )
+
+
+class SimilarQuery(_FilterFields):
+    """``GET /products/{id}/similar``: paging and filters; a category replaces the product's."""
+
+    page: int = Field(1, ge=1, le=100)
+    size: int = Field(10, ge=1, le=50)
+    brands: Brands | None = Field(
+        None, validation_alias=AliasChoices("brands", "brand"), description="Repeat for several."
+    )
+    same_price_band: bool = Field(
+        True,
+        description="Keep to the product's price band (half to twice its price) unless "
+        "price_min or price_max is given.",
+    )
+    cache: bool = Field(True, description="false: compute afresh.")
+
+    def to_filters(self) -> Filters:
+        """The retrieval filters."""
+        return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
+
+
+class SimilarItem(BaseModel):
+    """A similar product, why it is there, and how it differs from the product asked about."""
+
+    id: str
+    title: str
+    brand: str | None
+    category: str | None
+    price: float | None
+    currency: str
+    rating: float | None
+    in_stock: bool | None
+    similarity: float = Field(description="Cosine of the two products' vectors.")
+    reasons: list[str]
+    differences: list[str] = Field(
+        description="Against the product asked about: 'cheaper (-20%)', 'battery life hours: "
+        "40 (more than 30)', 'brand: Anker (vs Sony)'."
+    )
+
+    @classmethod
+    def of(cls, similar: Similar) -> SimilarItem:
+        """The API form of a similar product."""
+        p = similar.product
+        return cls(
+            id=p.id,
+            title=p.title,
+            brand=p.brand,
+            category=p.category,
+            price=p.price,
+            currency=p.currency,
+            rating=p.rating,
+            in_stock=p.in_stock,
+            similarity=similar.similarity,
+            reasons=list(similar.reasons),
+            differences=list(similar.differences),
+        )
+
+
+class SimilarResponse(BaseModel):
+    """A page of products similar to one product, in stock first."""
+
+    product_id: str
+    page: int
+    size: int
+    category: str | None = Field(
+        description="The category searched: the product's own, or a parent where it had too few "
+        "(null: the whole catalog)."
+    )
+    price_band: list[float] | None = Field(description="[min, max] kept to, or null.")
+    results: list[SimilarItem]
+    cached: bool = False
+
+    @classmethod
+    def of(cls, page: SimilarPage) -> SimilarResponse:
+        """The API form of a page of similar products."""
+        return cls(
+            product_id=page.product.id,
+            page=page.page,
+            size=page.size,
+            category=page.scope,
+            price_band=list(page.price_band) if page.price_band else None,
+            results=[SimilarItem.of(s) for s in page.items],
         )
 
 

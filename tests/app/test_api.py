@@ -142,6 +142,52 @@ class TestProducts:
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
+    def test_similar_products(self, client: TestClient) -> None:
+        response = client.get("/products/hp-anker/similar", params={"same_price_band": "false"})
+        assert response.status_code == 200
+        body = response.json()
+        assert [r["id"] for r in body["results"]] == ["hp-sony", "hp-jbl", "ear-sport"]
+        assert body["product_id"] == "hp-anker" and body["price_band"] is None
+        sony = body["results"][0]
+        assert "pricier (+335%)" in sony["differences"] and sony["reasons"]
+        assert not body["cached"]
+        again = client.get("/products/hp-anker/similar", params={"same_price_band": "false"})
+        assert again.json()["cached"] and again.json()["results"] == body["results"]
+
+    def test_similar_products_with_filters_and_paging(self, client: TestClient) -> None:
+        response = client.get(
+            "/products/hp-anker/similar",
+            params={"in_stock": "true", "price_max": 400, "size": 1, "page": 2},
+        )
+        assert response.status_code == 200
+        assert [r["id"] for r in response.json()["results"]] == ["ear-sport"]
+        banded = client.get("/products/hp-sony/similar").json()
+        assert banded["price_band"] == [174.0, 696.0]
+        assert [r["id"] for r in banded["results"]] == ["ear-sport"]
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"price_min": 10, "price_max": 1},
+            {"size": 0},
+            {"size": 51},
+            {"price_max": "cheap"},
+            {"price_max": "inf"},
+            {"unknown": 1},
+        ],
+    )
+    def test_bad_similar_requests_are_422(
+        self, client: TestClient, params: dict[str, Any]
+    ) -> None:
+        response = client.get("/products/hp-anker/similar", params=params)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["fields"]
+
+    def test_similar_to_an_unknown_product_is_404(self, client: TestClient) -> None:
+        response = client.get("/products/nope/similar")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
     def test_ask(self, client: TestClient, llm: QuotingLLM) -> None:
         llm.replies.append(INDUCTION)
         response = client.post(

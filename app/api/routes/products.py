@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.cached import through_cache
 from app.api.deps import AnswersCallerDep, SearchCallerDep, ServicesDep
-from app.api.schemas import TOO_LARGE, AnswerResponse, AskRequest, ErrorResponse, ProductOut
+from app.api.schemas import (
+    TOO_LARGE,
+    AnswerResponse,
+    AskRequest,
+    ErrorResponse,
+    ProductOut,
+    SimilarQuery,
+    SimilarResponse,
+)
 from app.api.streaming import sse_response
 from generation.answers import UnknownProduct
 from retrieval.schema import Product
@@ -37,6 +47,45 @@ def get_product(product_id: str, services: ServicesDep, caller: SearchCallerDep)
     """The whole product, with its reviews and Q&A."""
     caller.require_for("search", None)
     return ProductOut(product=_product(services, product_id))
+
+
+@router.get(
+    "/{product_id}/similar",
+    response_model=SimilarResponse,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **_DENIED},
+)
+def similar(
+    product_id: str,
+    params: Annotated[SimilarQuery, Query()],
+    services: ServicesDep,
+    caller: SearchCallerDep,
+) -> SimilarResponse:
+    """Products like this one: nearest by vector in its category and price band, in stock
+    first, each with why it is there and what differs ("cheaper", "brand: …")."""
+    caller.require_for("search", None)
+    request = params.model_dump(exclude={"cache"}, mode="json")
+
+    def compute() -> SimilarResponse:
+        found = services.similar.find(
+            product_id,
+            filters=params.to_filters(),
+            page=params.page,
+            size=params.size,
+            same_price_band=params.same_price_band,
+        )
+        if found is None:
+            msg = f"no product with id '{product_id}'"
+            raise UnknownProduct(msg)
+        return SimilarResponse.of(found)
+
+    return through_cache(
+        services,
+        "similar",
+        {**request, "product": product_id},
+        compute,
+        model=SimilarResponse,
+        use_cache=params.cache,
+    )
 
 
 @router.post(
