@@ -22,6 +22,9 @@ from personalization.service import Personalization
 from personalization.stores.base import DAY_S, ProfileStore
 from personalization.stores.file import FileProfileStore
 from recommendation.similar import SimilarProducts
+from recommendation.stores.base import TrendingConfig, TrendingStore
+from recommendation.stores.memory import MemoryTrendingStore
+from recommendation.trending import Trending
 from retrieval import text
 from retrieval.caches.base import Cache
 from retrieval.caches.memory import MemoryCache
@@ -67,6 +70,13 @@ class Services:
             self.personalization.profiles.close()
         if self.cache is not None:
             self.cache.close()
+        if "trending" in self.__dict__:  # built on first use
+            self.trending.counts.close()
+
+    @functools.cached_property
+    def trending(self) -> Trending:
+        """Trending products, counted from the events where profiles live."""
+        return Trending(build_trending_counts(self.settings), self.store)
 
     @functools.cached_property
     def similar(self) -> SimilarProducts:
@@ -135,6 +145,21 @@ def build_profiles(settings: Settings) -> ProfileStore | None:
     return FileProfileStore(
         settings.profiles_dir, half_life_s=half_life_s, ttl_s=ttl_s, max_events=max_events
     )
+
+
+def build_trending_counts(settings: Settings) -> TrendingStore:
+    """Where trending counts live: where the profiles do (Redis, a file under DATA_DIR), in
+    memory when profiles are off."""
+    config = TrendingConfig(
+        half_life_days=settings.trending_half_life_days,
+        window_days=settings.trending_window_days,
+    )
+    if settings.profiles == "redis":
+        from recommendation.stores.redis import RedisTrendingStore
+
+        return RedisTrendingStore(settings.profiles_redis_url or settings.redis_url, config)
+    path = settings.data_dir / "trending.json" if settings.profiles == "file" else None
+    return MemoryTrendingStore(config, path)
 
 
 def personal_config(settings: Settings) -> PersonalConfig:

@@ -210,6 +210,16 @@ class Settings(BaseSettings):
         180.0, gt=0, description="A profile is forgotten this long after its last event."
     )
     profile_max_events: int = Field(1000, ge=1, le=100_000, description="Events kept per shopper.")
+    trending_half_life_days: float = Field(
+        3.0,
+        gt=0,
+        le=365,
+        description="GET /trending: a day's views, carts and purchases weigh half this many days "
+        "later. The counts live where profiles do (DATA_DIR/trending.json, or Redis).",
+    )
+    trending_window_days: int = Field(
+        14, ge=1, le=365, description="GET /trending: days of events counted at all."
+    )
     personalize_weight: float = Field(
         0.3,
         ge=0,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.units import format_value
 from retrieval.schema import AttributeValue, Filters, Product, split_category
 from retrieval.stores.base import DocumentStore
 
@@ -175,7 +176,7 @@ def _stock_rank(product: Product) -> int:
 
 
 def _facets(product: Product) -> set[tuple[str, str]]:
-    return {(name, _shown(value).casefold()) for name, value in product.attributes.items()}
+    return {(name, format_value(value).casefold()) for name, value in product.attributes.items()}
 
 
 def _reasons(
@@ -210,7 +211,7 @@ def differences(product: Product, other: Product) -> list[str]:
         out.append(f"brand: {other.brand} (vs {product.brand})")
     for name, value in other.attributes.items():
         mine = product.attributes.get(name)
-        if mine is None or _shown(mine).casefold() == _shown(value).casefold():
+        if mine is None or format_value(mine).casefold() == format_value(value).casefold():
             continue
         out.append(_attribute_difference(name, value, mine))
     return out
@@ -220,8 +221,8 @@ def _attribute_difference(name: str, value: AttributeValue, mine: AttributeValue
     label = _label(name)
     if _is_number(value) and _is_number(mine):
         word = "more" if float(value) > float(mine) else "less"
-        return f"{label}: {_shown(value)} ({word} than {_shown(mine)})"
-    return f"{label}: {_shown(value)} (vs {_shown(mine)})"
+        return f"{label}: {format_value(value)} ({word} than {format_value(mine)})"
+    return f"{label}: {format_value(value)} (vs {format_value(mine)})"
 
 
 def _is_number(value: AttributeValue) -> bool:
@@ -230,14 +231,6 @@ def _is_number(value: AttributeValue) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(float(value))
     )
-
-
-def _shown(value: AttributeValue) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _label(name: str) -> str:

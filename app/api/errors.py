@@ -2,6 +2,7 @@
 
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
     GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
+    TrendingUnavailable (503)
     GeneratorNotReady (503 with Retry-After: being installed or loaded)
     GeneratorBusy (503 with Retry-After: the line of answers waiting is full)
     CacheError (503, a strict cache deletion: erasure)
@@ -29,6 +30,7 @@ from generation.admission import GeneratorBusy
 from generation.answers import UnknownProduct
 from generation.llm.base import GenerationError, GenerationTimeout, GeneratorNotReady
 from personalization.stores.base import ProfileStoreUnavailable
+from recommendation.stores.base import TrendingUnavailable
 from retrieval.caches.base import CacheError
 from retrieval.stores.base import StoreError, StoreUnavailable
 
@@ -76,6 +78,8 @@ def error_status(exc: Exception) -> tuple[int, str]:
         return 503, "profiles_unavailable"
     if isinstance(exc, CacheError):
         return 503, "cache_unavailable"
+    if isinstance(exc, TrendingUnavailable):
+        return 503, "trending_unavailable"
     return 500, "internal_error"
 
 
@@ -90,6 +94,7 @@ _PUBLIC = {
     "meanwhile; ask again after Retry-After seconds",
     "profiles_unavailable": "the profile store is unavailable or switched off",
     "cache_unavailable": "the result cache is unavailable",
+    "trending_unavailable": "the event counts behind trending products are unavailable",
     "internal_error": "internal error",
 }
 
@@ -191,6 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
         GenerationError,
         ProfileStoreUnavailable,
         CacheError,
+        TrendingUnavailable,
         Exception,
     ):
         app.add_exception_handler(error, _library)

@@ -24,6 +24,7 @@ from generation.prompts import Source
 from personalization.events import EVENT_ID_PATTERN, MAX_QUERY, USER_ID_PATTERN, EventType
 from personalization.service import Erased, Recorded
 from recommendation.similar import Similar, SimilarPage
+from recommendation.trending import TrendingPage
 from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
 
@@ -152,8 +153,8 @@ class PersonalOut(BaseModel):
     personal_score: float | None
 
 
-class SearchItem(BaseModel):
-    """One product in a result page."""
+class ProductSummary(BaseModel):
+    """What a list shows of a product."""
 
     id: str
     title: str
@@ -163,6 +164,16 @@ class SearchItem(BaseModel):
     currency: str
     rating: float | None
     in_stock: bool | None
+
+    @staticmethod
+    def fields_of(product: Product) -> dict[str, Any]:
+        """The summary's fields of ``product``."""
+        return {name: getattr(product, name) for name in ProductSummary.model_fields}
+
+
+class SearchItem(ProductSummary):
+    """One product in a result page."""
+
     score: float
     why: Why
     personal: PersonalOut | None = None
@@ -182,14 +193,7 @@ class SearchItem(BaseModel):
             else None
         )
         return cls(
-            id=product.id,
-            title=product.title,
-            brand=product.brand,
-            category=product.category,
-            price=product.price,
-            currency=product.currency,
-            rating=product.rating,
-            in_stock=product.in_stock,
+            **ProductSummary.fields_of(product),
             score=item.hit.score,
             why=Why(
                 summary=explanation.summary(),
@@ -257,17 +261,9 @@ class SimilarQuery(_FilterFields):
         return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
 
 
-class SimilarItem(BaseModel):
+class SimilarItem(ProductSummary):
     """A similar product, why it is there, and how it differs from the product asked about."""
 
-    id: str
-    title: str
-    brand: str | None
-    category: str | None
-    price: float | None
-    currency: str
-    rating: float | None
-    in_stock: bool | None
     similarity: float = Field(description="Cosine of the two products' vectors.")
     reasons: list[str]
     differences: list[str] = Field(
@@ -278,16 +274,8 @@ class SimilarItem(BaseModel):
     @classmethod
     def of(cls, similar: Similar) -> SimilarItem:
         """The API form of a similar product."""
-        p = similar.product
         return cls(
-            id=p.id,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=p.price,
-            currency=p.currency,
-            rating=p.rating,
-            in_stock=p.in_stock,
+            **ProductSummary.fields_of(similar.product),
             similarity=similar.similarity,
             reasons=list(similar.reasons),
             differences=list(similar.differences),
@@ -318,6 +306,54 @@ class SimilarResponse(BaseModel):
             category=page.scope,
             price_band=list(page.price_band) if page.price_band else None,
             results=[SimilarItem.of(s) for s in page.items],
+        )
+
+
+class TrendingQuery(_FilterFields):
+    """``GET /trending``: a category (a prefix of the catalog's paths), filters and paging."""
+
+    page: int = Field(1, ge=1, le=100)
+    size: int = Field(10, ge=1, le=50)
+    brands: Brands | None = Field(
+        None, validation_alias=AliasChoices("brands", "brand"), description="Repeat for several."
+    )
+
+    def to_filters(self) -> Filters:
+        """The filters every product shown passes."""
+        return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
+
+
+class TrendingItemOut(ProductSummary):
+    """A trending product."""
+
+    score: float = Field(
+        description="Its views (1), clicks (1), carts (3) and purchases (5) of the last days, "
+        "each day's weighing half as much every half-life."
+    )
+    reason: str
+
+
+class TrendingResponse(BaseModel):
+    """A page of trending products: no shopper's data, the same for everyone."""
+
+    category: str | None
+    page: int
+    size: int
+    results: list[TrendingItemOut]
+
+    @classmethod
+    def of(cls, page: TrendingPage) -> TrendingResponse:
+        """The API form of a page of trending products."""
+        return cls(
+            category=page.category,
+            page=page.page,
+            size=page.size,
+            results=[
+                TrendingItemOut(
+                    **ProductSummary.fields_of(item.product), score=item.score, reason=item.reason
+                )
+                for item in page.items
+            ],
         )
 
 

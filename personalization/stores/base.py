@@ -39,12 +39,14 @@ class IngestReport:
     accepted: int = 0
     duplicates: int = 0  # event ids already applied (or twice in the batch)
     opted_out: int = 0  # events of users who opted out: not stored at all
+    applied: tuple[Event, ...] = ()  # the accepted events themselves (each applied once)
 
     def __add__(self, other: IngestReport) -> IngestReport:
         return IngestReport(
             self.accepted + other.accepted,
             self.duplicates + other.duplicates,
             self.opted_out + other.opted_out,
+            self.applied + other.applied,
         )
 
 

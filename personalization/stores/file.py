@@ -120,7 +120,7 @@ class FileProfileStore:
             data["events"] = (newest_first + data.get("events", []))[: self.limits.max_events]
             data["expires_at"] = self._clock() + self.limits.ttl_s
             self._write(user_id, data)
-        return IngestReport(accepted=len(applied), duplicates=duplicates)
+        return IngestReport(accepted=len(applied), duplicates=duplicates, applied=tuple(applied))
 
     def profile(self, user_id: str) -> Profile | None:
         """The stored profile, or None when there is none or it expired."""

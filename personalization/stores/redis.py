@@ -177,7 +177,9 @@ class RedisProfileStore:
                     for key in (keys.profile, keys.events, keys.event_ids):
                         pipe.pexpire(key, ttl_ms)
                     pipe.execute()
-                    return IngestReport(accepted=len(applied), duplicates=duplicates)
+                    return IngestReport(
+                        accepted=len(applied), duplicates=duplicates, applied=tuple(applied)
+                    )
                 except redis.WatchError:
                     logger.debug("a profile changed meanwhile (attempt %d)", attempt + 1)
                     time.sleep(0.001 * attempt)

@@ -176,9 +176,7 @@ class TestProducts:
             {"unknown": 1},
         ],
     )
-    def test_bad_similar_requests_are_422(
-        self, client: TestClient, params: dict[str, Any]
-    ) -> None:
+    def test_bad_similar_requests_are_422(self, client: TestClient, params: dict[str, Any]) -> None:
         response = client.get("/products/hp-anker/similar", params=params)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["fields"]

@@ -232,3 +232,43 @@ class TestErasure:
                 client.post("/search", json={"query": "headphones", "user_id": USER}).status_code
                 == 200
             )
+
+
+class TestTrending:
+    def _trending(self, client: TestClient, **params: Any) -> dict[str, Any]:
+        response = client.get("/trending", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def test_events_make_products_trend_once_each(self, client: TestClient) -> None:
+        assert self._trending(client)["results"] == []
+        _buy(client, "hp-jbl", 2)
+        _buy(client, "hp-jbl", 2)  # the same event ids again: counted once
+        _buy(client, "pan-lodge", 1, user="shopper-2")
+        body = self._trending(client)
+        assert _ids(body) == ["hp-jbl", "pan-lodge"]
+        assert body["results"][0]["score"] == 10.0  # two purchases of weight 5
+        assert body["results"][0]["reason"].startswith("popular lately")
+        audio = self._trending(client, category="electronics > audio")
+        assert _ids(audio) == ["hp-jbl"]
+        assert _ids(self._trending(client, in_stock="true")) == ["pan-lodge"]
+
+    def test_an_opted_out_shoppers_events_do_not_count(self, client: TestClient) -> None:
+        client.put(f"/users/{USER}/personalization", json={"enabled": False})
+        assert _buy(client, "hp-sony", 3)["opted_out"] == 3
+        assert self._trending(client)["results"] == []
+
+    def test_counts_survive_a_restart_on_the_embedded_default(
+        self, tmp_path: Path, store: EmbeddedStore
+    ) -> None:
+        with _client(tmp_path) as first:
+            _buy(first, "hp-sony", 1)
+        with _client(tmp_path) as second:
+            assert _ids(self._trending(second)) == ["hp-sony"]
+
+    @pytest.mark.parametrize(
+        "params",
+        [{"size": 0}, {"page": 101}, {"price_min": 5, "price_max": 1}, {"nope": 1}],
+    )
+    def test_bad_requests_are_422(self, client: TestClient, params: dict[str, Any]) -> None:
+        assert client.get("/trending", params=params).status_code == 422

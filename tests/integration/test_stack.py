@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,40 @@ class TestElasticsearchOutage:
             assert [r["id"] for r in stack.search()["results"]] == expected
         finally:
             proxy.cut()
+
+
+class TestRecommendationsOnTheStack:
+    def test_trending_counts_are_shared_through_redis(
+        self, make_stack: Callable[..., Stack], redis_url: str
+    ) -> None:
+        """Two API processes (two stacks) count into, and read, the same Redis sets."""
+        import redis
+
+        from recommendation.stores.redis import PREFIX
+
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(f"{PREFIX}*"):
+            client.delete(key)
+        try:
+            first = make_stack(profiles="redis", redis_url=redis_url)
+            second = make_stack(indexed=False, profiles="redis", redis_url=redis_url)
+            user = f"u-{uuid.uuid4().hex}"  # a shopper no earlier run has left events for
+            events = [
+                {"event_id": f"t{i}", "user_id": user, "type": "cart", "product_id": pid}
+                for i, pid in enumerate(["hp-anker", "hp-anker", "pan-lodge"])
+            ]
+            assert first.client.post("/events", json={"events": events}).status_code == 200
+            body = second.client.get("/trending", params={"category": "Electronics"}).json()
+            assert [r["id"] for r in body["results"]] == ["hp-anker"]
+            assert body["results"][0]["score"] == 6.0
+            assert first.client.delete(f"/users/{user}").status_code == 200
+        finally:
+            for key in client.scan_iter(f"{PREFIX}*"):
+                client.delete(key)
+            client.close()
+
+    def test_similar_products_on_elasticsearch(self, make_stack: Callable[..., Stack]) -> None:
+        stack = make_stack()
+        response = stack.client.get("/products/hp-anker/similar", params={"same_price_band": False})
+        assert response.status_code == 200, response.text
+        assert [r["id"] for r in response.json()["results"]] == ["hp-sony", "hp-jbl", "ear-sport"]

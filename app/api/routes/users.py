@@ -61,7 +61,9 @@ def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -
         )
         for e in body.events
     ]
-    return EventsResponse.of(services.personalization.record(events))
+    recorded = services.personalization.record(events)
+    services.trending.record(recorded.report.applied)
+    return EventsResponse.of(recorded)
 
 
 @router.get("/users/{user_id}/profile", response_model=ProfileResponse, responses=_ERRORS)

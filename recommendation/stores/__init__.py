@@ -1,0 +1,1 @@
+"""Where event aggregates live: in process (a file under DATA_DIR) or in Redis."""

@@ -1,0 +1,93 @@
+"""Trending counts in Redis: one sorted set per scope and day, expiring after the window."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar, cast
+
+import redis
+
+from personalization.events import Event
+from recommendation.stores.base import (
+    DAY_S,
+    TrendingConfig,
+    TrendingUnavailable,
+    increments,
+    ranked,
+)
+from retrieval.schema import Product
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+PREFIX = "trending:"
+
+
+def day_key(scope: str, day: int) -> str:
+    """The sorted set of ``scope``'s counts on UTC day ``day``."""
+    return f"{PREFIX}{scope}:{day}"
+
+
+class RedisTrendingStore:
+    """Counts with ``ZINCRBY``; a read sums the window's days with their decay weights
+    (``ZUNION ... WEIGHTS``) and keeps the top. Every API worker shares them."""
+
+    def __init__(
+        self,
+        url: str,
+        config: TrendingConfig,
+        *,
+        client: redis.Redis | None = None,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.config = config
+        self._client = client or redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+
+    def _call(self, what: str, call: Callable[[redis.Redis], T]) -> T:
+        try:
+            return call(self._client)
+        except redis.RedisError as exc:
+            msg = f"trending counts: {what} failed: {exc}"
+            raise TrendingUnavailable(msg) from exc
+
+    def record(self, events: Sequence[Event], products: Mapping[str, Product], now: float) -> int:
+        """Add the events' weights in one pipeline; each day's set expires after the window."""
+        added = increments(events, products, now, self.config)
+        if not added:
+            return 0
+        ttl_s = round((self.config.window_days + 1) * DAY_S)
+
+        def write(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            for (scope, day), counts in added.items():
+                key = day_key(scope, day)
+                for pid, weight in counts.items():
+                    pipe.zincrby(key, weight, pid)
+                pipe.expire(key, ttl_s)
+            pipe.execute()
+
+        self._call("record", write)
+        return len({pid for counts in added.values() for pid in counts})
+
+    def top(self, scope: str, limit: int, now: float) -> list[tuple[str, float]]:
+        """The highest decayed counts in ``scope``: the window's days summed with weights."""
+        weights = {day_key(scope, day): w for day, w in self.config.day_weights(now).items()}
+        # ZUNION returns every member of the window: a scope's products with events in it
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            self._call(
+                "read", lambda client: client.zunion(weights, aggregate="SUM", withscores=True)
+            ),
+        )
+        scores = {_text(pid): float(score) for pid, score in rows}
+        return ranked(scores, limit)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
