@@ -21,9 +21,11 @@ from personalization.ranking import PersonalConfig
 from personalization.service import Personalization
 from personalization.stores.base import DAY_S, ProfileStore
 from personalization.stores.file import FileProfileStore
+from recommendation.complements import Complements
+from recommendation.for_you import ForYou
 from recommendation.similar import SimilarProducts
-from recommendation.stores.base import TrendingConfig, TrendingStore
-from recommendation.stores.memory import MemoryTrendingStore
+from recommendation.stores.base import PairCounts, TrendingConfig, TrendingStore
+from recommendation.stores.memory import MemoryPairCounts, MemoryTrendingStore
 from recommendation.trending import Trending
 from retrieval import text
 from retrieval.caches.base import Cache
@@ -72,11 +74,23 @@ class Services:
             self.cache.close()
         if "trending" in self.__dict__:  # built on first use
             self.trending.counts.close()
+        if "complements" in self.__dict__:
+            self.complements.pairs.close()
 
     @functools.cached_property
     def trending(self) -> Trending:
         """Trending products, counted from the events where profiles live."""
         return Trending(build_trending_counts(self.settings), self.store)
+
+    @functools.cached_property
+    def complements(self) -> Complements:
+        """What goes with a product, counted from the events where profiles live."""
+        return Complements(build_pair_counts(self.settings), self.store)
+
+    @functools.cached_property
+    def for_you(self) -> ForYou:
+        """Recommendations for a shopper, trending ones without a profile."""
+        return ForYou(self.store, self.trending, self.personalization.config)
 
     @functools.cached_property
     def similar(self) -> SimilarProducts:
@@ -160,6 +174,16 @@ def build_trending_counts(settings: Settings) -> TrendingStore:
         return RedisTrendingStore(settings.profiles_redis_url or settings.redis_url, config)
     path = settings.data_dir / "trending.json" if settings.profiles == "file" else None
     return MemoryTrendingStore(config, path)
+
+
+def build_pair_counts(settings: Settings) -> PairCounts:
+    """Where the counts of what goes together live: where the profiles do."""
+    if settings.profiles == "redis":
+        from recommendation.stores.redis import RedisPairCounts
+
+        return RedisPairCounts(settings.profiles_redis_url or settings.redis_url)
+    path = settings.data_dir / "together.json" if settings.profiles == "file" else None
+    return MemoryPairCounts(path)
 
 
 def personal_config(settings: Settings) -> PersonalConfig:

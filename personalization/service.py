@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from personalization.events import Event
 from personalization.policy import PersonalPolicy
+from personalization.profile import Profile
 from personalization.ranking import PersonalConfig
 from personalization.stores.base import (
     Erasure,
@@ -131,6 +132,25 @@ class Personalization:
         vectors = self.store.product_vectors(list(products)) if products else {}
         report = profiles.add_events(kept, products, vectors) if kept else IngestReport()
         return Recorded(report, rejected)
+
+    def shopper(self, user_id: str, limit: int = 50) -> tuple[Profile | None, list[Event]]:
+        """The profile and last ``limit`` events that recommendations may use: nothing for a
+        shopper who opted out, when profiles are off, or while their store is down (logged:
+        the caller serves everyone's recommendations instead)."""
+        if self.profiles is None or self.config.weight <= 0:
+            return None, []
+        try:
+            if not self.profiles.enabled(user_id):
+                return None, []
+            return self.profiles.profile(user_id), self.profiles.events(user_id, limit)
+        except ProfileStoreUnavailable as exc:
+            logger.warning("profiles unavailable, recommending unpersonalized: %s", exc)
+            return None, []
+
+    def history(self, user_id: str, limit: int = 200) -> list[Event]:
+        """The shopper's last ``limit`` stored events, newest first (none when profiles are
+        off). `ProfileStoreUnavailable` when the store is down."""
+        return self.profiles.events(user_id, limit) if self.profiles is not None else []
 
     def erase(self, user_id: str) -> Erased:
         """Delete the shopper's profile, events and settings, and every cached result and

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.units import format_value
+from recommendation.paging import check_page, page_of
 from retrieval.schema import AttributeValue, Filters, Product, split_category
 from retrieval.stores.base import DocumentStore
 
@@ -76,9 +77,7 @@ class SimilarProducts:
     ) -> SimilarPage | None:
         """A page of products similar to the product (None: no such product). ``filters``
         narrow the result; a category among them replaces the product's own."""
-        if page < 1 or size < 1:
-            msg = f"page and size must be at least 1, got page={page}, size={size}"
-            raise ValueError(msg)
+        check_page(page, size)
         product = self.store.get_product(product_id)
         if product is None:
             return None
@@ -102,7 +101,7 @@ class SimilarProducts:
                 break
         return SimilarPage(
             product=product,
-            items=found[(page - 1) * size : needed],
+            items=page_of(found, page, size),
             page=page,
             size=size,
             scope=scope,

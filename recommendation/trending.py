@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from personalization.events import Event
+from recommendation.paging import check_page, page_of
 from recommendation.stores.base import ALL, TrendingStore, TrendingUnavailable, scope_of
 from retrieval.schema import Filters, Product
 from retrieval.stores.base import DocumentStore
@@ -66,9 +67,7 @@ class Trending:
     ) -> TrendingPage:
         """A page of the catalog's (or ``category``'s) trending products passing ``filters``.
         `TrendingUnavailable` when the aggregate store is down."""
-        if page < 1 or size < 1:
-            msg = f"page and size must be at least 1, got page={page}, size={size}"
-            raise ValueError(msg)
+        check_page(page, size)
         scope = scope_of(category)
         needed = page * size
         # filters are applied after the counts: read well past the page
@@ -82,4 +81,4 @@ class Trending:
             for pid, score in top
             if pid in products and (filters is None or filters.matches(products[pid]))
         ]
-        return TrendingPage(category, items[(page - 1) * size : needed], page, size)
+        return TrendingPage(category, page_of(items, page, size), page, size)

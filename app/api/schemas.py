@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,8 +24,10 @@ from generation.conversation import ID_PATTERN
 from generation.prompts import Source
 from personalization.events import EVENT_ID_PATTERN, MAX_QUERY, USER_ID_PATTERN, EventType
 from personalization.service import Erased, Recorded
+from recommendation.complements import Complement, ComplementsPage
+from recommendation.for_you import ForYouPage
 from recommendation.similar import Similar, SimilarPage
-from recommendation.trending import TrendingPage
+from recommendation.trending import TrendingItem, TrendingPage
 from retrieval.schema import Filters, Product
 from retrieval.search import ProductHit, SearchResult
 
@@ -241,24 +244,29 @@ class SearchResponse(BaseModel):
         )
 
 
-class SimilarQuery(_FilterFields):
-    """``GET /products/{id}/similar``: paging and filters; a category replaces the product's."""
+class PageQuery(_FilterFields):
+    """A page of products without a query: paging and the search filters (flat)."""
 
     page: int = Field(1, ge=1, le=100)
     size: int = Field(10, ge=1, le=50)
     brands: Brands | None = Field(
         None, validation_alias=AliasChoices("brands", "brand"), description="Repeat for several."
     )
+
+    def to_filters(self) -> Filters:
+        """The filters every product shown passes."""
+        return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
+
+
+class SimilarQuery(PageQuery):
+    """``GET /products/{id}/similar``: a category among the filters replaces the product's."""
+
     same_price_band: bool = Field(
         True,
         description="Keep to the product's price band (half to twice its price) unless "
         "price_min or price_max is given.",
     )
     cache: bool = Field(True, description="false: compute afresh.")
-
-    def to_filters(self) -> Filters:
-        """The retrieval filters."""
-        return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
 
 
 class SimilarItem(ProductSummary):
@@ -309,28 +317,19 @@ class SimilarResponse(BaseModel):
         )
 
 
-class TrendingQuery(_FilterFields):
-    """``GET /trending``: a category (a prefix of the catalog's paths), filters and paging."""
+class ReasonedItem(ProductSummary):
+    """A product shown without a query, with its score and why it is shown."""
 
-    page: int = Field(1, ge=1, le=100)
-    size: int = Field(10, ge=1, le=50)
-    brands: Brands | None = Field(
-        None, validation_alias=AliasChoices("brands", "brand"), description="Repeat for several."
-    )
-
-    def to_filters(self) -> Filters:
-        """The filters every product shown passes."""
-        return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
-
-
-class TrendingItemOut(ProductSummary):
-    """A trending product."""
-
-    score: float = Field(
-        description="Its views (1), clicks (1), carts (3) and purchases (5) of the last days, "
-        "each day's weighing half as much every half-life."
-    )
+    score: float
     reason: str
+
+    @classmethod
+    def listed(cls, items: Sequence[TrendingItem | Complement]) -> list[ReasonedItem]:
+        """The API form of ranked items."""
+        return [
+            cls(**ProductSummary.fields_of(i.product), score=i.score, reason=i.reason)
+            for i in items
+        ]
 
 
 class TrendingResponse(BaseModel):
@@ -339,7 +338,10 @@ class TrendingResponse(BaseModel):
     category: str | None
     page: int
     size: int
-    results: list[TrendingItemOut]
+    results: list[ReasonedItem] = Field(
+        description="score: its views (1), clicks (1), carts (3) and purchases (5) of the last "
+        "days, each day's weighing half as much every half-life."
+    )
 
     @classmethod
     def of(cls, page: TrendingPage) -> TrendingResponse:
@@ -348,11 +350,79 @@ class TrendingResponse(BaseModel):
             category=page.category,
             page=page.page,
             size=page.size,
+            results=ReasonedItem.listed(page.items),
+        )
+
+
+class ComplementsResponse(BaseModel):
+    """A page of what goes with a product: never the same kind of product."""
+
+    product_id: str
+    page: int
+    size: int
+    source: str = Field(
+        description="together: carted or bought with it (score: how many times); categories: "
+        "it has no such history yet, so the nearest products of the categories its own goes "
+        "with (score: how often those categories went together); none: nothing yet."
+    )
+    results: list[ReasonedItem]
+
+    @classmethod
+    def of(cls, page: ComplementsPage) -> ComplementsResponse:
+        """The API form of a page of complements."""
+        return cls(
+            product_id=page.product.id,
+            page=page.page,
+            size=page.size,
+            source=page.source,
+            results=ReasonedItem.listed(page.items),
+        )
+
+
+class ForYouQuery(PageQuery):
+    """``GET /users/{id}/recommendations``."""
+
+    include_bought: bool = Field(
+        False, description="Keep products the shopper bought (consumables they buy again)."
+    )
+    personalize: bool = _PERSONALIZE_FIELD
+
+
+class RecommendationOut(ProductSummary):
+    """A recommended product and why."""
+
+    score: float = Field(
+        description="How well it fits the shopper (0..1); popularity when not personalized."
+    )
+    reasons: list[str]
+
+
+class RecommendationsResponse(BaseModel):
+    """A page of recommendations for a shopper."""
+
+    user_id: str
+    personalized: bool = Field(
+        description="false: a new or opted-out shopper (or profiles unavailable): trending "
+        "products, the same for everyone."
+    )
+    page: int
+    size: int
+    results: list[RecommendationOut]
+    cached: bool = False
+
+    @classmethod
+    def of(cls, page: ForYouPage) -> RecommendationsResponse:
+        """The API form of a page of recommendations."""
+        return cls(
+            user_id=page.user_id,
+            personalized=page.personalized,
+            page=page.page,
+            size=page.size,
             results=[
-                TrendingItemOut(
-                    **ProductSummary.fields_of(item.product), score=item.score, reason=item.reason
+                RecommendationOut(
+                    **ProductSummary.fields_of(r.product), score=r.score, reasons=list(r.reasons)
                 )
-                for item in page.items
+                for r in page.items
             ],
         )
 

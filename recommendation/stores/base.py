@@ -1,8 +1,10 @@
-"""Event aggregates for trending products: weighted counts per scope (the whole catalog, each
-category prefix) and UTC day, read back decayed by age.
+"""Event aggregates: weighted counts per scope (the whole catalog, each category prefix) and
+UTC day, read back decayed by age (trending), and how often two products, or two categories,
+were carted or bought by the same shopper (complements).
 
-Counts are kept per day and dropped after the window, so nothing needs rewriting as time passes
-and nothing about a shopper is stored: a count is a product's, not a person's.
+Trending counts are kept per day and dropped after the window, so nothing needs rewriting as
+time passes. Nothing about a shopper is stored: a count is a product's (or a pair's), not a
+person's.
 """
 
 from __future__ import annotations
@@ -91,6 +93,22 @@ class TrendingStore(Protocol):
     def top(self, scope: str, limit: int, now: float) -> list[tuple[str, float]]:
         """The ``limit`` products with the highest decayed counts in ``scope``, highest first
         (ties by id), with those counts."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class PairCounts(Protocol):
+    """How often each pair of keys (``p:<product id>``, ``c:<category>``) went together."""
+
+    def add(self, pairs: Mapping[tuple[str, str], float]) -> None:
+        """Add each pair's weight, both ways (a with b, b with a)."""
+        ...
+
+    def partners(self, key: str, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` keys that went with ``key`` most, most first (ties by key)."""
         ...
 
     def close(self) -> None:

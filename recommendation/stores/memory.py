@@ -1,4 +1,4 @@
-"""Trending counts in process, optionally kept in a JSON file (the embedded default)."""
+"""Trending and pair counts in process, optionally kept in JSON files (the embedded default)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _load(path: Path) -> Counts:
         return {}
 
 
-def _save(path: Path, counts: Counts) -> None:
+def _save(path: Path, counts: Mapping[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False
@@ -85,3 +85,43 @@ def _save(path: Path, counts: Counts) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(f.name, path)
+
+
+class MemoryPairCounts:
+    """Pair counts in a dict; with ``path``, loaded from and written to that file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._pairs: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        if path is not None and path.is_file():
+            self._pairs = _load_pairs(path)
+
+    def add(self, pairs: Mapping[tuple[str, str], float]) -> None:
+        """Add each pair's weight both ways; save."""
+        if not pairs:
+            return
+        with self._lock:
+            for (a, b), weight in pairs.items():
+                for one, other in ((a, b), (b, a)):
+                    into = self._pairs.setdefault(one, {})
+                    into[other] = into.get(other, 0.0) + weight
+            if self.path is not None:
+                _save(self.path, self._pairs)
+
+    def partners(self, key: str, limit: int) -> list[tuple[str, float]]:
+        """The keys that went with ``key`` most."""
+        with self._lock:
+            return ranked(dict(self._pairs.get(key, {})), limit)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _load_pairs(path: Path) -> dict[str, dict[str, float]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(a): {str(b): float(w) for b, w in c.items()} for a, c in raw.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        logger.warning("pair counts in %s unreadable, starting empty: %s", path, exc)
+        return {}

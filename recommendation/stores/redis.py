@@ -1,4 +1,5 @@
-"""Trending counts in Redis: one sorted set per scope and day, expiring after the window."""
+"""Trending counts in Redis (one sorted set per scope and day, expiring after the window) and
+pair counts (one sorted set per key)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from retrieval.schema import Product
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "trending:"
+PAIRS = "together:"
 
 
 def day_key(scope: str, day: int) -> str:
@@ -46,11 +48,7 @@ class RedisTrendingStore:
         )
 
     def _call(self, what: str, call: Callable[[redis.Redis], T]) -> T:
-        try:
-            return call(self._client)
-        except redis.RedisError as exc:
-            msg = f"trending counts: {what} failed: {exc}"
-            raise TrendingUnavailable(msg) from exc
+        return _call(self._client, what, call)
 
     def record(self, events: Sequence[Event], products: Mapping[str, Product], now: float) -> int:
         """Add the events' weights in one pipeline; each day's set expires after the window."""
@@ -91,3 +89,52 @@ class RedisTrendingStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisPairCounts:
+    """Pair counts with ``ZINCRBY`` on ``together:<key>``, shared by every API worker."""
+
+    def __init__(
+        self, url: str, *, client: redis.Redis | None = None, timeout_s: float = 2.0
+    ) -> None:
+        self._client = client or redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+
+    def add(self, pairs: Mapping[tuple[str, str], float]) -> None:
+        """Add each pair's weight both ways in one pipeline."""
+        if not pairs:
+            return
+
+        def write(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            for (a, b), weight in pairs.items():
+                pipe.zincrby(PAIRS + a, weight, b)
+                pipe.zincrby(PAIRS + b, weight, a)
+            pipe.execute()
+
+        _call(self._client, "record pairs", write)
+
+    def partners(self, key: str, limit: int) -> list[tuple[str, float]]:
+        """The keys that went with ``key`` most (ties by key)."""
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            _call(
+                self._client,
+                "read pairs",
+                lambda client: client.zrevrange(PAIRS + key, 0, 4 * limit, withscores=True),
+            ),
+        )
+        return ranked({_text(k): float(score) for k, score in rows}, limit)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+def _call(client: redis.Redis, what: str, call: Callable[[redis.Redis], T]) -> T:
+    try:
+        return call(client)
+    except redis.RedisError as exc:
+        msg = f"event counts: {what} failed: {exc}"
+        raise TrendingUnavailable(msg) from exc

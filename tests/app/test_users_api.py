@@ -272,3 +272,78 @@ class TestTrending:
     )
     def test_bad_requests_are_422(self, client: TestClient, params: dict[str, Any]) -> None:
         assert client.get("/trending", params=params).status_code == 422
+
+
+class TestComplements:
+    def test_what_goes_with_a_product_after_purchases(self, client: TestClient) -> None:
+        events = [
+            {"event_id": f"c{i}", "user_id": USER, "type": kind, "product_id": pid}
+            for i, (kind, pid) in enumerate(
+                [("purchase", "hp-sony"), ("cart", "pan-lodge"), ("view", "shoe-pegasus")]
+            )
+        ]
+        assert client.post("/events", json={"events": events}).status_code == 200
+        response = client.get("/products/hp-sony/complements")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["source"] == "together"
+        assert [r["id"] for r in body["results"]] == ["pan-lodge"]  # a view does not pair
+        assert client.get("/products/pan-lodge/complements").json()["results"][0]["id"] == (
+            "hp-sony"
+        )
+        fallback = client.get("/products/hp-anker/complements").json()
+        assert fallback["source"] == "categories"
+        assert [r["id"] for r in fallback["results"]] == ["pan-lodge"]
+
+    def test_unknown_product_and_bad_requests(self, client: TestClient) -> None:
+        assert client.get("/products/nope/complements").status_code == 404
+        assert client.get("/products/hp-sony/complements", params={"size": 0}).status_code == 422
+        empty = client.get("/products/hp-sony/complements").json()
+        assert empty["results"] == [] and empty["source"] == "none"
+
+
+class TestForYou:
+    def _for_you(self, client: TestClient, user: str = USER, **params: Any) -> dict[str, Any]:
+        response = client.get(f"/users/{user}/recommendations", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def test_a_new_shopper_gets_trending_products_labelled_as_such(
+        self, client: TestClient
+    ) -> None:
+        _buy(client, "pan-lodge", 1, user="someone-else")
+        body = self._for_you(client)
+        assert body["personalized"] is False
+        assert _ids(body) == ["pan-lodge"]
+        assert body["results"][0]["reasons"] == ["popular with shoppers lately"]
+
+    def test_a_shopper_gets_their_taste_without_what_they_bought(self, client: TestClient) -> None:
+        _buy(client, "hp-sony", 3)
+        body = self._for_you(client)
+        assert body["personalized"] is True
+        ids = _ids(body)
+        assert "hp-sony" not in ids and ids  # bought: left out
+        assert ids[0].startswith(("hp-", "ear-"))  # their taste: audio first
+        assert all(r["reasons"] for r in body["results"][:2])
+        assert all(0.0 <= r["score"] <= 1.0 for r in body["results"])
+        assert "hp-sony" in _ids(self._for_you(client, include_bought="true"))
+        assert self._for_you(client, personalize="false")["personalized"] is False
+
+    def test_pages_are_cached_per_profile_version_and_erased(self, client: TestClient) -> None:
+        _buy(client, "hp-sony", 1)
+        assert self._for_you(client)["cached"] is False
+        assert self._for_you(client)["cached"] is True
+        _buy(client, "hp-anker", 1)  # a new profile version
+        assert self._for_you(client)["cached"] is False
+        assert client.delete(f"/users/{USER}").status_code == 200
+        assert self._for_you(client)["personalized"] is False
+
+    def test_an_opted_out_shopper_gets_everyones(self, client: TestClient) -> None:
+        _buy(client, "hp-sony", 2)
+        client.put(f"/users/{USER}/personalization", json={"enabled": False})
+        assert self._for_you(client)["personalized"] is False
+
+    def test_bad_requests(self, client: TestClient) -> None:
+        assert client.get("/users/bad id!/recommendations").status_code in (404, 422)
+        response = client.get(f"/users/{USER}/recommendations", params={"size": 0})
+        assert response.status_code == 422

@@ -242,17 +242,18 @@ class TestElasticsearchOutage:
 
 
 class TestRecommendationsOnTheStack:
-    def test_trending_counts_are_shared_through_redis(
+    def test_trending_and_complement_counts_are_shared_through_redis(
         self, make_stack: Callable[..., Stack], redis_url: str
     ) -> None:
         """Two API processes (two stacks) count into, and read, the same Redis sets."""
         import redis
 
-        from recommendation.stores.redis import PREFIX
+        from recommendation.stores.redis import PAIRS, PREFIX
 
         client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"{PREFIX}*"):
-            client.delete(key)
+        for prefix in (PREFIX, PAIRS):
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
         try:
             first = make_stack(profiles="redis", redis_url=redis_url)
             second = make_stack(indexed=False, profiles="redis", redis_url=redis_url)
@@ -265,10 +266,13 @@ class TestRecommendationsOnTheStack:
             body = second.client.get("/trending", params={"category": "Electronics"}).json()
             assert [r["id"] for r in body["results"]] == ["hp-anker"]
             assert body["results"][0]["score"] == 6.0
+            together = second.client.get("/products/hp-anker/complements").json()
+            assert [r["id"] for r in together["results"]] == ["pan-lodge"]
             assert first.client.delete(f"/users/{user}").status_code == 200
         finally:
-            for key in client.scan_iter(f"{PREFIX}*"):
-                client.delete(key)
+            for prefix in (PREFIX, PAIRS):
+                for key in client.scan_iter(f"{prefix}*"):
+                    client.delete(key)
             client.close()
 
     def test_similar_products_on_elasticsearch(self, make_stack: Callable[..., Stack]) -> None:

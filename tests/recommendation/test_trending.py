@@ -9,17 +9,35 @@ import pytest
 
 from personalization.events import Event
 from recommendation.stores.base import ALL, TrendingConfig, TrendingUnavailable
-from recommendation.stores.memory import MemoryTrendingStore
+from recommendation.stores.memory import MemoryPairCounts, MemoryTrendingStore
 from recommendation.trending import Trending
 from retrieval.schema import Filters, Product
 from retrieval.stores.embedded import EmbeddedStore
-from tests.recommendation.trending_contract import CONFIG, NOW, PRODUCTS, TrendingContract, event
+from tests.recommendation.trending_contract import (
+    CONFIG,
+    NOW,
+    PRODUCTS,
+    PairContract,
+    TrendingContract,
+    event,
+)
 
 
 class TestMemoryStore(TrendingContract):
     @pytest.fixture
     def counts(self) -> MemoryTrendingStore:
         return MemoryTrendingStore(CONFIG)
+
+
+class TestMemoryPairs(PairContract):
+    @pytest.fixture
+    def pairs(self) -> MemoryPairCounts:
+        return MemoryPairCounts()
+
+
+def test_pairs_survive_a_restart(tmp_path: Path) -> None:
+    MemoryPairCounts(tmp_path / "together.json").add({("p:a", "p:b"): 1.0})
+    assert MemoryPairCounts(tmp_path / "together.json").partners("p:b", 5) == [("p:a", 1.0)]
 
 
 def test_the_file_keeps_counts_across_restarts(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
-"""What every `TrendingStore` answers; tests/integration runs it on Redis."""
+"""What every `TrendingStore` and `PairCounts` answer; tests/integration runs them on Redis."""
 
 from __future__ import annotations
 
 import pytest
 
 from personalization.events import Event
-from recommendation.stores.base import ALL, DAY_S, TrendingConfig, TrendingStore
+from recommendation.stores.base import ALL, DAY_S, PairCounts, TrendingConfig, TrendingStore
 from retrieval.schema import Product
 
 NOW = 1_780_000_000.0  # a fixed "now" (2026-05-28)
@@ -74,3 +74,20 @@ class TrendingContract:
     def test_unknown_products_count_nothing_and_limit_holds(self, counts: TrendingStore) -> None:
         counts.record([event(1, "gone"), event(2, "sony"), event(3, "jbl")], PRODUCTS, NOW)
         assert counts.top(ALL, 1, NOW) == [("jbl", 1.0)]  # ties by id
+
+
+class PairContract:
+    """Subclass it and provide ``pairs``: an empty `PairCounts`."""
+
+    @pytest.fixture
+    def pairs(self) -> PairCounts:
+        raise NotImplementedError
+
+    def test_pairs_count_both_ways_most_first(self, pairs: PairCounts) -> None:
+        pairs.add({("p:a", "p:b"): 1.0, ("p:a", "p:c"): 1.0})
+        pairs.add({("p:c", "p:a"): 1.0})
+        assert pairs.partners("p:a", 10) == [("p:c", 2.0), ("p:b", 1.0)]
+        assert pairs.partners("p:b", 10) == [("p:a", 1.0)]
+        assert pairs.partners("p:a", 1) == [("p:c", 2.0)]
+        assert pairs.partners("p:none", 5) == []
+        pairs.add({})  # nothing to add is nothing done

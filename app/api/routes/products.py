@@ -13,7 +13,9 @@ from app.api.schemas import (
     TOO_LARGE,
     AnswerResponse,
     AskRequest,
+    ComplementsResponse,
     ErrorResponse,
+    PageQuery,
     ProductOut,
     SimilarQuery,
     SimilarResponse,
@@ -86,6 +88,35 @@ def similar(
         model=SimilarResponse,
         use_cache=params.cache,
     )
+
+
+@router.get(
+    "/{product_id}/complements",
+    response_model=ComplementsResponse,
+    responses={
+        404: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+        **_DENIED,
+    },
+)
+def complements(
+    product_id: str,
+    params: Annotated[PageQuery, Query()],
+    services: ServicesDep,
+    caller: SearchCallerDep,
+) -> ComplementsResponse:
+    """What goes with this product (搭配): what shoppers carted or bought with it, never the
+    same kind of product; without such history yet, the nearest products of the categories its
+    category goes with. Read from the counts on every request: a new purchase shows at once."""
+    caller.require_for("search", None)
+    found = services.complements.page(
+        product_id, filters=params.to_filters(), page=params.page, size=params.size
+    )
+    if found is None:
+        msg = f"no product with id '{product_id}'"
+        raise UnknownProduct(msg)
+    return ComplementsResponse.of(found)
 
 
 @router.post(

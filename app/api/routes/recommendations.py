@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import SearchCallerDep, ServicesDep
-from app.api.schemas import ErrorResponse, TrendingQuery, TrendingResponse
+from app.api.schemas import ErrorResponse, PageQuery, TrendingResponse
 
 router = APIRouter(tags=["recommendations"])
 
@@ -24,7 +24,7 @@ router = APIRouter(tags=["recommendations"])
     },
 )
 def trending(
-    params: Annotated[TrendingQuery, Query()], services: ServicesDep, caller: SearchCallerDep
+    params: Annotated[PageQuery, Query()], services: ServicesDep, caller: SearchCallerDep
 ) -> TrendingResponse:
     """The most viewed, carted and bought products of the last days, in the whole catalog or
     one category, passing the filters. Read from the event counts on every request (one

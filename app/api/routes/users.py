@@ -6,8 +6,9 @@ import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
+from app.api.cached import through_cache
 from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import (
     TOO_LARGE,
@@ -15,10 +16,13 @@ from app.api.schemas import (
     ErrorResponse,
     EventsRequest,
     EventsResponse,
+    ForYouQuery,
     PersonalizationIn,
     ProfileResponse,
+    RecommendationsResponse,
 )
 from personalization.events import USER_ID_PATTERN, Event
+from personalization.service import Ranking
 from personalization.stores.base import ProfileStore, ProfileStoreUnavailable
 
 router = APIRouter(tags=["users"])
@@ -62,8 +66,56 @@ def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -
         for e in body.events
     ]
     recorded = services.personalization.record(events)
-    services.trending.record(recorded.report.applied)
+    applied = recorded.report.applied
+    services.trending.record(applied)
+    services.complements.record(applied, services.personalization.history)
     return EventsResponse.of(recorded)
+
+
+@router.get(
+    "/users/{user_id}/recommendations", response_model=RecommendationsResponse, responses=_ERRORS
+)
+def recommendations(
+    user_id: UserId,
+    params: Annotated[ForYouQuery, Query()],
+    services: ServicesDep,
+    caller: CallerDep,
+) -> RecommendationsResponse:
+    """Products for the shopper without a query ("for you"): nearest their taste, scored by
+    how well each fits their brands, categories and price range, what they bought left out, at
+    most 2 per brand and 3 per category on a page, each with its reasons. A new or opted-out
+    shopper (or ``personalize=false``) gets trending products, labelled ``personalized:
+    false``. Personal pages are cached per profile version and erased with the shopper."""
+    caller.require_for("search", user_id)
+    wanted = params.personalize
+    profile, history = services.personalization.shopper(user_id) if wanted else (None, [])
+
+    def compute() -> RecommendationsResponse:
+        return RecommendationsResponse.of(
+            services.for_you.page(
+                user_id,
+                profile,
+                history,
+                filters=params.to_filters(),
+                include_bought=params.include_bought,
+                page=params.page,
+                size=params.size,
+            )
+        )
+
+    if profile is None or profile.is_empty():
+        return compute()  # trending: changes with every event, nothing to cache
+    version = Ranking(None, f"{profile.updated_at:.3f}/{profile.events}")
+    return through_cache(
+        services,
+        "for_you",
+        params.model_dump(mode="json"),
+        compute,
+        model=RecommendationsResponse,
+        use_cache=True,
+        user_id=user_id,
+        ranking=version,
+    )
 
 
 @router.get("/users/{user_id}/profile", response_model=ProfileResponse, responses=_ERRORS)
