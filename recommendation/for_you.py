@@ -8,6 +8,7 @@ or who opted out, gets trending products, labelled as such.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class ForYouConfig:
     duplicate_similarity: float = 0.97  # at least this close to one shown: a variant, left out
     because_similarity: float = 0.5  # "because you viewed X" needs at least this cosine
     history: int = 50  # the shopper's recent events read for "because you …"
+    # Maximal marginal relevance: each next item maximises relevance x (1 - this) minus its
+    # highest cosine to those above x this (0: fit alone; chosen on simulated shoppers,
+    # BENCHMARKS.md "Recommendations without a query").
+    mmr_diversity: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class ForYou:
             reasons = tuple(r for r in (because, *fit.reasons) if r)
             scored.append(Recommendation(product, round(fit.score, 4), reasons))
         scored.sort(key=lambda r: (-r.score, r.product.id))
-        chosen = self._diverse(scored, vectors, page * size)
+        chosen = self._diverse(self._mmr(scored, vectors, page * size), vectors, page * size)
         return ForYouPage(user_id, page_of(chosen, page, size), page, size, personalized=True)
 
     def _popular(
@@ -151,6 +156,35 @@ class ForYou:
             return None
         verb = {"purchase": "bought", "cart": "added to your cart"}.get(best[1].type, "viewed")
         return f"because you {verb} {product.title}"
+
+    def _mmr(
+        self, ranked: list[Recommendation], vectors: dict[str, np.ndarray], needed: int
+    ) -> list[Recommendation]:
+        """The first ``needed`` re-ordered by maximal marginal relevance (the rest after)."""
+        weight = self.config.mmr_diversity
+        if weight <= 0 or len(ranked) < 2:
+            return ranked
+        pool = list(ranked)
+        picked: list[Recommendation] = []
+        picked_vectors: list[np.ndarray] = []
+        while pool and len(picked) < needed:
+            best, best_value = 0, -math.inf
+            for i, item in enumerate(pool):
+                vector = vectors.get(item.product.id)
+                closest = (
+                    max((float(np.dot(_unit(vector), v)) for v in picked_vectors), default=0.0)
+                    if vector is not None
+                    else 0.0
+                )
+                value = (1 - weight) * item.score - weight * closest
+                if value > best_value:
+                    best, best_value = i, value
+            item = pool.pop(best)
+            picked.append(item)
+            vector = vectors.get(item.product.id)
+            if vector is not None:
+                picked_vectors.append(_unit(vector))
+        return picked + pool
 
     def _diverse(
         self, ranked: list[Recommendation], vectors: dict[str, np.ndarray], needed: int
