@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         record_start = time.perf_counter()
         for shopper in shoppers:  # as POST /events does, a shopper's events in one batch
             recorded = personalization.record(history_events(shopper, now))
-            trending.record(recorded.report.applied, now=now)
+            trending.record(recorded.report.applied, recorded.products, now=now)
             complements.record(recorded.report.applied, personalization.history)
         record_s = time.perf_counter() - record_start
         recommenders = Recommenders(

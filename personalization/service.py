@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from personalization.events import Event
@@ -18,6 +18,7 @@ from personalization.stores.base import (
     ProfileStoreUnavailable,
 )
 from retrieval.caches.base import Cache, user_prefix
+from retrieval.schema import Product
 from retrieval.stores.base import DocumentStore
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Recorded:
 
     report: IngestReport
     rejected: list[Rejected] = field(default_factory=list)
+    products: Mapping[str, Product] = field(default_factory=dict)  # the events' products
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Personalization:
         kept = [e for i, e in enumerate(events) if i not in skip]
         vectors = self.store.product_vectors(list(products)) if products else {}
         report = profiles.add_events(kept, products, vectors) if kept else IngestReport()
-        return Recorded(report, rejected)
+        return Recorded(report, rejected, products)
 
     def shopper(self, user_id: str, limit: int = 50) -> tuple[Profile | None, list[Event]]:
         """The profile and last ``limit`` events that recommendations may use: nothing for a

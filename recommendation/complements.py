@@ -137,7 +137,8 @@ class Complements:
         items = self._together(anchor, own, filters, needed)
         source = "together" if items else "none"
         if len(items) < needed and own is not None:
-            more = self._by_category(anchor, own, filters, {i.product.id for i in items})
+            seen = {i.product.id for i in items}
+            more = self._by_category(anchor, own, filters, seen, needed - len(items))
             if more and not items:
                 source = "categories"
             items += more
@@ -160,9 +161,10 @@ class Complements:
         return out
 
     def _by_category(
-        self, anchor: Product, own: str, filters: Filters | None, seen: set[str]
+        self, anchor: Product, own: str, filters: Filters | None, seen: set[str], wanted: int
     ) -> list[Complement]:
-        """The anchor's nearest products in each category its category goes with."""
+        """The anchor's nearest products in each category its category goes with, most
+        related first, until ``wanted`` (one search per category)."""
         related = self.pairs.partners(own, 10)
         vector = self.store.product_vectors([anchor.id]).get(anchor.id)
         if not related or vector is None:
@@ -171,6 +173,8 @@ class Complements:
         base = filters or Filters()
         own_leaf = split_category(anchor.category)[-1]
         for key, count in related:
+            if len(out) >= wanted:
+                break
             category = key.removeprefix("c:")
             scoped = base.model_copy(update={"category": category})
             hits = self.store.semantic(

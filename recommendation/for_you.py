@@ -106,15 +106,19 @@ class ForYou:
             top_k=self.config.candidates + len(bought),
         )
         ids = [h.unit.product_id for h in hits if h.unit.product_id not in bought]
-        products = self.store.get_products(ids)
-        vectors = self.store.product_vectors([*ids, *_recent_products(history)])
+        recent = _recent_products(history[: self.config.history])
+        products = self.store.get_products(list(dict.fromkeys([*ids, *recent])))
+        vectors = {  # unit length once: every comparison below is a dot product
+            pid: _unit(v) for pid, v in self.store.product_vectors([*ids, *recent]).items()
+        }
         scored = []
         for product_id in ids:
             product = products.get(product_id)
             if product is None:
                 continue
-            fit = personal_score(decayed, product, vectors.get(product_id), self.personal)
-            because = self._because(vectors.get(product_id), history, vectors)
+            vector = vectors.get(product_id)
+            fit = personal_score(decayed, product, vector, self.personal)
+            because = self._because(vector, history, vectors, products)
             reasons = tuple(r for r in (because, *fit.reasons) if r)
             scored.append(Recommendation(product, round(fit.score, 4), reasons))
         scored.sort(key=lambda r: (-r.score, r.product.id))
@@ -136,8 +140,10 @@ class ForYou:
         vector: np.ndarray | None,
         history: Sequence[Event],
         vectors: dict[str, np.ndarray],
+        products: dict[str, Product],
     ) -> str | None:
-        """ "because you viewed/bought <the recent product most like this one>"."""
+        """ "because you viewed/bought <the recent product most like this one>" (vectors of
+        unit length)."""
         if vector is None:
             return None
         best: tuple[float, Event] | None = None
@@ -145,14 +151,11 @@ class ForYou:
             seen = vectors.get(event.product_id) if event.product_id else None
             if seen is None:
                 continue
-            cosine = float(np.dot(_unit(vector), _unit(seen)))
+            cosine = float(np.dot(vector, seen))
             if cosine >= self.config.because_similarity and (best is None or cosine > best[0]):
                 best = (cosine, event)
-        if best is None or best[1].product_id is None:
-            return None
-        titles = self.store.get_products([best[1].product_id])
-        product = titles.get(best[1].product_id)
-        if product is None:
+        product = products.get(best[1].product_id or "") if best is not None else None
+        if best is None or product is None:
             return None
         verb = {"purchase": "bought", "cart": "added to your cart"}.get(best[1].type, "viewed")
         return f"because you {verb} {product.title}"
@@ -160,7 +163,8 @@ class ForYou:
     def _mmr(
         self, ranked: list[Recommendation], vectors: dict[str, np.ndarray], needed: int
     ) -> list[Recommendation]:
-        """The first ``needed`` re-ordered by maximal marginal relevance (the rest after)."""
+        """The first ``needed`` re-ordered by maximal marginal relevance (the rest after);
+        ``vectors`` of unit length."""
         weight = self.config.mmr_diversity
         if weight <= 0 or len(ranked) < 2:
             return ranked
@@ -172,7 +176,7 @@ class ForYou:
             for i, item in enumerate(pool):
                 vector = vectors.get(item.product.id)
                 closest = (
-                    max((float(np.dot(_unit(vector), v)) for v in picked_vectors), default=0.0)
+                    max((float(np.dot(vector, v)) for v in picked_vectors), default=0.0)
                     if vector is not None
                     else 0.0
                 )
@@ -183,14 +187,14 @@ class ForYou:
             picked.append(item)
             vector = vectors.get(item.product.id)
             if vector is not None:
-                picked_vectors.append(_unit(vector))
+                picked_vectors.append(vector)
         return picked + pool
 
     def _diverse(
         self, ranked: list[Recommendation], vectors: dict[str, np.ndarray], needed: int
     ) -> list[Recommendation]:
-        """The ranked list with near-duplicates out and the brand and category caps held on
-        every page: a capped item waits for the next page."""
+        """The ranked list with near-duplicates out (``vectors`` of unit length) and the brand
+        and category caps held on every page: a capped item waits for the next page."""
         shown: list[Recommendation] = []
         waiting: list[Recommendation] = []
         brands: dict[str, int] = {}
@@ -199,8 +203,7 @@ class ForYou:
         for item in ranked:
             vector = vectors.get(item.product.id)
             if vector is not None and any(
-                float(np.dot(_unit(vector), _unit(v))) >= self.config.duplicate_similarity
-                for v in kept_vectors
+                float(np.dot(vector, v)) >= self.config.duplicate_similarity for v in kept_vectors
             ):
                 continue
             brand = fold(item.product.brand) if item.product.brand else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from personalization.events import Event
@@ -43,14 +43,21 @@ class Trending:
         self.counts = counts
         self.store = store
 
-    def record(self, events: Sequence[Event], now: float | None = None) -> int:
+    def record(
+        self,
+        events: Sequence[Event],
+        products: Mapping[str, Product] | None = None,
+        now: float | None = None,
+    ) -> int:
         """Count events that profiles applied (each once; opted-out shoppers' never reach
-        here). The aggregate store being down loses these counts, logged, and fails nothing."""
+        here); ``products`` holds theirs where the caller has them already. The aggregate
+        store being down loses these counts, logged, and fails nothing."""
         ids = sorted({e.product_id for e in events if e.product_id is not None})
         if not ids:
             return 0
         try:
-            products = self.store.get_products(ids)
+            if products is None or not set(ids) <= products.keys():
+                products = self.store.get_products(ids)
             return self.counts.record(events, products, time.time() if now is None else now)
         except TrendingUnavailable as exc:
             logger.warning("trending counts not updated for %d events: %s", len(events), exc)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from personalization.events import EVENT_WEIGHTS, Event
+from personalization.stores.base import DAY_S
 from retrieval.schema import Product, split_category
 
-DAY_S = 86_400.0
 ALL = "*"  # the scope of the whole catalog
 
 

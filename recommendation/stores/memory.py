@@ -7,8 +7,9 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from personalization.events import Event
 from recommendation.stores.base import TrendingConfig, day_of, increments, ranked
@@ -17,6 +18,7 @@ from retrieval.schema import Product
 logger = logging.getLogger(__name__)
 
 Counts = dict[str, dict[int, dict[str, float]]]  # scope -> day -> product -> weight
+T = TypeVar("T")
 
 
 class MemoryTrendingStore:
@@ -64,15 +66,23 @@ class MemoryTrendingStore:
 
 
 def _load(path: Path) -> Counts:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {
+    return _read(
+        path,
+        "trending counts",
+        lambda raw: {
             scope: {int(day): {str(p): float(w) for p, w in c.items()} for day, c in days.items()}
             for scope, days in raw.items()
-        }
+        },
+    )
+
+
+def _read(path: Path, what: str, convert: Callable[[Any], T]) -> T | dict[str, Any]:
+    """``convert`` of the file's JSON; empty, with a warning, when it does not read: counts are
+    rebuilt by new events, and a damaged file must not stop the service."""
+    try:
+        return convert(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, AttributeError, TypeError) as exc:
-        # counts are rebuilt by new events; a damaged file must not stop the service
-        logger.warning("trending counts in %s unreadable, starting empty: %s", path, exc)
+        logger.warning("%s in %s unreadable, starting empty: %s", what, path, exc)
         return {}
 
 
@@ -119,9 +129,8 @@ class MemoryPairCounts:
 
 
 def _load_pairs(path: Path) -> dict[str, dict[str, float]]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {str(a): {str(b): float(w) for b, w in c.items()} for a, c in raw.items()}
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        logger.warning("pair counts in %s unreadable, starting empty: %s", path, exc)
-        return {}
+    return _read(
+        path,
+        "pair counts",
+        lambda raw: {str(a): {str(b): float(w) for b, w in c.items()} for a, c in raw.items()},
+    )

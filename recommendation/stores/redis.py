@@ -47,9 +47,6 @@ class RedisTrendingStore:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
 
-    def _call(self, what: str, call: Callable[[redis.Redis], T]) -> T:
-        return _call(self._client, what, call)
-
     def record(self, events: Sequence[Event], products: Mapping[str, Product], now: float) -> int:
         """Add the events' weights in one pipeline; each day's set expires after the window."""
         added = increments(events, products, now, self.config)
@@ -66,7 +63,7 @@ class RedisTrendingStore:
                 pipe.expire(key, ttl_s)
             pipe.execute()
 
-        self._call("record", write)
+        _call(self._client, "record", write)
         return len({pid for counts in added.values() for pid in counts})
 
     def top(self, scope: str, limit: int, now: float) -> list[tuple[str, float]]:
@@ -75,8 +72,10 @@ class RedisTrendingStore:
         # ZUNION returns every member of the window: a scope's products with events in it
         rows = cast(
             "list[tuple[bytes, float]]",
-            self._call(
-                "read", lambda client: client.zunion(weights, aggregate="SUM", withscores=True)
+            _call(
+                self._client,
+                "read",
+                lambda client: client.zunion(weights, aggregate="SUM", withscores=True),
             ),
         )
         scores = {_text(pid): float(score) for pid, score in rows}

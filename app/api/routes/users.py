@@ -67,7 +67,7 @@ def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -
     ]
     recorded = services.personalization.record(events)
     applied = recorded.report.applied
-    services.trending.record(applied)
+    services.trending.record(applied, recorded.products)
     services.complements.record(applied, services.personalization.history)
     return EventsResponse.of(recorded)
 
