@@ -8,6 +8,7 @@ prompt's prefill, which cannot be interrupted).
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import functools
 import logging
@@ -53,15 +54,43 @@ def _bounded_ram_cache(capacity_bytes: int) -> Any:
     return BoundedRAMCache(capacity_bytes=capacity_bytes)
 
 
+# CPU variants never chosen: Sapphire Rapids' build multiplies on AMX tiles, and under some
+# hypervisors that advertise AMX (cpuid, /proc/cpuinfo, and a granted arch_prctl permission)
+# its first `tilezero` is an illegal instruction that kills the process; measured on a 2-core
+# Xeon VM, where every other variant, AVX-512 FP16 and BF16 included, ran.
+EXCLUDED_CPU_VARIANTS = frozenset({"sapphirerapids"})
+
+
+def best_cpu_variant(folder: Path, excluded: frozenset[str] = EXCLUDED_CPU_VARIANTS) -> Path | None:
+    """The CPU backend library in ``folder`` that scores best on this CPU, ``excluded`` left
+    out: each variant reports its own score (0: the CPU lacks an instruction it needs), as
+    llama.cpp's own `ggml_backend_load_best` asks them."""
+    best: tuple[int, Path] | None = None
+    for path in sorted(folder.glob("libggml-cpu-*.so")):
+        if path.stem.removeprefix("libggml-cpu-") in excluded:
+            continue
+        try:
+            variant = ctypes.CDLL(str(path))
+            score_of = variant.ggml_backend_score
+        except (OSError, AttributeError):
+            continue
+        score_of.restype = ctypes.c_int
+        score = int(score_of())
+        _ctypes.dlclose(variant._handle)  # loaded again, once, by the one chosen
+        if score > 0 and (best is None or score > best[0]):
+            best = (score, path)
+    return best[1] if best else None
+
+
 @functools.cache
 def load_cpu_backends() -> list[str]:
-    """Load llama.cpp's backends when it was built to choose them at run time.
+    """Load llama.cpp's CPU backend when it was built to choose one at run time.
 
     Built with ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON`` (as `scripts/setup.sh` builds
     it), llama.cpp holds one CPU backend per instruction-set level (x64, SSE4.2, Haswell's
-    AVX2, Skylake-X's and Ice Lake's AVX-512, Sapphire Rapids' AMX, …) as separate libraries
-    and loads none until asked; loading them all keeps, for each device, the best variant the
-    running CPU supports: one build that is portable and fast on every x86-64 CPU. A build
+    AVX2, Skylake-X's and Ice Lake's AVX-512, …) as separate libraries and loads none until
+    asked; the best variant the running CPU supports is loaded (`best_cpu_variant`, without
+    `EXCLUDED_CPU_VARIANTS`): one build that is portable and fast on every x86-64 CPU. A build
     with its backend linked in has it registered already, and this does nothing. Returns the
     devices' descriptions."""
     from llama_cpp import _ggml
@@ -72,14 +101,17 @@ def load_cpu_backends() -> list[str]:
     sonames = sorted(lib_dir.glob("libggml.so.[0-9]*"), key=lambda p: len(p.name))
     lib = ctypes.CDLL(str(sonames[0])) if sonames else _ggml.libggml
     lib.ggml_backend_reg_count.restype = ctypes.c_size_t
-    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    lib.ggml_backend_load.restype = ctypes.c_void_p
+    lib.ggml_backend_load.argtypes = [ctypes.c_char_p]
     # The wheel puts the variants in its lib folder or, as llama-cpp-python 0.3 installs
     # them, in a bin folder beside the package.
     for folder in (lib_dir, lib_dir.parent.parent / "bin", Path(sys.prefix) / "bin"):
         if lib.ggml_backend_reg_count() > 0:
             break
-        if any(folder.glob("libggml-cpu*.so")):
-            lib.ggml_backend_load_all_from_path(str(folder).encode())
+        variant = best_cpu_variant(folder)
+        if variant is not None:
+            lib.ggml_backend_load(str(variant).encode())
+            logger.info("llama.cpp CPU variant: %s", variant.name)
     lib.ggml_backend_dev_count.restype = ctypes.c_size_t
     lib.ggml_backend_dev_get.restype = ctypes.c_void_p
     lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]

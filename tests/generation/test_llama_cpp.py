@@ -15,12 +15,41 @@ from generation.llm.base import (
     GenerationTimeout,
     generate,
 )
-from generation.llm.llama_cpp import LlamaCppLLM
+from generation.llm.llama_cpp import EXCLUDED_CPU_VARIANTS, LlamaCppLLM, best_cpu_variant
 
 PROMPT = [
     ChatMessage("system", "You are a helpful shopping assistant."),
     ChatMessage("user", "Name three things to look for in running shoes."),
 ]
+
+
+def _variant_folder() -> Path:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    package = Path(llama_cpp.__file__).parent
+    for folder in (package / "lib", package.parent / "bin"):
+        if any(folder.glob("libggml-cpu-*.so")):
+            return folder
+    pytest.skip("llama.cpp was built with its CPU backend linked in")
+
+
+class TestCpuVariant:
+    def test_the_best_variant_this_cpu_runs_and_never_an_excluded_one(self) -> None:
+        folder = _variant_folder()
+        chosen = best_cpu_variant(folder)
+        assert chosen is not None and chosen.parent == folder
+        assert chosen.stem.removeprefix("libggml-cpu-") not in EXCLUDED_CPU_VARIANTS
+        # x64 (plain x86-64) runs on any such CPU: with every other variant out, it is chosen
+        others = frozenset(p.stem.removeprefix("libggml-cpu-") for p in folder.glob("*.so")) - {
+            "x64"
+        }
+        if (folder / "libggml-cpu-x64.so").exists():
+            assert best_cpu_variant(folder, others) == folder / "libggml-cpu-x64.so"
+
+    def test_no_variant_when_all_are_excluded_or_none_is_there(self, tmp_path: Path) -> None:
+        folder = _variant_folder()
+        every = frozenset(p.stem.removeprefix("libggml-cpu-") for p in folder.glob("*.so"))
+        assert best_cpu_variant(folder, every) is None
+        assert best_cpu_variant(tmp_path) is None
 
 
 class TestLlamaCppLLM:
