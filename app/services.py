@@ -161,14 +161,21 @@ def build_profiles(settings: Settings) -> ProfileStore | None:
     )
 
 
+def _counts_in_redis(settings: Settings) -> bool:
+    """Whether trending and pair counts live in Redis: where the profiles do, and also with
+    profiles in files and several workers, whose in-memory counts would each miss the others'
+    events and overwrite one another's file (several workers require a Redis cache)."""
+    return settings.profiles == "redis" or (settings.profiles == "file" and settings.workers > 1)
+
+
 def build_trending_counts(settings: Settings) -> TrendingStore:
     """Where trending counts live: where the profiles do (Redis, a file under DATA_DIR), in
-    memory when profiles are off."""
+    Redis when several workers share file profiles, in memory when profiles are off."""
     config = TrendingConfig(
         half_life_days=settings.trending_half_life_days,
         window_days=settings.trending_window_days,
     )
-    if settings.profiles == "redis":
+    if _counts_in_redis(settings):
         from recommendation.stores.redis import RedisTrendingStore
 
         return RedisTrendingStore(settings.profiles_redis_url or settings.redis_url, config)
@@ -177,8 +184,8 @@ def build_trending_counts(settings: Settings) -> TrendingStore:
 
 
 def build_pair_counts(settings: Settings) -> PairCounts:
-    """Where the counts of what goes together live: where the profiles do."""
-    if settings.profiles == "redis":
+    """Where the counts of what goes together live: as the trending counts do."""
+    if _counts_in_redis(settings):
         from recommendation.stores.redis import RedisPairCounts
 
         return RedisPairCounts(settings.profiles_redis_url or settings.redis_url)

@@ -11,7 +11,7 @@ supervisor (`uvicorn.supervisors.Multiprocess`: spawned processes accepting on o
 socket, each replaced when it dies); each imports `worker_app`, reads the settings from the
 environment and builds its own services. What they must agree on is shared state that
 `Settings.shared_state_problems` requires (Redis cache and rate limits; profiles in files or
-Redis); see README.md, "Several API workers".
+Redis, trending and pair counts in Redis); see README.md, "Several API workers".
 """
 
 from __future__ import annotations

@@ -51,6 +51,20 @@ def test_several_workers_need_shared_rate_limits_unless_unlimited() -> None:
     assert Settings(workers=2, cache="redis", profiles="file").shared_state_problems() == []
 
 
+def test_several_workers_count_trending_and_pairs_in_redis_even_with_file_profiles() -> None:
+    from app.services import build_pair_counts, build_trending_counts
+    from recommendation.stores.memory import MemoryPairCounts, MemoryTrendingStore
+    from recommendation.stores.redis import RedisPairCounts, RedisTrendingStore
+
+    url = "redis://127.0.0.1:1/0"  # never connected to here
+    shared = Settings(workers=2, cache="redis", redis_url=url, profiles="file")
+    assert isinstance(build_trending_counts(shared), RedisTrendingStore)
+    assert isinstance(build_pair_counts(shared), RedisPairCounts)
+    alone = Settings(workers=1, cache="redis", redis_url=url, profiles="file")
+    assert isinstance(build_trending_counts(alone), MemoryTrendingStore)
+    assert isinstance(build_pair_counts(alone), MemoryPairCounts)
+
+
 def test_the_command_refuses_workers_without_redis(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
