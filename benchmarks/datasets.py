@@ -120,7 +120,8 @@ def _stable_id(prefix: str, *parts: str) -> str:
     return f"{prefix}{digest.hexdigest()[:16]}"
 
 
-def _csv_rows(path: Path) -> Iterator[dict[str, str]]:
+def csv_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file with a header, as dictionaries."""
     with path.open(encoding="utf-8", newline="") as f:
         yield from csv.DictReader(f)
 
@@ -135,7 +136,7 @@ def load_crowdflower(root: Path) -> ProductSearchSet:
     items: dict[str, Item] = {}
     gains: dict[str, dict[str, float]] = {}
     order: list[str] = []
-    for row in _csv_rows(root / CROWDFLOWER_FILE):
+    for row in csv_rows(root / CROWDFLOWER_FILE):
         title = (row["product_title"] or "").strip()
         description = (row["product_description"] or "").strip()
         if not title:
@@ -193,7 +194,7 @@ def load_epqa(root: Path, *, seed: int = 0) -> PageQASet:
     questions: dict[str, Question] = {}
     references: dict[str, list[tuple[int, str]]] = {}  # qid -> (label, answer), file order
     skipped = 0
-    for row in _csv_rows(root / EPQA_FILE):
+    for row in csv_rows(root / EPQA_FILE):
         asin = row["ASIN"].strip()
         titles.setdefault(asin, (row["title"] or "").strip() or asin)
         text = (row["candidate"] or "").strip()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.schema import AttributeValue, Product, Unit
+from retrieval.schema import AttributeValue, Product, Unit, review_passage_id
 
 
 def format_value(value: AttributeValue) -> str:
@@ -60,7 +60,7 @@ def passage_units(product: Product) -> list[Unit]:
     if attributes:
         passages.append((f"{product.id}#attributes", "attributes", attributes))
     for i, review in enumerate(product.reviews, start=1):
-        passages.append((f"{product.id}#review-{i}", "review", review.text))
+        passages.append((review_passage_id(product.id, i), "review", review.text))
     for i, pair in enumerate(product.qa, start=1):
         text = f"Q: {pair.question}\nA: {pair.answer}"
         passages.append((f"{product.id}#qa-{i}", "qa", text))

@@ -18,6 +18,11 @@ PASSAGE_KINDS: tuple[UnitKind, ...] = ("description", "attributes", "review", "q
 AttributeValue = str | int | float | bool
 
 
+def review_passage_id(product_id: str, number: int) -> str:
+    """The passage id of a product's ``number``-th review (from 1), as answers cite it."""
+    return f"{product_id}#review-{number}"
+
+
 class Review(BaseModel):
     """A shopper's review of a product."""
 

@@ -22,6 +22,7 @@ from generation.answers import Answer
 from generation.compare import Comparison
 from generation.conversation import ID_PATTERN
 from generation.prompts import Source
+from generation.review_summary import AspectSummary, ReviewSummary
 from personalization.events import EVENT_ID_PATTERN, MAX_QUERY, USER_ID_PATTERN, EventType
 from personalization.service import Erased, Recorded
 from recommendation.complements import Complement, ComplementsPage
@@ -424,6 +425,89 @@ class RecommendationsResponse(BaseModel):
                 )
                 for r in page.items
             ],
+        )
+
+
+class ReviewSummaryQuery(BaseModel):
+    """``GET /products/{id}/review-summary``."""
+
+    model_config = REQUEST_CONFIG
+
+    quotes: int = Field(3, ge=0, le=20, description="Quotes per aspect, polarities in turn.")
+    cache: bool = Field(True, description="false: compute afresh.")
+
+
+class QuoteOut(BaseModel):
+    """A review clause about one aspect, cited like a passage of an answer."""
+
+    passage_id: str = Field(description="The review, as answers cite it: '<product>#review-<n>'.")
+    text: str = Field(description="The clause of the review that names the aspect.")
+    start: int = Field(description="Where the clause starts in the review's text.")
+    end: int
+    term: list[int] = Field(
+        description="[start, end] of the words naming the aspect, in the review."
+    )
+    polarity: str = Field(description="positive, negative or neutral.")
+    rating: float | None
+
+
+class AspectOut(BaseModel):
+    """One aspect of the product that reviews mention, and how they feel about it."""
+
+    aspect: str = Field(description="Stable key: battery, fit, noise, temperature …")
+    label: str = Field(description="The aspect's name in the product's language.")
+    reviews: int = Field(description="Reviews that mention it.")
+    positive: int
+    negative: int
+    neutral: int
+    quotes: list[QuoteOut]
+
+    @classmethod
+    def of(cls, summary: AspectSummary) -> AspectOut:
+        """The API form of an aspect's summary."""
+        return cls(
+            aspect=summary.key,
+            label=summary.label,
+            reviews=summary.reviews,
+            positive=summary.positive,
+            negative=summary.negative,
+            neutral=summary.neutral,
+            quotes=[
+                QuoteOut(
+                    passage_id=q.passage_id,
+                    text=q.text,
+                    start=q.start,
+                    end=q.end,
+                    term=[q.term_start, q.term_end],
+                    polarity=q.polarity,
+                    rating=q.rating,
+                )
+                for q in summary.quotes
+            ],
+        )
+
+
+class ReviewSummaryResponse(BaseModel):
+    """What customers say: the aspects the product's reviews mention, most mentioned first,
+    extracted from the reviews (no model), every count backed by quotes."""
+
+    product_id: str
+    language: str = Field(description="The product's language: en or zh.")
+    reviews: int = Field(description="All reviews of the product.")
+    reviews_with_aspects: int = Field(description="Reviews that mention at least one aspect.")
+    aspects: list[AspectOut]
+    method: str = Field("extractive", description="How it was made: extractive (no model).")
+    cached: bool = False
+
+    @classmethod
+    def of(cls, summary: ReviewSummary) -> ReviewSummaryResponse:
+        """The API form of a review summary."""
+        return cls(
+            product_id=summary.product_id,
+            language=summary.language,
+            reviews=summary.reviews,
+            reviews_with_aspects=summary.reviews_with_aspects,
+            aspects=[AspectOut.of(a) for a in summary.aspects],
         )
 
 

@@ -181,6 +181,42 @@ class TestProducts:
         assert response.status_code == 422, response.text
         assert response.json()["error"]["fields"]
 
+    def test_review_summary(self, client: TestClient) -> None:
+        response = client.get("/products/hp-sony/review-summary")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["product_id"], body["language"], body["reviews"]) == ("hp-sony", "en", 2)
+        assert body["method"] == "extractive" and not body["cached"]
+        aspects = {a["aspect"]: a for a in body["aspects"]}
+        assert set(aspects) == {"noise", "battery"}
+        assert aspects["noise"]["positive"] == 1 and aspects["noise"]["label"] == "noise"
+        product = client.get("/products/hp-sony").json()["product"]
+        passages = {f"hp-sony#review-{i}": r["text"] for i, r in enumerate(product["reviews"], 1)}
+        for item in body["aspects"]:
+            for quote in item["quotes"]:
+                review = passages[quote["passage_id"]]  # cites a review the product has
+                assert review[quote["start"] : quote["end"]] == quote["text"]
+                assert quote["term"][0] >= quote["start"] and quote["term"][1] <= quote["end"]
+        again = client.get("/products/hp-sony/review-summary")
+        assert again.json()["cached"] and again.json()["aspects"] == body["aspects"]
+
+    def test_review_summary_in_chinese_and_of_an_injected_review(self, client: TestClient) -> None:
+        body = client.get("/products/zh-huawei/review-summary").json()
+        assert body["language"] == "zh"
+        assert [(a["label"], a["positive"]) for a in body["aspects"]] == [("降噪", 1)]
+        # "IGNORE ALL PREVIOUS INSTRUCTIONS …" is neither followed nor taken for an aspect
+        anker = client.get("/products/hp-anker/review-summary").json()
+        assert [a["aspect"] for a in anker["aspects"]] == ["price"]
+        assert "p999" not in anker["aspects"][0]["quotes"][0]["text"]
+
+    @pytest.mark.parametrize("params", [{"quotes": -1}, {"quotes": 21}, {"unknown": 1}])
+    def test_bad_review_summary_requests_are_422(
+        self, client: TestClient, params: dict[str, Any]
+    ) -> None:
+        response = client.get("/products/hp-sony/review-summary", params=params)
+        assert response.status_code == 422, response.text
+        assert client.get("/products/nope/review-summary").status_code == 404
+
     def test_similar_to_an_unknown_product_is_404(self, client: TestClient) -> None:
         response = client.get("/products/nope/similar")
         assert response.status_code == 404

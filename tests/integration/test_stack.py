@@ -280,3 +280,21 @@ class TestRecommendationsOnTheStack:
         response = stack.client.get("/products/hp-anker/similar", params={"same_price_band": False})
         assert response.status_code == 200, response.text
         assert [r["id"] for r in response.json()["results"]] == ["hp-sony", "hp-jbl", "ear-sport"]
+
+    def test_review_summary_on_elasticsearch_cached_in_redis_until_the_catalog_changes(
+        self, make_stack: Callable[..., Stack], redis_url: str, tmp_path: Path
+    ) -> None:
+        stack = make_stack(cache="redis", redis_url=redis_url)
+        first = stack.client.get("/products/hp-sony/review-summary").json()
+        assert {a["aspect"] for a in first["aspects"]} == {"noise", "battery"}
+        assert stack.client.get("/products/hp-sony/review-summary").json()["cached"]
+        sony = next(row for row in PRODUCTS if row["id"] == "hp-sony")
+        louder = {
+            **sony,
+            "reviews": [*sony["reviews"], {"text": "The sound is muddy.", "rating": 2}],
+        }
+        index(stack.services, [louder], tmp_path / "one.jsonl", prune=False)
+        after = stack.client.get("/products/hp-sony/review-summary").json()
+        assert after["cached"] is False and after["reviews"] == 3
+        sound = next(a for a in after["aspects"] if a["aspect"] == "sound")
+        assert (sound["negative"], sound["quotes"][0]["passage_id"]) == (1, "hp-sony#review-3")

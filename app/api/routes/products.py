@@ -17,11 +17,14 @@ from app.api.schemas import (
     ErrorResponse,
     PageQuery,
     ProductOut,
+    ReviewSummaryQuery,
+    ReviewSummaryResponse,
     SimilarQuery,
     SimilarResponse,
 )
 from app.api.streaming import sse_response
 from generation.answers import UnknownProduct
+from generation.review_summary import summarize_reviews
 from retrieval.schema import Product
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -86,6 +89,37 @@ def similar(
         {**request, "product": product_id},
         compute,
         model=SimilarResponse,
+        use_cache=params.cache,
+    )
+
+
+@router.get(
+    "/{product_id}/review-summary",
+    response_model=ReviewSummaryResponse,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **_DENIED},
+)
+def review_summary(
+    product_id: str,
+    params: Annotated[ReviewSummaryQuery, Query()],
+    services: ServicesDep,
+    caller: SearchCallerDep,
+) -> ReviewSummaryResponse:
+    """What customers say (评论分析): the aspects the reviews mention (battery, fit, noise,
+    保温 …), how many reviews are positive and negative about each, and the clauses that say
+    so, cited by review passage id with offsets to highlight. Extracted without a model, in the
+    product's language; computed on first request and cached until the catalog changes."""
+    caller.require_for("search", None)
+
+    def compute() -> ReviewSummaryResponse:
+        product = _product(services, product_id)
+        return ReviewSummaryResponse.of(summarize_reviews(product, quotes_per_aspect=params.quotes))
+
+    return through_cache(
+        services,
+        "review-summary",
+        {"product": product_id, "quotes": params.quotes},
+        compute,
+        model=ReviewSummaryResponse,
         use_cache=params.cache,
     )
 
