@@ -90,7 +90,7 @@ def _local_key(settings: Settings) -> None:
         return
     access = build_access(settings)
     saved = settings.data_dir / "local-api-key"
-    if len(access.keys) or access.tokens is not None:
+    if len(access.keys) or settings.shopper_tokens_configured:  # demo sessions do not count
         if saved.exists():
             _out(f"API key: in {saved}")
         return

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import install_middleware
-from app.api.routes import advice, health, products, recommendations, search, users
+from app.api.routes import advice, health, products, recommendations, search, users, web
 from app.auth.access import build_access, log_access
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
@@ -64,7 +64,7 @@ def create_app(
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (search, products, recommendations, advice, users, health):
+    for module in (search, products, recommendations, advice, users, health, web):
         app.include_router(module.router)
     config = services.settings if services is not None else settings or get_settings()
     install_middleware(app, max_body_bytes=config.max_body_bytes, cors_origins=config.cors_origins)

@@ -264,6 +264,13 @@ class Settings(BaseSettings):
         description="A JSON file of more keys, in the same form, re-read when it changes (keys "
         "rotate without a restart). Default: DATA_DIR/api-keys.json.",
     )
+    web_demo: bool = Field(
+        True,
+        description="Let the web page at / start demo sessions (POST /web/session: a token for "
+        "a random demo shopper 'demo-…', 12 h, signed with a secret made on first use in "
+        "DATA_DIR/web-demo-secret). Only while LOCAL_KEY is on and shoppers' tokens are not "
+        "configured: a laptop or a trial, never the compose stack.",
+    )
     shopper_token_secret: SecretStr | None = Field(
         None,
         description="HS256 secret (32 bytes or more) the shop signs shopper tokens with; the "
@@ -366,6 +373,21 @@ class Settings(BaseSettings):
                 "SHOPGUIDE_CACHE=redis, set it to redis, or set the limits to 0"
             )
         return problems
+
+    @property
+    def shopper_tokens_configured(self) -> bool:
+        """Whether the shop signs its shoppers' tokens (a secret or a public key is set)."""
+        return self.shopper_token_secret is not None or self.shopper_token_public_key is not None
+
+    @property
+    def web_demo_sessions(self) -> bool:
+        """Whether the web page may start demo shopper sessions (see ``web_demo``)."""
+        return self.web_demo and self.local_key and not self.shopper_tokens_configured
+
+    @property
+    def web_demo_secret_file(self) -> Path:
+        """The secret demo shopper tokens are signed with, made on first use."""
+        return self.data_dir / "web-demo-secret"
 
     @property
     def keys_file(self) -> Path:

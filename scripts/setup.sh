@@ -4,7 +4,8 @@
 #
 #   bash scripts/setup.sh              # all of the parts below
 #   bash scripts/setup.sh core         # the API and the indexer: search, products, events (minutes)
-#   bash scripts/setup.sh dev          # core, plus the test, lint and re-ranker training tools
+#   bash scripts/setup.sh dev          # core, plus the test, lint and re-ranker training tools,
+#                                      # and chromium for the browser tests (apt, as root)
 #   bash scripts/setup.sh generator    # the local generator: llama.cpp, compiled from source once
 #                                      # (about 10 minutes on 2 cores; pip caches the wheel), and
 #                                      # its offline weights (about 1.1 GB)
@@ -44,10 +45,24 @@ install_core() {
   echo "$want" > .venv/.shopguide-core
 }
 
+# The browser tests (tests/web) drive Debian's chromium through Playwright's Python driver;
+# Playwright's own browser download is not used (no hub downloads at run time).
+install_browser() {
+  command -v chromium >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing chromium for the browser tests (Debian's package)"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  else
+    echo "==> chromium is missing: the browser tests will be skipped (install Debian's chromium)"
+  fi
+}
+
 install_dev() {
   installed dev && return 0
   echo "==> installing the test, lint and training tools"
   pip install --quiet --progress-bar off -e ".[dev,train]"
+  install_browser
   echo "$want" > .venv/.shopguide-dev
 }
 

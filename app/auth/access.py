@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from app.auth.demo import DEMO_ISSUER, demo_secret
 from app.auth.keys import KeyRing, key_id
 from app.auth.tokens import InvalidToken, ShopperTokens
 from app.settings import Settings
@@ -119,7 +120,8 @@ class Access:
 
 def build_access(settings: Settings) -> Access:
     """The access rules ``settings`` configure: the keys of API_KEYS and of the keys file,
-    shopper tokens when a secret or a public key is set, or insecure-local mode."""
+    shopper tokens when a secret or a public key is set (otherwise the web page's demo
+    sessions, where they are on), or insecure-local mode."""
     keys = KeyRing(settings.api_keys, settings.keys_file)
     tokens = None
     if settings.shopper_token_public_key is not None:
@@ -135,6 +137,10 @@ def build_access(settings: Settings) -> Access:
             asymmetric=False,
             issuer=settings.shopper_token_issuer,
             audience=settings.shopper_token_audience,
+        )
+    elif settings.web_demo_sessions:
+        tokens = ShopperTokens(
+            demo_secret(settings.web_demo_secret_file), asymmetric=False, issuer=DEMO_ISSUER
         )
     return Access(keys, tokens, insecure_local=settings.insecure_local)
 

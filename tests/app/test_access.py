@@ -40,7 +40,8 @@ KEYS = json.dumps(
     ]
 )
 ALICE, BOB = "alice", "bob"
-PUBLIC = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+# /web/session: how the web page gets credentials on a laptop (tests/app/test_web.py)
+PUBLIC = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/web/session"}
 
 
 def _token(subject: str, *, key: str = SECRET, algorithm: str = "HS256", **claims: Any) -> str:

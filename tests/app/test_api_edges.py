@@ -204,6 +204,7 @@ def test_every_operation_with_a_body_documents_its_413(client: TestClient) -> No
         ("POST", "/advice"),
         ("POST", "/events"),
         ("PUT", "/users/{user_id}/personalization"),
+        ("POST", "/web/session"),
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     for operation, responses in with_body.items():
