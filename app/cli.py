@@ -146,6 +146,8 @@ def _serve(settings: Settings) -> int:
     url = f"http://{settings.host}:{settings.port}"
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     _out(f"Shopping guide API on {url}  (docs: {url}/docs{workers})")
+    if settings.web_demo_sessions:
+        _out(f"The shopper's web page: {url}/  (a demo session starts in the browser)")
     return serve(app, settings)
 
 

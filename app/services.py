@@ -17,6 +17,7 @@ from generation.conversation import ConversationStore
 from generation.llm.base import LLM, GenerationOptions
 from generation.llm.deferred import DeferredLLM
 from generation.prompts import PROMPT_VERSION
+from personalization.events import EventWindow
 from personalization.ranking import PersonalConfig
 from personalization.service import Personalization
 from personalization.stores.base import DAY_S, ProfileStore
@@ -441,6 +442,10 @@ def build_services(
         store,
         personal_config(settings),
         caches=[conversations.cache],  # the result cache, when there is one, is this one
+        window=EventWindow(
+            clock_skew_s=settings.event_clock_skew_s,
+            retention_s=settings.profile_ttl_days * DAY_S,
+        ),
     )
     text.warm_up()
     search.warm_up()

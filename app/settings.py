@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from personalization.events import MAX_CLOCK_SKEW_S
 from retrieval.embedders.base import DEFAULT_MAX_TOKENS
 
 ORIGIN_PATTERN = r"^(\*|https?://[^/\s?#]+)$"
@@ -210,6 +211,14 @@ class Settings(BaseSettings):
         180.0, gt=0, description="A profile is forgotten this long after its last event."
     )
     profile_max_events: int = Field(1000, ge=1, le=100_000, description="Events kept per shopper.")
+    event_clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        le=MAX_CLOCK_SKEW_S,
+        description="POST /events refuses (by position, with the reason) an event dated more "
+        "than this many seconds after the server's time (a phone's clock ahead), and one older "
+        "than PROFILE_TTL_DAYS.",
+    )
     trending_half_life_days: float = Field(
         3.0,
         gt=0,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 EventType = Literal["view", "click", "cart", "purchase", "search"]
@@ -30,6 +32,52 @@ MAX_QUERY = 1_000
 
 _USER_ID = re.compile(USER_ID_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
+
+MAX_CLOCK_SKEW_S = 86_400.0  # the largest clock-skew allowance; a profile dated later is repaired
+
+
+def hashed_user(user_id: str) -> str:
+    """A user id as logs show it: the first 16 hex digits of its sha256."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:16]
+
+
+def iso_time(at: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC time, to the second (beyond the calendar's year
+    9999: the seconds themselves)."""
+    try:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{at:g} epoch seconds"
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """The event times a profile accepts: no later than now plus ``clock_skew_s`` (a phone's
+    clock a little ahead), no earlier than ``retention_s`` ago (what the profile forgets)."""
+
+    clock_skew_s: float = 300.0
+    retention_s: float = 180 * 86_400.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.clock_skew_s <= MAX_CLOCK_SKEW_S or self.retention_s <= 0:
+            msg = (
+                f"the clock-skew allowance is 0 to {MAX_CLOCK_SKEW_S:g} s and the retention "
+                "positive"
+            )
+            raise ValueError(msg)
+
+    def refusal(self, at: float, now: float) -> str | None:
+        """Why an event at ``at`` is refused at ``now``, or None when it is accepted."""
+        if at > now + self.clock_skew_s:
+            return (
+                f"in the future: {iso_time(at)} is later than the server's time "
+                f"{iso_time(now)} plus the {self.clock_skew_s:g} s clock-skew allowance"
+            )
+        if at < now - self.retention_s:
+            days = self.retention_s / 86_400.0
+            return f"older than the profile retention ({days:g} days): {iso_time(at)}"
+        return None
 
 
 def check_user_id(user_id: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from personalization.events import BUY_EVENTS, EVENT_WEIGHTS, Event, check_user_id
+from personalization.events import (
+    BUY_EVENTS,
+    EVENT_WEIGHTS,
+    MAX_CLOCK_SKEW_S,
+    Event,
+    check_user_id,
+    hashed_user,
+    iso_time,
+)
 from retrieval.schema import Product
 
 logger = logging.getLogger(__name__)
@@ -263,7 +272,7 @@ class Profile:
             msg = f"profile format version {version} is not {FORMAT_VERSION}"
             raise ValueError(msg)
         vector = data.get("vector_sum")
-        return cls(
+        profile = cls(
             user_id=data["user_id"],
             updated_at=float(data.get("updated_at", 0.0)),
             events=int(data.get("events", 0)),
@@ -277,6 +286,24 @@ class Profile:
             vector_sum=None if vector is None else np.asarray(vector, dtype=np.float32),
             vector_weight=float(data.get("vector_weight", 0.0)),
         )
+        profile.repair_future(time.time())
+        return profile
+
+    def repair_future(self, now: float) -> bool:
+        """Bring a profile dated in the future back to ``now``; whether it was.
+
+        An event dated in the future (before the event window refused them) moved
+        ``updated_at`` there, and every later event was decayed to nothing against it: the
+        shopper was frozen. The sums keep their proportions; events count normally again.
+        Logged, with the user id hashed."""
+        if self.updated_at <= now + MAX_CLOCK_SKEW_S:
+            return False
+        logger.warning(
+            "profile dated in the future repaired",
+            extra={"user": hashed_user(self.user_id), "was": iso_time(self.updated_at)},
+        )
+        self.updated_at = float(now)
+        return True
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Profile):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from personalization.events import Event
+from personalization.events import Event, EventWindow
 from personalization.policy import PersonalPolicy
 from personalization.profile import Profile
 from personalization.ranking import PersonalConfig
@@ -74,6 +74,7 @@ class Personalization:
 
     ``caches`` are the caches that may hold a shopper's entries under `user_prefix` (their
     personalized results, their conversations); erasure empties that prefix in each.
+    ``window`` bounds the event times `record` accepts (None: any).
     """
 
     def __init__(
@@ -82,10 +83,12 @@ class Personalization:
         store: DocumentStore,
         config: PersonalConfig,
         caches: Sequence[Cache] = (),
+        window: EventWindow | None = None,
     ) -> None:
         self.profiles = profiles
         self.store = store
         self.config = config
+        self.window = window
         self.caches = list(dict.fromkeys(caches))  # one cache may serve several uses
 
     @property
@@ -117,18 +120,23 @@ class Personalization:
             return self._unpersonalized()
         return Ranking(policy, version)
 
-    def record(self, events: Sequence[Event]) -> Recorded:
-        """Apply a batch of events; an event about a product the catalog does not hold is
-        rejected (by position) and the rest recorded. `ProfileStoreUnavailable` when the
+    def record(self, events: Sequence[Event], *, now: float | None = None) -> Recorded:
+        """Apply a batch of events; an event outside the accepted time window (``window``, at
+        ``now``: in the future beyond the clock-skew allowance, or older than the retention)
+        or about a product the catalog does not hold is rejected (by position, with why) and
+        the rest recorded. `ProfileStoreUnavailable` when the
         store is down (nothing is half-applied for a user: each user's events go together)."""
         profiles = self._store()
         ids = sorted({e.product_id for e in events if e.product_id is not None})
         products = self.store.get_products(ids) if ids else {}
-        rejected = [
-            Rejected(i, f"unknown product '{e.product_id}'")
-            for i, e in enumerate(events)
-            if e.product_id is not None and e.product_id not in products
-        ]
+        now = time.time() if now is None else now
+        rejected: list[Rejected] = []
+        for i, e in enumerate(events):
+            refusal = self.window.refusal(e.at, now) if self.window is not None else None
+            if refusal is not None:
+                rejected.append(Rejected(i, refusal))
+            elif e.product_id is not None and e.product_id not in products:
+                rejected.append(Rejected(i, f"unknown product '{e.product_id}'"))
         skip = {r.index for r in rejected}
         kept = [e for i, e in enumerate(events) if i not in skip]
         vectors = self.store.product_vectors(list(products)) if products else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -45,7 +45,10 @@ def _not_blank(text: str) -> str:
 
 Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
 """A query or a question: 1 to 500 characters, not only spaces."""
-Brands = Annotated[list[str], Field(max_length=50)]
+MAX_BRAND = 256
+"""The longest brand a filter names: longer ones were a 500 on Elasticsearch (a term that long
+fails there) and nothing on the embedded store; now a 422 on both."""
+Brands = Annotated[list[Annotated[str, Field(max_length=MAX_BRAND)]], Field(max_length=50)]
 Price = Annotated[float, Field(ge=0)]
 
 _USER_ID_FIELD = Field(
@@ -722,16 +725,21 @@ class EventIn(BaseModel):
     product_id: str | None = Field(None, min_length=1, max_length=256)
     query: str | None = Field(None, max_length=MAX_QUERY)
     at: datetime | None = Field(
-        None, description="When (ISO 8601, not before 1970-01-01T00:00:00Z); default: now."
+        None,
+        description="When (ISO 8601; a time without a zone is UTC); default: now. Not before "
+        "1970-01-01T00:00:00Z (422); an event later than now plus EVENT_CLOCK_SKEW_S or older "
+        "than the profile retention is rejected by position, with the reason.",
     )
 
     @field_validator("at")
     @classmethod
     def _in_epoch_seconds(cls, at: datetime | None) -> datetime | None:
-        """An `Event` counts epoch seconds: none before 1970, and a naive time (read in the
-        server's time zone) at the calendar's edge has none."""
+        """An `Event` counts epoch seconds: none before 1970. A time without a zone is UTC,
+        whatever the server's time zone."""
         if at is None:
             return at
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
         try:
             seconds = at.timestamp()
         except (ValueError, OverflowError) as exc:

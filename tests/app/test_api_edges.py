@@ -92,6 +92,23 @@ class TestGetSearchIsThePostModel:
         assert "price_min must not be greater than price_max" in " ".join(fields.values())
 
 
+class TestLongBrands:
+    """A brand of 100,000 characters reached Elasticsearch and failed there (500); the embedded
+    store took it. Now both answer 422, before any store."""
+
+    def test_get_and_bodies_reject_a_brand_over_256_characters(self, client: TestClient) -> None:
+        long = "a" * 257
+        assert (
+            "at most 256"
+            in _fields(client.get("/search", params={"q": "x", "brand": long}))["query.brand.0"]
+        )
+        for path, text in (("/search", "query"), ("/advice", "question")):
+            for name in ("brands", "exclude_brands"):
+                body = {text: "headphones", "filters": {name: ["Sony", long]}}
+                assert f"body.filters.{name}.1" in _fields(client.post(path, json=body))
+        assert _ids(client.get("/search", params={"q": "耳机", "brand": ["华为"]})) == ["zh-huawei"]
+
+
 class TestNonFiniteNumbers:
     @pytest.mark.parametrize("value", ["Infinity", "inf", "-inf", "1e309", "NaN", "nan"])
     @pytest.mark.parametrize("name", ["price_min", "price_max", "min_rating"])

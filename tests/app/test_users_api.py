@@ -4,6 +4,7 @@ the embedded default (file profiles, in-process cache)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,45 @@ class TestEvents:
         assert profile["profile"]["events"] == 2
         assert len(profile["recent_events"]) == 2
 
+    def test_an_event_outside_the_time_window_is_rejected_by_position_with_why(
+        self, client: TestClient
+    ) -> None:
+        """One event dated in the year 9999 used to freeze a shopper's profile for good."""
+        now = datetime.now(UTC)
+        event = {"user_id": USER, "type": "purchase", "product_id": "hp-sony"}
+        batch = [
+            {**event, "event_id": "future", "at": "9999-12-31T23:59:59Z"},
+            {**event, "event_id": "ahead", "at": (now + timedelta(seconds=60)).isoformat()},
+            {**event, "event_id": "tomorrow", "at": (now + timedelta(days=1)).isoformat()},
+            {**event, "event_id": "old", "at": (now - timedelta(days=400)).isoformat()},
+            {**event, "event_id": "now"},
+        ]
+        body = client.post("/events", json={"events": batch}).json()
+        assert body["accepted"] == 2  # a minute ahead is within the clock-skew allowance
+        reasons = {r["index"]: r["reason"] for r in body["rejected"]}
+        assert sorted(reasons) == [0, 2, 3]
+        assert "in the future" in reasons[0] and "9999-12-31T23:59:59Z" in reasons[0]
+        assert "in the future" in reasons[2]
+        assert "older than the profile retention (180 days)" in reasons[3]
+        profile = client.get(f"/users/{USER}/profile").json()
+        assert profile["profile"]["events"] == 2
+        # a purchase afterwards counts in full: nothing froze the profile
+        assert _buy(client, "hp-anker", 1)["accepted"] == 1
+        brands = client.get(f"/users/{USER}/profile").json()["profile"]["brands"]
+        assert "Anker" in str(brands)
+
+    def test_a_time_without_a_zone_is_utc(self, client: TestClient) -> None:
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        event = {"user_id": USER, "type": "view", "product_id": "hp-sony"}
+        naive = at.replace(tzinfo=None).isoformat()
+        client.post("/events", json={"events": [{**event, "event_id": "naive", "at": naive}]})
+        [stored] = client.get(f"/users/{USER}/profile").json()["recent_events"]
+        assert stored["at"] in (
+            at.isoformat(),
+            at.isoformat().replace("+00:00", "Z"),
+            at.timestamp(),
+        )
+
     def test_an_unknown_product_is_rejected_by_position_and_the_rest_recorded(
         self, client: TestClient
     ) -> None:
@@ -124,8 +164,11 @@ class TestEvents:
         [field] = response.json()["error"]["fields"]
         assert field["field"] == "body.events.0.at"
         assert "must not be before 1970-01-01T00:00:00Z" in field["reason"]
+        # 1970 itself is a valid time, and older than any profile keeps: rejected by position
         epoch = client.post("/events", json={"events": [{**event, "at": "1970-01-01T00:00:00Z"}]})
-        assert epoch.status_code == 200 and epoch.json()["accepted"] == 1
+        assert epoch.status_code == 200 and epoch.json()["accepted"] == 0
+        [rejected] = epoch.json()["rejected"]
+        assert rejected["index"] == 0 and "older than the profile retention" in rejected["reason"]
 
     def test_an_empty_or_oversized_batch_is_a_422(self, client: TestClient) -> None:
         assert client.post("/events", json={"events": []}).status_code == 422

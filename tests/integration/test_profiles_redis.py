@@ -175,3 +175,16 @@ def test_stats_and_client_checks(redis_url: str) -> None:
     decoding.close()
     with pytest.raises(ValueError, match="either"):
         RedisProfileStore()
+
+
+def test_a_profile_dated_in_the_future_is_repaired_when_read_and_unfrozen_by_new_events(
+    store: RedisProfileStore, user: str
+) -> None:
+    """What one event dated in the year 9999 did to a shopper before events were checked."""
+    assert store.add_events([event(user, "view", SONY.id, 1, at=253402300799.0)], PRODUCTS, VECTORS)
+    read = store.profile(user)
+    assert read is not None and read.updated_at < 253402300799.0
+    now = read.updated_at
+    store.add_events([event(user, "purchase", ANKER.id, 2, at=now)], PRODUCTS, VECTORS)
+    after = store.profile(user)
+    assert after is not None and after.brands["anker"] > after.brands["sony"]

@@ -244,3 +244,17 @@ class TestExpiry:
         assert not store.enabled("u1")
         data = json.loads(user_files(tmp_path)[0].read_text())
         assert data == {"version": 1, "enabled": False}
+
+
+def test_a_profile_dated_in_the_future_is_repaired_when_read_and_unfrozen_by_new_events(
+    store: FileProfileStore,
+) -> None:
+    """What one event dated in the year 9999 did to a shopper before events were checked."""
+    sony, asus = product("sony", "Sony", "Audio", 348.0), product("asus", "ASUS", "Laptops", 999.0)
+    products = {"sony": sony, "asus": asus}
+    store.add_events([event("view", "sony", at=253402300799.0)], products, {})
+    read = store.profile("u1")
+    assert read is not None and read.updated_at < 253402300799.0
+    store.add_events([event("purchase", "asus", at=read.updated_at)], products, {})
+    after = store.profile("u1")
+    assert after is not None and after.brands["asus"] > after.brands["sony"]

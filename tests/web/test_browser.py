@@ -125,3 +125,44 @@ def test_chinese_follows_the_query_and_a_phone_screen_does_not_scroll_sideways(
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (route, width)
+
+
+def test_every_control_is_labelled_and_a_search_works_from_the_keyboard(
+    page: Page, served: Served
+) -> None:
+    for route in ("/", "/#/product/hp-sony", "/#/advice", "/#/privacy"):
+        page.goto(served.url + route)
+        page.wait_for_load_state("networkidle")
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, textarea, select, button')]
+                .filter(el => el.offsetParent !== null)
+                .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                              && !(el.textContent || '').trim())
+                .map(el => el.outerHTML.slice(0, 80))"""
+        )
+        assert unlabelled == [], (route, unlabelled)
+    # keyboard only: from the top of the page, Tab reaches the query box; Enter searches;
+    # Tab reaches the first result's link and Enter opens it
+    page.goto(served.url + "/")
+    page.wait_for_load_state("networkidle")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "q":
+            break
+    else:
+        raise AssertionError("Tab never reached the query box")
+    page.keyboard.type("headphones")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=result]").first).to_be_visible()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.testid") == "result-link":
+            break
+    else:
+        raise AssertionError("Tab never reached a result")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=product]")).to_be_visible()
+    # the focus is visible: the focused control draws an outline
+    page.focus("#ask-input")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
