@@ -265,8 +265,9 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
-        """The profile ``to_dict`` gave (`ValueError` on another format version)."""
+    def from_dict(cls, data: Mapping[str, Any], *, repair: bool = True) -> Profile:
+        """The profile ``to_dict`` gave (`ValueError` on another format version), one dated
+        in the future brought back to now unless ``repair`` is off (`repair_future`)."""
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             msg = f"profile format version {version} is not {FORMAT_VERSION}"
@@ -286,7 +287,8 @@ class Profile:
             vector_sum=None if vector is None else np.asarray(vector, dtype=np.float32),
             vector_weight=float(data.get("vector_weight", 0.0)),
         )
-        profile.repair_future(time.time())
+        if repair:
+            profile.repair_future(time.time())
         return profile
 
     def repair_future(self, now: float) -> bool:

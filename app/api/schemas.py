@@ -870,5 +870,10 @@ class Health(BaseModel):
     status: str = Field(description="ok, empty (nothing indexed) or unavailable (store down)")
     store: dict[str, Any]
     cache: dict[str, Any]
+    profiles: dict[str, Any] = Field(
+        default_factory=lambda: {"backend": "none"},
+        description="The profile store: backend, available, and quarantined (damaged profiles "
+        "moved aside and started again).",
+    )
     models: dict[str, str]
     generator: GeneratorHealth

@@ -67,6 +67,7 @@ class ProfileStoreStats:
 
     backend: str
     available: bool
+    quarantined: int = 0  # damaged profiles moved aside (the file store)
 
 
 @dataclass(frozen=True)

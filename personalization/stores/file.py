@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from personalization.events import Event, check_user_id
+from personalization.events import Event, check_user_id, hashed_user
 from personalization.profile import Profile
 from personalization.stores.base import (
     DEFAULT_HALF_LIFE_S,
@@ -51,6 +51,34 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 LOCK_NAME = ".lock"
 TEMP_PREFIX = ".tmp-"
+QUARANTINE_DIR = "quarantine"
+
+
+def _event_or_none(item: Any) -> Event | None:
+    try:
+        return Event.from_dict(item)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _damage(data: Any) -> str | None:
+    """What makes a parsed file unusable, or None: a file of another format, a profile that
+    does not load, or events that do not."""
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        return "an unknown format"
+    profile = data.get("profile")
+    if profile is not None:
+        try:
+            Profile.from_dict(profile, repair=False)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return f"a profile that does not load ({type(exc).__name__})"
+    events = data.get("events", [])
+    if not isinstance(events, list) or any(_event_or_none(e) is None for e in events):
+        return "events that do not load"
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        return "an opt-out setting that is not true or false"
+    return None
 
 
 def user_file_name(user_id: str) -> str:
@@ -160,9 +188,12 @@ class FileProfileStore:
                 data = self._read(user_id)
             except ProfileStoreUnavailable:
                 data = {}
+            aside = sorted(self.quarantine_dir.glob(f"{path.stem}.*.json"))
             try:
                 existed = path.exists()
                 path.unlink(missing_ok=True)
+                for damaged in aside:  # what was moved aside is the shopper's data too
+                    damaged.unlink(missing_ok=True)
             except OSError as exc:
                 msg = f"cannot erase the profile file {path.name}: {exc}"
                 raise ProfileStoreUnavailable(msg) from exc
@@ -170,12 +201,16 @@ class FileProfileStore:
             profile=data.get("profile") is not None,
             events=len(data.get("events", [])),
             settings="enabled" in data,
-            removed=[path.name] if existed else [],
+            removed=([path.name] if existed else [])
+            + [f"{QUARANTINE_DIR}/{p.name}" for p in aside],
         )
 
     def stats(self) -> ProfileStoreStats:
-        """``file``, available when the folder is writable."""
-        return ProfileStoreStats("file", os.access(self.folder, os.W_OK | os.X_OK))
+        """``file``, available when the folder is writable, and the files quarantined."""
+        quarantined = sum(1 for _ in self.quarantine_dir.glob("*.json"))
+        return ProfileStoreStats(
+            "file", os.access(self.folder, os.W_OK | os.X_OK), quarantined=quarantined
+        )
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its files."""
@@ -209,19 +244,58 @@ class FileProfileStore:
             raise ProfileStoreUnavailable(msg) from exc
         try:
             data = json.loads(raw)
+            damage = _damage(data)
         except ValueError as exc:
-            logger.error("profile file %s is not valid JSON: %s", path.name, exc)
-            msg = f"the profile file {path.name} is damaged"
-            raise ProfileStoreUnavailable(msg) from exc
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-            msg = f"the profile file {path.name} has an unknown format"
-            raise ProfileStoreUnavailable(msg)
+            data, damage = None, f"not valid JSON ({exc})"
+        if damage is not None:
+            data = self._quarantine(user_id, data, damage)
         expires_at = data.get("expires_at")
         if expires_at is not None and self._clock() >= expires_at:
             for name in ("profile", "events", "expires_at"):
                 data.pop(name, None)
             self._write(user_id, data)
         return data
+
+    def _quarantine(self, user_id: str, data: Any, damage: str) -> dict[str, Any]:
+        """Move a damaged file aside (``quarantine/``, kept for whoever repairs it, erased
+        with the shopper) and start the shopper again: the events that still parse are kept
+        (so their ids are not counted twice), the profile starts empty, and an opt-out that
+        cannot be read is kept as an opt-out (off until the shopper turns it on again)."""
+        path = self._path(user_id)
+        aside = self.quarantine_dir / f"{path.stem}.{time.time_ns()}.json"
+        try:
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(path, aside)
+        except OSError as exc:
+            msg = f"cannot move the damaged profile file {path.name} aside: {exc}"
+            raise ProfileStoreUnavailable(msg) from exc
+        readable = data if isinstance(data, dict) else {}
+        # absent: never opted out; unreadable (or not JSON at all): kept off, to be safe
+        enabled = readable.get("enabled", True) if isinstance(data, dict) else False
+        stored = readable.get("events")
+        events = (
+            [e for e in stored if _event_or_none(e) is not None] if isinstance(stored, list) else []
+        )
+        fresh: dict[str, Any] = {"enabled": enabled if isinstance(enabled, bool) else False}
+        if events:
+            fresh["events"] = events
+            fresh["expires_at"] = self._clock() + self.limits.ttl_s
+        self._write(user_id, fresh)
+        logger.warning(
+            "damaged profile quarantined",
+            extra={
+                "user": hashed_user(user_id),
+                "damage": damage,
+                "kept_events": len(events),
+                "quarantine": aside.name,
+            },
+        )
+        return {"version": FORMAT_VERSION, **fresh}
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where damaged files are moved."""
+        return self.folder / QUARANTINE_DIR
 
     def _write(self, user_id: str, data: dict[str, Any]) -> None:
         """Replace the user's file atomically; remove it when nothing is left to keep."""

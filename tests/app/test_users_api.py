@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.services import build_services
 from app.settings import Settings
+from personalization.stores.file import user_file_name
 from retrieval.stores.embedded import EmbeddedStore
 from tests.conftest import AUTH
 from tests.quoting import QuotingLLM
@@ -102,6 +103,24 @@ class TestEvents:
         assert _buy(client, "hp-anker", 1)["accepted"] == 1
         brands = client.get(f"/users/{USER}/profile").json()["profile"]["brands"]
         assert "Anker" in str(brands)
+
+    def test_a_damaged_profile_heals_and_health_counts_it(
+        self, client: TestClient, tmp_path: Path
+    ) -> None:
+        """A damaged profile file was a 503 on every request about the shopper."""
+        assert _buy(client, "hp-sony", 1)["accepted"] == 1
+        (tmp_path / "profiles" / user_file_name(USER)).write_text('{"version": 1, "profile": 7')
+        assert client.get(f"/users/{USER}/profile").status_code == 200
+        # unreadable, so the opt-out is kept off until the shopper turns it on again
+        assert _buy(client, "hp-anker", 1)["opted_out"] == 1
+        on = client.put(f"/users/{USER}/personalization", json={"enabled": True})
+        assert on.status_code == 200
+        assert _buy(client, "hp-anker", 1)["accepted"] == 1
+        assert client.get("/health").json()["profiles"] == {
+            "backend": "file",
+            "available": True,
+            "quarantined": 1,
+        }
 
     def test_a_time_without_a_zone_is_utc(self, client: TestClient) -> None:
         at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -40,7 +41,7 @@ def store(tmp_path: Path, clock: Clock) -> FileProfileStore:
 
 
 def user_files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.name != ".lock")
+    return sorted(path for path in folder.iterdir() if path.name not in (".lock", "quarantine"))
 
 
 class TestIngest:
@@ -168,12 +169,59 @@ class TestErase:
         assert store.profile("other") is not None
         assert store.erase(user) == type(erasure)()  # nothing left to remove
 
-    def test_a_damaged_file_can_still_be_erased(self, store: FileProfileStore) -> None:
+    def test_a_damaged_file_is_erased_with_what_was_moved_aside(
+        self, store: FileProfileStore
+    ) -> None:
         (store.folder / user_file_name("u1")).write_text("{not json")
-        with pytest.raises(ProfileStoreUnavailable, match="damaged"):
-            store.profile("u1")
-        assert store.erase("u1").removed == [user_file_name("u1")]
-        assert user_files(store.folder) == []
+        assert store.profile("u1") is None  # moved aside, started again
+        [aside] = store.quarantine_dir.iterdir()
+        erased = store.erase("u1").removed
+        assert erased == [user_file_name("u1"), f"quarantine/{aside.name}"]
+        assert user_files(store.folder) == [] and list(store.quarantine_dir.iterdir()) == []
+
+
+class TestDamage:
+    """A damaged file was a 503 on every request about the shopper until someone deleted it."""
+
+    def test_unreadable_json_is_moved_aside_and_the_shopper_starts_again(
+        self, store: FileProfileStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        path = store.folder / user_file_name("u1")
+        path.write_text("{not json")
+        with caplog.at_level(logging.WARNING, logger="personalization.stores.file"):
+            assert store.profile("u1") is None
+        [aside] = store.quarantine_dir.iterdir()
+        assert aside.read_text() == "{not json"  # kept for whoever repairs it
+        assert store.stats().quarantined == 1
+        [record] = [r for r in caplog.records if "quarantined" in r.getMessage()]
+        assert record.__dict__["user"] != "u1" and "JSON" in record.__dict__["damage"]
+        # an opt-out that cannot be read stays an opt-out until the shopper says otherwise
+        assert not store.enabled("u1")
+        assert store.add_events([event("view", ANKER.id)], PRODUCTS, {}).opted_out == 1
+        store.set_enabled("u1", True)
+        assert store.add_events([event("view", ANKER.id)], PRODUCTS, {}).accepted == 1
+
+    def test_a_profile_that_does_not_load_keeps_the_events_and_the_setting(
+        self, store: FileProfileStore
+    ) -> None:
+        first = event("purchase", ANKER.id)
+        store.add_events([first], PRODUCTS, {})
+        path = store.folder / user_file_name("u1")
+        data = json.loads(path.read_text())
+        data["profile"]["brands"] = "garbage"
+        path.write_text(json.dumps(data))
+        assert store.enabled("u1")
+        again = store.add_events([first, event("view", SONY.id)], PRODUCTS, {})
+        assert (again.accepted, again.duplicates) == (1, 1)  # its id is still known
+        profile = store.profile("u1")
+        assert profile is not None and set(profile.brands) == {"sony"}
+        assert [e.event_id for e in store.events("u1")][-1] == first.event_id
+        assert store.stats().quarantined == 1
+
+    def test_another_format_is_moved_aside_too(self, store: FileProfileStore) -> None:
+        (store.folder / user_file_name("u1")).write_text('{"version": 7}')
+        assert store.add_events([event("view", ANKER.id)], PRODUCTS, {}).accepted == 1
+        assert store.stats().quarantined == 1
 
 
 class TestFiles:
@@ -208,11 +256,6 @@ class TestFiles:
         assert data["profile"]["brands"] == {"anker": 3.0}
         assert data["profile"]["vector_sum"] == [3.0, 0.0]
         assert data["expires_at"] == T0 + store.limits.ttl_s
-
-    def test_another_format_is_refused(self, store: FileProfileStore) -> None:
-        (store.folder / user_file_name("u1")).write_text('{"version": 7}')
-        with pytest.raises(ProfileStoreUnavailable, match="unknown format"):
-            store.add_events([event("view", ANKER.id)], PRODUCTS, {})
 
     def test_stats(self, store: FileProfileStore) -> None:
         stats = store.stats()

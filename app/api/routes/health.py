@@ -32,6 +32,8 @@ def health(services: ServicesDep) -> Health | JSONResponse:
     cache: dict[str, Any] = (
         asdict(services.cache.stats()) if services.cache else {"backend": "none"}
     )
+    store = services.personalization.profiles
+    profiles: dict[str, Any] = asdict(store.stats()) if store else {"backend": "none"}
     llm = services.llm
     generator = (
         GeneratorHealth(**asdict(llm.status()))
@@ -46,6 +48,7 @@ def health(services: ServicesDep) -> Health | JSONResponse:
             status="unavailable",
             store={"backend": services.settings.store, "error": public_message(exc)},
             cache=cache,
+            profiles=profiles,
             models=models,
             generator=generator,
         )
@@ -54,6 +57,7 @@ def health(services: ServicesDep) -> Health | JSONResponse:
         status="ok" if stats.products else "empty",
         store=asdict(stats),
         cache=cache,
+        profiles=profiles,
         models=models,
         generator=generator,
     )
