@@ -4,7 +4,10 @@ Per user: ``shopguide:profile:<user_id>`` (a hash of the profile's parts, JSON e
 vector as float32 bytes), ``shopguide:events:<user_id>`` (a list of event JSON, newest first,
 trimmed to ``max_events``), ``shopguide:event-ids:<user_id>`` (a sorted set of the applied
 event ids by event time, trimmed likewise: an event id is recognised as a duplicate while it is
-among the last ``max_events``) and ``shopguide:user-settings:<user_id>`` (the opt-out).
+among the last ``max_events``), ``shopguide:user-settings:<user_id>`` (the opt-out) and
+``shopguide:quarantine:<user_id>`` (the last profile hash that did not load, moved aside when
+read and started again; erased with the shopper; ``shopguide:profiles-quarantined`` counts
+them).
 
 A batch of one user's events is one optimistic transaction: WATCH the profile and settings,
 read, apply in Python, then MULTI/EXEC the writes, retried when another worker wrote in
@@ -30,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from personalization.events import Event, check_user_id
+from personalization.events import Event, check_user_id, hashed_user
 from personalization.profile import Profile
 from personalization.stores.base import (
     DEFAULT_HALF_LIFE_S,
@@ -55,6 +58,9 @@ KEY_ROOT = "shopguide"
 VECTOR_FIELD = "vector_sum"
 DISABLED = b"0"
 _FAILURES = (redis.RedisError, OSError)
+# What a damaged profile hash or event entry raises when decoded.
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError)
+QUARANTINED_KEY = f"{KEY_ROOT}:profiles-quarantined"  # a count: no shopper in it
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class UserKeys:
     events: str
     event_ids: str
     settings: str
+    quarantine: str  # the last damaged profile moved aside, erased with the shopper
 
     @classmethod
     def of(cls, user_id: str) -> UserKeys:
@@ -75,11 +82,12 @@ class UserKeys:
             f"{KEY_ROOT}:events:{user_id}",
             f"{KEY_ROOT}:event-ids:{user_id}",
             f"{KEY_ROOT}:user-settings:{user_id}",
+            f"{KEY_ROOT}:quarantine:{user_id}",
         )
 
     def all(self) -> list[str]:
         """Every key, in a fixed order."""
-        return [self.profile, self.events, self.event_ids, self.settings]
+        return [self.profile, self.events, self.event_ids, self.settings, self.quarantine]
 
 
 class RedisProfileStore:
@@ -159,7 +167,11 @@ class RedisProfileStore:
                     pipe.watch(keys.profile, keys.settings)
                     if pipe.hget(keys.settings, "enabled") == DISABLED:
                         return IngestReport(opted_out=len(events))
-                    profile = _decode(user_id, pipe.hgetall(keys.profile))
+                    damage = None
+                    try:
+                        profile = _decode(user_id, pipe.hgetall(keys.profile))
+                    except _DAMAGE as exc:
+                        damage, profile = exc, Profile(user_id)
                     scores = pipe.zmscore(keys.event_ids, ids)
                     seen = {i for i, score in zip(ids, scores, strict=True) if score is not None}
                     applied, duplicates = apply_new(
@@ -168,6 +180,9 @@ class RedisProfileStore:
                     if not applied:
                         return IngestReport(duplicates=duplicates)
                     pipe.multi()
+                    if damage is not None:  # moved aside, the profile starts again
+                        pipe.rename(keys.profile, keys.quarantine)
+                        pipe.incr(QUARANTINED_KEY)
                     pipe.delete(keys.profile)
                     pipe.hset(keys.profile, mapping=_encode(profile))
                     pipe.lpush(keys.events, *[json.dumps(e.to_dict()) for e in applied])
@@ -177,6 +192,8 @@ class RedisProfileStore:
                     for key in (keys.profile, keys.events, keys.event_ids):
                         pipe.pexpire(key, ttl_ms)
                     pipe.execute()
+                    if damage is not None:
+                        _log_quarantine(user_id, damage)
                     return IngestReport(
                         accepted=len(applied), duplicates=duplicates, applied=tuple(applied)
                     )
@@ -190,7 +207,28 @@ class RedisProfileStore:
         """The stored profile, or None (Redis expires it ``ttl_s`` after the last write)."""
         keys = UserKeys.of(user_id)
         fields = self._call("read profile", lambda client: client.hgetall(keys.profile))
-        return _decode(user_id, fields) if fields else None
+        if not fields:
+            return None
+        try:
+            return _decode(user_id, fields)
+        except _DAMAGE as exc:
+            self._quarantine(keys, user_id, exc)
+            return None
+
+    def _quarantine(self, keys: UserKeys, user_id: str, damage: Exception) -> None:
+        """Move a profile that does not load aside (RENAME: atomic) and count it."""
+
+        def move(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=True)
+            pipe.rename(keys.profile, keys.quarantine)
+            pipe.incr(QUARANTINED_KEY)
+            try:
+                pipe.execute()
+            except redis.ResponseError:  # moved meanwhile by another reader
+                logger.debug("profile already moved aside")
+
+        self._call("quarantine profile", move)
+        _log_quarantine(user_id, damage)
 
     def events(self, user_id: str, limit: int = 100) -> list[Event]:
         """The last ``limit`` events stored, the most recently recorded first."""
@@ -201,7 +239,13 @@ class RedisProfileStore:
             return []
         keys = UserKeys.of(user_id)
         raw = self._call("read events", lambda client: client.lrange(keys.events, 0, limit - 1))
-        return [Event.from_dict(json.loads(item)) for item in raw]
+        events = []
+        for item in raw:
+            try:
+                events.append(Event.from_dict(json.loads(item)))
+            except _DAMAGE as exc:  # one damaged entry does not hide the others
+                logger.warning("damaged event skipped: %s", type(exc).__name__)
+        return events
 
     def set_enabled(self, user_id: str, enabled: bool) -> None:
         """Opt in (the default; the setting is removed) or out (kept until `erase`)."""
@@ -240,12 +284,12 @@ class RedisProfileStore:
         )
 
     def stats(self) -> ProfileStoreStats:
-        """``redis``, available when it answers a PING."""
+        """``redis``, available when it answers, and the profiles quarantined so far."""
         try:
-            self._client.ping()
+            count = self._client.get(QUARANTINED_KEY)
         except _FAILURES:
             return ProfileStoreStats("redis", available=False)
-        return ProfileStoreStats("redis", available=True)
+        return ProfileStoreStats("redis", available=True, quarantined=int(count or 0))
 
     def close(self) -> None:
         """Close the connections this store opened."""
@@ -280,6 +324,13 @@ def _encode(profile: Profile) -> dict[FieldT, EncodableT]:
         else:
             fields[name] = json.dumps(value, ensure_ascii=False).encode()
     return fields
+
+
+def _log_quarantine(user_id: str, damage: Exception) -> None:
+    logger.warning(
+        "damaged profile quarantined",
+        extra={"user": hashed_user(user_id), "damage": type(damage).__name__},
+    )
 
 
 def _decode(user_id: str, fields: Mapping[bytes | str, bytes | str]) -> Profile:

@@ -144,7 +144,8 @@ def test_erase_leaves_no_key_of_the_user(
     store.set_enabled(user, False)
     erasure = store.erase(user)
     assert (erasure.profile, erasure.events, erasure.settings) == (True, 1, True)
-    assert sorted(erasure.removed) == sorted(UserKeys.of(user).all())
+    keys = UserKeys.of(user)
+    assert sorted(erasure.removed) == sorted(set(keys.all()) - {keys.quarantine})  # none made
     assert [key for key in keys_of(raw, user) if not key.endswith(b"-other")] == []
     assert store.profile(other) is not None
     assert store.erase(user).removed == []
@@ -188,3 +189,27 @@ def test_a_profile_dated_in_the_future_is_repaired_when_read_and_unfrozen_by_new
     store.add_events([event(user, "purchase", ANKER.id, 2, at=now)], PRODUCTS, VECTORS)
     after = store.profile(user)
     assert after is not None and after.brands["anker"] > after.brands["sony"]
+
+
+def test_a_damaged_profile_is_moved_aside_and_the_shopper_starts_again(
+    store: RedisProfileStore, user: str, raw: redis.Redis
+) -> None:
+    keys = UserKeys.of(user)
+    store.add_events([event(user, "purchase", SONY.id, 1)], PRODUCTS, VECTORS)
+    raw.hset(keys.profile, "brands", b"{not json")
+    before = store.stats().quarantined
+    assert store.profile(user) is None  # moved aside, not a 503
+    assert raw.exists(keys.quarantine) and not raw.exists(keys.profile)
+    assert store.stats().quarantined == before + 1
+    # damaged again, this time met by a write: the batch still applies, ids still known
+    store.add_events([event(user, "view", ANKER.id, 2)], PRODUCTS, VECTORS)
+    raw.hset(keys.profile, "events", b"[1, 2")
+    report = store.add_events(
+        [event(user, "view", ANKER.id, 2), event(user, "cart", ANKER.id, 3)], PRODUCTS, VECTORS
+    )
+    assert (report.accepted, report.duplicates) == (1, 1)
+    profile = store.profile(user)
+    assert profile is not None and set(profile.brands) == {"anker"}
+    assert store.stats().quarantined == before + 2
+    assert keys.quarantine in store.erase(user).removed
+    assert not raw.exists(keys.quarantine)
