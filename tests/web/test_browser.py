@@ -19,6 +19,15 @@ def _search(page: Page, served: Served, query: str) -> None:
     page.press("#q", "Enter")
 
 
+def _tab_to(page: Page, expression: str, wanted: str, limit: int = 40) -> None:
+    """Press Tab until ``expression`` (about the focused element) gives ``wanted``."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(expression) == wanted:
+            return
+    raise AssertionError(f"Tab never reached {wanted!r}")
+
+
 def test_search_with_filters_chips_and_why(page: Page, served: Served) -> None:
     _search(page, served, "noise cancelling headphones under $100")
     results = page.locator("[data-testid=result]")
@@ -145,21 +154,11 @@ def test_every_control_is_labelled_and_a_search_works_from_the_keyboard(
     # Tab reaches the first result's link and Enter opens it
     page.goto(served.url + "/")
     page.wait_for_load_state("networkidle")
-    for _ in range(30):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.id") == "q":
-            break
-    else:
-        raise AssertionError("Tab never reached the query box")
+    _tab_to(page, "document.activeElement.id", "q")
     page.keyboard.type("headphones")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=result]").first).to_be_visible()
-    for _ in range(40):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.dataset.testid") == "result-link":
-            break
-    else:
-        raise AssertionError("Tab never reached a result")
+    _tab_to(page, "document.activeElement.dataset.testid", "result-link")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=product]")).to_be_visible()
     # the focus is visible: the focused control draws an outline

@@ -3,6 +3,9 @@ sessions it starts on a laptop or a trial (`app.auth.demo`)."""
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,11 +35,16 @@ def page() -> FileResponse:
 @router.get("/web/assets/{name}", include_in_schema=False)
 def asset(name: str) -> FileResponse:
     """A script, style sheet or image of the page (only the files shipped with it)."""
-    shipped = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-    path = shipped.get(name)
-    if path is None or path.suffix not in _TYPES:
+    path = _shipped().get(name)
+    if path is None:
         raise HTTPException(status_code=404, detail=f"no asset named '{name}'")
     return FileResponse(path, media_type=_TYPES[path.suffix], headers=_NO_STORE)
+
+
+@functools.cache
+def _shipped() -> dict[str, Path]:
+    """The assets shipped with the page, by name (read once: the package does not change)."""
+    return {p.name: p for p in STATIC_DIR.iterdir() if p.is_file() and p.suffix in _TYPES}
 
 
 _TYPES = {
