@@ -53,7 +53,7 @@ def _skipped(errors: Sequence[object], skipped: int) -> None:
 
 
 def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -> int:
-    from app.services import build_embedder, build_store, configure_threads
+    from app.services import build_cross_embedder, build_embedder, build_store, configure_threads
     from indexer.indexer import index_catalog
     from indexer.reader import read_catalog
 
@@ -63,6 +63,7 @@ def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -
         read_catalog(catalog),
         store,
         build_embedder(settings),
+        cross_embedder=build_cross_embedder(settings),
         prune=prune,
         batch_size=batch_size,
         progress=sys.stderr.isatty(),
@@ -496,11 +497,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "start":
-        from app.services import build_embedder, build_store
+        from app.services import build_cross_embedder, build_embedder, build_store
 
         stats = build_store(settings).stats()
         embedder = build_embedder(settings).name  # its name: nothing loads
-        if stats.products and stats.embedding_model not in (None, embedder):
+        cross = build_cross_embedder(settings)
+        cross_name = cross.name if cross is not None else None
+        stale = stats.embedding_model not in (None, embedder)
+        if stats.products and stale:
             # An upgrade or a new SHOPGUIDE_EMBEDDER(_RUNTIME): the stored vectors are not the
             # embedder's, so the whole catalog is embedded again (the old index serves until
             # the new one is committed).
@@ -508,7 +512,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 f"index {stats.version} holds vectors of '{stats.embedding_model}', the "
                 f"embedder is '{embedder}': re-indexing {args.catalog}"
             )
-        if stats.products == 0 or stats.embedding_model not in (None, embedder):
+        elif stats.products and stats.cross_embedding_model != cross_name:
+            stale = True
+            held = stats.cross_embedding_model
+            holds = f"cross-lingual vectors of '{held}'" if held else "no cross-lingual vectors"
+            _out(
+                f"index {stats.version} holds {holds}, the cross-lingual embedder is "
+                f"'{cross_name or 'none'}': re-indexing {args.catalog}"
+            )
+        if stats.products == 0 or stale:
             code = _index(settings, args.catalog, prune=True, batch_size=256)
             if code:
                 return code

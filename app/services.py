@@ -107,6 +107,9 @@ class Services:
         config = self.search.config
         return {
             "embedder": self.embedder.name,
+            "cross_embedder": self.search.cross_embedder.name
+            if self.search.cross_embedder
+            else None,
             "reranker": self.reranker.name if self.reranker else None,
             "llm": self.llm.name,
             "prompt": PROMPT_VERSION,
@@ -223,21 +226,34 @@ def build_embedder(settings: Settings, *, serving: bool = False) -> Embedder:
     """The configured embedder; nothing loads yet. An ONNX embedder runs TORCH_THREADS
     intra-op threads, else one while ``serving`` (a request at a time per thread, as
     `configure_threads` sets torch) and every usable core for indexing."""
-    if settings.embedder.startswith("hashing"):
-        _, _, dim = settings.embedder.partition("-")
+    return _embedder(settings.embedder, settings, serving=serving)
+
+
+def build_cross_embedder(settings: Settings, *, serving: bool = False) -> Embedder | None:
+    """The cross-lingual embedder, or None: 'none', or the same model as EMBEDDER (which is
+    then multilingual itself)."""
+    spec = settings.cross_embedder
+    if spec.casefold() in ("", "none", "off") or spec == settings.embedder:
+        return None
+    return _embedder(spec, settings, serving=serving)
+
+
+def _embedder(spec: str, settings: Settings, *, serving: bool) -> Embedder:
+    if spec.startswith("hashing"):
+        _, _, dim = spec.partition("-")
         return HashingEmbedder(int(dim) if dim else 256)
-    if settings.embedder == USE_PACKAGED or settings.embedder.endswith(".onnx"):
-        return UseOnnxEmbedder(settings.embedder)
+    if spec == USE_PACKAGED or spec.endswith(".onnx"):
+        return UseOnnxEmbedder(spec)
     if settings.embedder_runtime != "torch":
         return OnnxSentenceEmbedder(
-            settings.embedder,
+            spec,
             int8=settings.embedder_runtime == "onnx-int8",
             export_dir=embedder_exports(settings),
             threads=settings.torch_threads or (1 if serving else None),
             max_seq_length=settings.embedder_max_tokens,
         )
     return SentenceTransformerEmbedder(
-        settings.embedder, device=settings.device, max_seq_length=settings.embedder_max_tokens
+        spec, device=settings.device, max_seq_length=settings.embedder_max_tokens
     )
 
 
@@ -356,13 +372,18 @@ def search_config(settings: Settings) -> SearchConfig:
     return SearchConfig(
         candidates=settings.candidates,
         rrf_k=settings.rrf_k,
-        weights={"lexical": settings.lexical_weight, "semantic": settings.semantic_weight},
+        weights={
+            "lexical": settings.lexical_weight,
+            "semantic": settings.semantic_weight,
+            "crosslingual": settings.crosslingual_weight,
+        },
         cjk_weights={"semantic": _cjk_semantic_weight(settings)},
         rerank_depth=settings.rerank_depth,
         rerank_hybrid_weight=settings.rerank_hybrid_weight,
         rerank_cjk=scope.cjk,
         rerank_passages=scope.passages,
         min_similarity=settings.semantic_min_similarity,
+        cross_min_similarity=settings.crosslingual_min_similarity,
     )
 
 
@@ -421,8 +442,13 @@ def build_services(
     embedder = build_embedder(settings, serving=True)
     if cache is not None:
         embedder = CachedEmbedder(embedder, cache, ttl_s=settings.cache_embedding_ttl_s)
+    cross_embedder = build_cross_embedder(settings, serving=True)
+    if cache is not None and cross_embedder is not None:
+        cross_embedder = CachedEmbedder(cross_embedder, cache, ttl_s=settings.cache_embedding_ttl_s)
     reranker = build_reranker(settings)
-    search = HybridSearch(store, embedder, reranker, search_config(settings))
+    search = HybridSearch(
+        store, embedder, reranker, search_config(settings), cross_embedder=cross_embedder
+    )
     prime = settings.llm_prime and settings.llm_backend == "llama-cpp" and llm is None
     deferred = None
     if llm is None and background_generator:
@@ -483,6 +509,15 @@ def build_services(
                 "--prune) or SHOPGUIDE_EMBEDDER(_RUNTIME) matches the index",
                 stats.embedding_model,
                 embedder.name,
+            )
+        cross_name = cross_embedder.name if cross_embedder is not None else None
+        if stats.products and stats.cross_embedding_model != cross_name:
+            logger.warning(
+                "the index holds cross-lingual vectors of '%s', the cross-lingual embedder is "
+                "'%s': queries find only products in their own language until the catalog is "
+                "re-indexed (shopguide index --prune)",
+                stats.cross_embedding_model,
+                cross_name,
             )
     except StoreError as exc:
         logger.error("the %s store is not available yet: %s", settings.store, exc)

@@ -74,6 +74,27 @@ class Settings(BaseSettings):
         "keeps the benchmarks' relevance of 256 and indexes 1.37x as fast. Any value but 256 is "
         "part of the vectors' name (<model>@<N>-tokens): changing it means re-indexing.",
     )
+    cross_embedder: str = Field(
+        "packaged:use-multilingual",
+        description="Multilingual embedder of the cross-lingual vector space, in which a "
+        "Chinese query finds English products and an English query Chinese ones (only units of "
+        "the other script are searched there, so a catalog in one language ranks as without "
+        "it); 'none' for no cross-lingual space, or when EMBEDDER is multilingual itself. "
+        "Changing it means re-indexing with prune.",
+    )
+    crosslingual_weight: float = Field(
+        0.5,
+        ge=0,
+        description="RRF weight of the cross-lingual list (chosen on dev queries: BENCHMARKS.md, "
+        "issue 18 second round); 0 turns cross-lingual search off at query time.",
+    )
+    crosslingual_min_similarity: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Leave out cross-lingual hits less similar than this (cosine of the "
+        "CROSS_EMBEDDER).",
+    )
     reranker: str = Field(
         "none",
         description="'none', 'nanoranker', or a CrossEncoder model (hub name, local folder, "

@@ -939,6 +939,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "lexical_weight": args.weights.get("lexical", 1.0),
         "semantic_weight": args.weights.get("semantic", 1.0),
         "semantic_weight_cjk": args.weights.get("semantic_cjk"),
+        # one-language catalogs, indexed without a cross-lingual embedder (where its list
+        # would be empty): benchmarks.crosslingual measures it
+        "crosslingual_weight": 0.0,
         "torch_threads": args.torch_threads,
     }
     floor = args.min_similarity.casefold()

@@ -136,8 +136,10 @@ def index_catalog(
     max_reported_errors: int = 1000,
     embed_batch: int = EMBED_BATCH,
     prefetch_batches: int = PREFETCH_BATCHES,
+    cross_embedder: Embedder | None = None,
 ) -> IndexReport:
     """Index every valid row; with ``prune``, remove stored products absent from ``rows``.
+    With a ``cross_embedder`` (multilingual), every unit also gets its cross-lingual vector.
 
     ``batch_size`` rows go to the store in one write; the units of whole batches are embedded
     together until about ``embed_batch`` of them wait; the read stage runs at most
@@ -152,8 +154,16 @@ def index_catalog(
     report = IndexReport()
     run = _Run(report, max_reported_errors)
     embedder.warm_up()
+    if cross_embedder is not None:
+        cross_embedder.warm_up()
     with run.timed("commit"):  # opening it: Elasticsearch creates the index here
-        writer = store.writer(embedding_model=embedder.name, dim=embedder.dim, prune=prune)
+        writer = store.writer(
+            embedding_model=embedder.name,
+            dim=embedder.dim,
+            prune=prune,
+            cross_model=cross_embedder.name if cross_embedder is not None else None,
+            cross_dim=cross_embedder.dim if cross_embedder is not None else 0,
+        )
     bar = tqdm(desc="indexing", unit=" products", disable=not progress)
     pipeline = Pipeline()
     prepared: queue.Queue[_Batch | None] = queue.Queue(maxsize=prefetch_batches)
@@ -168,7 +178,7 @@ def index_catalog(
             "indexer-write",
             lambda: _write_stage(writer, batch_size, progress, bar, run, pipeline, embedded),
         )
-        _embed_stage(embedder, embed_batch, run, pipeline, prepared, embedded)
+        _embed_stage(embedder, cross_embedder, embed_batch, run, pipeline, prepared, embedded)
         pipeline.join()
         pipeline.check()  # the writer may have failed on the last batches
         if report.indexed == 0:  # never let an empty or broken file prune the index
@@ -257,6 +267,7 @@ def _read_stage(
 
 def _embed_stage(
     embedder: Embedder,
+    cross_embedder: Embedder | None,
     embed_batch: int,
     run: _Run,
     pipeline: Pipeline,
@@ -276,7 +287,7 @@ def _embed_stage(
             if units < embed_batch and rows < embed_batch:
                 continue
         if group:
-            _embed_group(group, embedder, run)
+            _embed_group(group, embedder, cross_embedder, run)
             with run.timed("waiting_for_writer"):
                 pipeline.put(out, group)
             group = []
@@ -286,8 +297,11 @@ def _embed_stage(
             return
 
 
-def _embed_group(group: list[_Batch], embedder: Embedder, run: _Run) -> None:
-    """Fill in each batch's records; the group's missing texts are embedded in one call."""
+def _embed_group(
+    group: list[_Batch], embedder: Embedder, cross_embedder: Embedder | None, run: _Run
+) -> None:
+    """Fill in each batch's records; the group's missing texts are embedded in one call (and
+    all its texts in one call of the cross-lingual embedder, which is cheap enough to re-run)."""
     report = run.report
     texts = list(dict.fromkeys(u.text for batch in group for u in batch.missing))
     by_text: dict[str, np.ndarray] = {}
@@ -295,6 +309,16 @@ def _embed_group(group: list[_Batch], embedder: Embedder, run: _Run) -> None:
         with run.timed("embed"):
             vectors = embedder.embed_documents(texts)
         by_text = dict(zip(texts, vectors, strict=True))
+    cross_by_text: dict[str, np.ndarray] = {}
+    if cross_embedder is not None:
+        every = list(
+            dict.fromkeys(
+                u.text for batch in group for units in batch.units_of.values() for u in units
+            )
+        )
+        if every:
+            with run.timed("embed_cross"):
+                cross_by_text = dict(zip(every, cross_embedder.embed_documents(every), strict=True))
     units = sum(batch.units for batch in group)
     report.units += units
     report.embedded += len(texts)
@@ -309,10 +333,19 @@ def _embed_group(group: list[_Batch], embedder: Embedder, run: _Run) -> None:
                 embeddings=np.vstack([known[u.id] for u in batch.units_of[p.id]])
                 if batch.units_of[p.id]
                 else np.zeros((0, embedder.dim), np.float32),
+                cross_embeddings=_rows(
+                    [cross_by_text[u.text] for u in batch.units_of[p.id]], cross_embedder.dim
+                )
+                if cross_embedder is not None
+                else None,
             )
             for p in batch.products
         ]
         batch.known, batch.missing = {}, []  # only the records travel on
+
+
+def _rows(vectors: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.vstack(vectors) if vectors else np.zeros((0, dim), np.float32)
 
 
 def _write_stage(

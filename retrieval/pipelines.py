@@ -1,7 +1,8 @@
 """The retrieval pipelines, built in one place so the graph can be read at a glance.
 
-text ─▶ embedder ─▶ semantic ─┐
-text ─────────────▶ lexical ──┴▶ joiner (RRF) ─▶ ranker (when there is a re-ranker) ─▶ documents
+text ─▶ embedder ─▶ semantic ──────────┐
+text ─────────────▶ lexical ───────────┼▶ joiner (RRF) ─▶ ranker (with a re-ranker) ─▶ documents
+text ─▶ cross_embedder ─▶ crosslingual ┘  (with a cross-lingual embedder)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from haystack import Pipeline
 from haystack.core.errors import PipelineRuntimeError
 
+from retrieval.components.crosslingual_retriever import CrossLingualRetriever
 from retrieval.components.hybrid_retriever import StoreHybridRetriever
 from retrieval.components.query_embedder import QueryEmbedder
 from retrieval.components.reranker import DocumentReranker
@@ -46,8 +48,11 @@ def build_hybrid_pipeline(
     rerank_depth: int = 20,
     rerank_hybrid_weight: float = 1.0,
     min_similarity: float | None = None,
+    cross_embedder: Embedder | None = None,
+    cross_min_similarity: float | None = None,
 ) -> Pipeline:
-    """Hybrid retrieval (BM25 + kNN, fused by RRF), then the re-ranker if there is one."""
+    """Hybrid retrieval (BM25 + kNN, and cross-lingual kNN with a ``cross_embedder``, fused by
+    RRF), then the re-ranker if there is one."""
     pipeline = Pipeline()
     pipeline.add_component("embedder", QueryEmbedder(embedder))
     pipeline.add_component(
@@ -57,6 +62,14 @@ def build_hybrid_pipeline(
     pipeline.connect("embedder.embedding", "retriever.query_embedding")
     pipeline.connect("retriever.lexical", "joiner.lexical")
     pipeline.connect("retriever.semantic", "joiner.semantic")
+    if cross_embedder is not None:
+        pipeline.add_component("cross_embedder", QueryEmbedder(cross_embedder))
+        pipeline.add_component(
+            "crosslingual",
+            CrossLingualRetriever(store, cross_embedder.name, min_similarity=cross_min_similarity),
+        )
+        pipeline.connect("cross_embedder.embedding", "crosslingual.query_embedding")
+        pipeline.connect("crosslingual.crosslingual", "joiner.crosslingual")
     if reranker is not None:
         pipeline.add_component(
             "ranker",

@@ -14,6 +14,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable
+from typing import Literal
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_RANGE = _CJK  # the Chinese characters, as ranges of a regular expression class
@@ -126,6 +127,15 @@ def normalize(text: str) -> str:
 def has_cjk(text: str) -> bool:
     """Whether ``text`` contains any Chinese character."""
     return _CJK_RE.search(text) is not None
+
+
+Script = Literal["cjk", "latin"]
+
+
+def script_of(text: str) -> Script:
+    """The writing of ``text`` as cross-lingual search tells languages apart: ``cjk`` when it
+    holds any Chinese character, else ``latin``."""
+    return "cjk" if has_cjk(text) else "latin"
 
 
 def stem(word: str) -> str:

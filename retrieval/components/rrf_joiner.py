@@ -1,4 +1,4 @@
-"""Pipeline component: reciprocal rank fusion of the lexical and semantic lists."""
+"""Pipeline component: reciprocal rank fusion of the lexical, semantic and cross-lingual lists."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from retrieval.fusion import reciprocal_rank_fusion
 
 @component
 class RRFJoiner:
-    """Fuses the two ranked lists with RRF (constant ``k``, a weight per list).
+    """Fuses the ranked lists with RRF (constant ``k``, a weight per list).
 
     A document found by both keeps the evidence of both in ``meta["retrieval"]``; its score
     becomes the fused score (also in ``meta["fused_score"]``).
@@ -32,6 +32,7 @@ class RRFJoiner:
         self,
         lexical: list[Document],
         semantic: list[Document],
+        crosslingual: list[Document] | None = None,
         top_k: int | None = None,
         weights: dict[str, float] | None = None,
     ) -> dict[str, object]:
@@ -41,7 +42,11 @@ class RRFJoiner:
         weights = self.weights if weights is None else weights
         lists = {
             name: documents
-            for name, documents in (("lexical", lexical), ("semantic", semantic))
+            for name, documents in (
+                ("lexical", lexical),
+                ("semantic", semantic),
+                ("crosslingual", crosslingual or []),
+            )
             if weights.get(name, 1.0) != 0  # off for this query: neither ranks nor explains
         }
         by_id: dict[str, Document] = {}

@@ -9,6 +9,7 @@ English product and the other way round.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,15 @@ def packaged_use_path() -> Path:
         msg = f"the USE model is missing from the nanoranker package ({path}): reinstall it"
         raise ValueError(msg)
     return path
+
+
+@functools.cache
+def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+    """One session per model file and thread count in a process (its ``run`` is thread-safe):
+    the embedder and the cross-lingual embedder, or several services, load it once."""
+    from onnxruntime_extensions import get_library_path
+
+    return cpu_session(path, threads=threads, custom_ops_library=get_library_path())
 
 
 class UseOnnxEmbedder:
@@ -69,15 +79,11 @@ class UseOnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            from onnxruntime_extensions import get_library_path
-
             path = packaged_use_path() if self.model == PACKAGED_NAME else Path(self.model)
             if not path.is_file():
                 msg = f"no ONNX model at {path} (embedder '{self.model}')"
                 raise ValueError(msg)
-            self._session = cpu_session(
-                path, threads=self.threads, custom_ops_library=get_library_path()
-            )
+            self._session = _session(path, self.threads)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         if self._session is None:

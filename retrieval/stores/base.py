@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from retrieval.schema import Filters, Product, Unit, UnitKind
+from retrieval.text import Script, script_of
 
 
 class StoreError(RuntimeError):
@@ -30,6 +31,12 @@ class StoreUnavailable(StoreError):
 CJK_CHARS = "cjk_chars"
 
 
+def unit_script(unit: Unit) -> Script:
+    """The script a unit is written in: its title's (product units), else its text's. Cross-lingual
+    search (`DocumentStore.crosslingual`) looks only at units of the other script."""
+    return script_of(unit.fields.get("title") or unit.text)
+
+
 @dataclass(frozen=True)
 class ScoredUnit:
     """A unit a retriever found, with its score and, for lexical search, the matched terms."""
@@ -41,11 +48,31 @@ class ScoredUnit:
 
 @dataclass(frozen=True)
 class ProductRecord:
-    """A product ready to store: its units and one embedding row per unit."""
+    """A product ready to store: its units and one embedding row per unit; with a cross-lingual
+    embedder, also one row per unit of its vectors (``cross_embeddings``)."""
 
     product: Product
     units: Sequence[Unit]
     embeddings: np.ndarray
+    cross_embeddings: np.ndarray | None = None
+
+
+def cross_vectors_problem(record: ProductRecord, cross_model: str, cross_dim: int) -> str | None:
+    """Why a record's cross-lingual vectors do not fit a write of ``cross_model`` vectors
+    (``cross_dim``-d, finite, each with a direction), or None; every store's writer asks."""
+    if record.cross_embeddings is None:
+        return f"no cross-lingual vectors ({cross_model}) for its units"
+    vectors = np.asarray(record.cross_embeddings)
+    if vectors.shape != (len(record.units), cross_dim):
+        return (
+            f"cross-lingual vectors of shape {vectors.shape} for {len(record.units)} units "
+            f"of dim {cross_dim}"
+        )
+    if not np.isfinite(vectors).all():
+        return "cross-lingual vectors hold NaN or infinite values"
+    if (np.linalg.norm(vectors, axis=1) == 0).any():
+        return "a cross-lingual vector is all zeros (cosine similarity needs a direction)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,7 @@ class StoreStats:
     products: int
     units: int
     embedding_model: str | None
+    cross_embedding_model: str | None = None
 
 
 class IndexWriter(Protocol):
@@ -97,8 +125,22 @@ class IndexWriter(Protocol):
 class DocumentStore(Protocol):
     """Products and their units, searchable lexically and by vector, with filters."""
 
-    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> IndexWriter:
-        """Start a write. With ``prune`` every product not written is removed on commit."""
+    def writer(
+        self,
+        *,
+        embedding_model: str,
+        dim: int,
+        prune: bool = False,
+        cross_model: str | None = None,
+        cross_dim: int = 0,
+    ) -> IndexWriter:
+        """Start a write. With ``prune`` every product not written is removed on commit.
+
+        ``cross_model`` (``cross_dim``-d) names the cross-lingual vectors of the records
+        (`ProductRecord.cross_embeddings`). A write without ``prune`` keeps the index's
+        cross-lingual model: to an index without one, the records' cross vectors are dropped
+        (logged; a pruning re-index adds them); to an index with another one, it is a
+        `StoreError`, as for the embedding model."""
         ...
 
     def delete_products(self, product_ids: Sequence[str]) -> int:
@@ -143,6 +185,21 @@ class DocumentStore(Protocol):
         """`lexical` and `semantic` with the same filters, in one round trip where the store
         has a server; returns (lexical hits, semantic hits). With no ``vector`` only
         `lexical` runs and the semantic hits are empty."""
+        ...
+
+    def crosslingual(
+        self,
+        vector: np.ndarray,
+        *,
+        model: str,
+        script: Script,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units by cosine similarity in the cross-lingual space, among the units
+        written in another script than ``script`` (the query's), best first; empty when the
+        index holds no cross-lingual vectors of ``model``."""
         ...
 
     def get_product(self, product_id: str) -> Product | None:

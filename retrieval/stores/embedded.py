@@ -39,8 +39,10 @@ from retrieval.stores.base import (
     StoreError,
     StoreStats,
     WriteFailure,
+    cross_vectors_problem,
+    unit_script,
 )
-from retrieval.text import cjk_chars, tokenize
+from retrieval.text import Script, cjk_chars, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class _Snapshot:
         units: list[Unit],
         vectors: np.ndarray,
         terms: list[TermCounts],
+        cross_model: str | None = None,
+        cross_vectors: np.ndarray | None = None,
     ) -> None:
         self.version = version
         self.embedding_model = embedding_model
@@ -81,6 +85,9 @@ class _Snapshot:
         self.units = units
         self.vectors = vectors
         self.terms = terms
+        # the cross-lingual space: both or neither
+        self.cross_model = cross_model if cross_vectors is not None else None
+        self.cross_vectors = cross_vectors if cross_model is not None else None
         self.unit_index = {unit.id: i for i, unit in enumerate(units)}
         self.by_product: dict[str, list[int]] = {}
         for i, unit in enumerate(units):
@@ -91,6 +98,9 @@ class _Snapshot:
 
     def _build_facets(self) -> None:
         self.kind = np.fromiter((_KIND_CODE[u.kind] for u in self.units), np.int8, len(self.units))
+        self.cjk = np.fromiter(
+            (unit_script(u) == "cjk" for u in self.units), np.bool_, len(self.units)
+        )
         owners = [self.products[u.product_id] for u in self.units]
         self.price = np.array([p.price if p.price is not None else np.nan for p in owners], float)
         self.rating = np.array(
@@ -261,21 +271,43 @@ class _Snapshot:
     ) -> list[ScoredUnit]:
         if not len(self.units) or top_k <= 0:
             return []
-        if vector.shape != (self.dim,):
-            msg = f"query vector has shape {vector.shape}, the index holds {self.dim}-d vectors"
+        return self._nearest(self.vectors, vector, self.mask(kinds, filters), top_k)
+
+    def crosslingual(
+        self,
+        vector: np.ndarray,
+        model: str,
+        script: Script,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        if self.cross_vectors is None or self.cross_model != model or top_k <= 0:
+            return []
+        other_script = ~self.cjk if script == "cjk" else self.cjk
+        return self._nearest(
+            self.cross_vectors, vector, self.mask(kinds, filters) & other_script, top_k
+        )
+
+    def _nearest(
+        self, vectors: np.ndarray, vector: np.ndarray, mask: np.ndarray, top_k: int
+    ) -> list[ScoredUnit]:
+        """The ``top_k`` units of ``mask`` whose rows of ``vectors`` are nearest ``vector``."""
+        dim = vectors.shape[1]
+        if vector.shape != (dim,):
+            msg = f"query vector has shape {vector.shape}, the index holds {dim}-d vectors"
             raise StoreError(msg)
         query = vector.astype(np.float32)
         query /= max(float(np.linalg.norm(query)), 1e-12)
-        mask = self.mask(kinds, filters)
         candidates = np.flatnonzero(mask)
         if not len(candidates):
             return []
         # A few candidates (one product's passages): gather their rows. Many: one product
         # over the whole matrix is cheaper than copying most of it first.
         sims = (
-            self.vectors[candidates] @ query
+            vectors[candidates] @ query
             if len(candidates) * 4 < len(self.units)
-            else (self.vectors @ query)[candidates]
+            else (vectors @ query)[candidates]
         )
         order = _top_all(sims, top_k)
         return [ScoredUnit(self.units[candidates[i]], float(sims[i])) for i in order]
@@ -394,6 +426,10 @@ class EmbeddedStore:
             with (folder / "units.pkl").open("rb") as f:
                 units, terms = pickle.load(f)  # noqa: S301 - our own file, written below
             vectors = _map_vectors(folder / "vectors.npy")
+            cross_model = manifest.get("cross_embedding_model")
+            cross_vectors = (
+                _map_vectors(folder / "cross_vectors.npy") if cross_model is not None else None
+            )
         except (OSError, ValueError, pickle.UnpicklingError, KeyError) as exc:
             msg = f"cannot load the index in {folder}: {exc}"
             raise StoreError(msg) from exc
@@ -406,6 +442,8 @@ class EmbeddedStore:
             units=units,
             vectors=vectors,
             terms=terms,
+            cross_model=cross_model,
+            cross_vectors=cross_vectors,
         )
 
     def _persist(self, snapshot: _Snapshot) -> None:
@@ -421,11 +459,14 @@ class EmbeddedStore:
         with (staging / "units.pkl").open("wb") as f:
             pickle.dump((snapshot.units, snapshot.terms), f, protocol=pickle.HIGHEST_PROTOCOL)
         np.save(staging / "vectors.npy", snapshot.vectors)
+        if snapshot.cross_vectors is not None:
+            np.save(staging / "cross_vectors.npy", snapshot.cross_vectors)
         manifest = {
             "format": _FORMAT,
             "version": snapshot.version,
             "embedding_model": snapshot.embedding_model,
             "dim": snapshot.dim,
+            "cross_embedding_model": snapshot.cross_model,
             "products": len(snapshot.products),
             "units": len(snapshot.units),
         }
@@ -462,7 +503,15 @@ class EmbeddedStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> EmbeddedWriter:
+    def writer(
+        self,
+        *,
+        embedding_model: str,
+        dim: int,
+        prune: bool = False,
+        cross_model: str | None = None,
+        cross_dim: int = 0,
+    ) -> EmbeddedWriter:
         """Start a write; see `DocumentStore.writer`."""
         current = self._snapshot
         if current.units and current.embedding_model != embedding_model and not prune:
@@ -471,7 +520,27 @@ class EmbeddedStore:
                 f"not '{embedding_model}': re-index the whole catalog with prune"
             )
             raise StoreError(msg)
-        return EmbeddedWriter(self, embedding_model=embedding_model, dim=dim, prune=prune)
+        if current.units and not prune and current.cross_model != cross_model:
+            if current.cross_model is not None:
+                wanted = f"'{cross_model}'" if cross_model else "none"
+                msg = (
+                    f"the index holds cross-lingual vectors of '{current.cross_model}', "
+                    f"not {wanted}: re-index the whole catalog with prune"
+                )
+                raise StoreError(msg)
+            logger.warning(
+                "the index has no cross-lingual vectors: this write adds none (re-index the "
+                "whole catalog with prune to search across languages)"
+            )
+            cross_model = None
+        return EmbeddedWriter(
+            self,
+            embedding_model=embedding_model,
+            dim=dim,
+            prune=prune,
+            cross_model=cross_model,
+            cross_dim=cross_dim if cross_model is not None else 0,
+        )
 
     def _commit(
         self,
@@ -481,6 +550,8 @@ class EmbeddedStore:
         embedding_model: str,
         dim: int,
         prune: bool,
+        cross_model: str | None,
+        cross_dim: int,
         deleted: Iterable[str] = (),
     ) -> CommitReport:
         with self._lock:
@@ -496,6 +567,7 @@ class EmbeddedStore:
             units: list[Unit] = []
             unit_terms: list[TermCounts] = []
             vector_rows: list[np.ndarray] = []
+            cross_rows: list[np.ndarray] = []
             for pid in keep:
                 products[pid] = base.products[pid]
                 rows = base.by_product.get(pid, [])
@@ -503,17 +575,18 @@ class EmbeddedStore:
                 unit_terms.extend(base.terms[i] for i in rows)
                 if rows:
                     vector_rows.append(base.vectors[rows])
+                    if cross_model is not None and base.cross_vectors is not None:
+                        cross_rows.append(base.cross_vectors[rows])
             for pid, record in records.items():
                 products[pid] = record.product
                 units.extend(record.units)
                 unit_terms.extend(terms[pid])
                 if len(record.units):
                     vector_rows.append(_normalized(record.embeddings))
-            vectors = (
-                np.vstack(vector_rows).astype(np.float32)
-                if vector_rows
-                else np.zeros((0, dim), np.float32)
-            )
+                    if cross_model is not None and record.cross_embeddings is not None:
+                        cross_rows.append(_normalized(record.cross_embeddings))
+            vectors = _stacked(vector_rows, dim)
+            cross_vectors = _stacked(cross_rows, cross_dim) if cross_model is not None else None
             removed = len(set(base.products) - set(products))
             snapshot = _Snapshot(
                 version=_new_version(),
@@ -523,6 +596,8 @@ class EmbeddedStore:
                 units=units,
                 vectors=vectors,
                 terms=unit_terms,
+                cross_model=cross_model,
+                cross_vectors=cross_vectors,
             )
             self._persist(snapshot)
             self._snapshot = snapshot
@@ -552,6 +627,8 @@ class EmbeddedStore:
                 embedding_model=current.embedding_model or "",
                 dim=current.dim,
                 prune=False,
+                cross_model=current.cross_model,
+                cross_dim=0 if current.cross_vectors is None else current.cross_vectors.shape[1],
                 deleted=existing,
             )
         return len(existing)
@@ -582,6 +659,20 @@ class EmbeddedStore:
         """Nearest units by cosine similarity, best first."""
         self.refresh()
         return self._snapshot.semantic(vector, kinds, filters, top_k)
+
+    def crosslingual(
+        self,
+        vector: np.ndarray,
+        *,
+        model: str,
+        script: Script,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units in the cross-lingual space among those of the other script."""
+        self.refresh()
+        return self._snapshot.crosslingual(vector, model, script, kinds, filters, top_k)
 
     def hybrid(
         self,
@@ -657,6 +748,7 @@ class EmbeddedStore:
             products=len(snapshot.products),
             units=len(snapshot.units),
             embedding_model=snapshot.embedding_model,
+            cross_embedding_model=snapshot.cross_model,
         )
 
     def close(self) -> None:
@@ -666,11 +758,22 @@ class EmbeddedStore:
 class EmbeddedWriter:
     """Stages products in memory; `commit` builds and persists the new snapshot."""
 
-    def __init__(self, store: EmbeddedStore, *, embedding_model: str, dim: int, prune: bool):
+    def __init__(
+        self,
+        store: EmbeddedStore,
+        *,
+        embedding_model: str,
+        dim: int,
+        prune: bool,
+        cross_model: str | None = None,
+        cross_dim: int = 0,
+    ):
         self._store = store
         self._embedding_model = embedding_model
         self._dim = dim
         self._prune = prune
+        self._cross_model = cross_model
+        self._cross_dim = cross_dim
         self._records: dict[str, ProductRecord] = {}
         self._terms: dict[str, list[TermCounts]] = {}
         self._closed = False
@@ -692,6 +795,14 @@ class EmbeddedWriter:
                     )
                 )
                 continue
+            problem = (
+                None
+                if self._cross_model is None or not len(record.units)
+                else cross_vectors_problem(record, self._cross_model, self._cross_dim)
+            )
+            if problem is not None:
+                failures.append(WriteFailure(record.product.id, problem))
+                continue
             self._records[record.product.id] = record
             self._terms[record.product.id] = [_unit_terms(u) for u in record.units]
         return failures
@@ -708,6 +819,8 @@ class EmbeddedWriter:
             embedding_model=self._embedding_model,
             dim=self._dim,
             prune=self._prune,
+            cross_model=self._cross_model,
+            cross_dim=self._cross_dim,
         )
 
     def abort(self) -> None:
@@ -724,6 +837,10 @@ def _map_vectors(path: Path) -> np.ndarray:
     vectors = np.asarray(mapped) if mapped.size else np.array(mapped)
     vectors.flags.writeable = False
     return vectors
+
+
+def _stacked(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:

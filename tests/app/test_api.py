@@ -424,9 +424,11 @@ class TestHealthAndDocs:
         assert body["store"]["products"] == 9
         assert body["models"] == {
             "embedder": "hashing-256",
+            "cross_embedder": "packaged:use-multilingual",
             "reranker": "none",
             "llm": "recording-fake",
         }
+        assert body["store"]["cross_embedding_model"] is None  # indexed without it
 
     def test_openapi_documents_every_endpoint(self, client: TestClient) -> None:
         paths = client.get("/openapi.json").json()["paths"]

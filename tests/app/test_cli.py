@@ -132,3 +132,24 @@ def test_start_reindexes_when_the_embedder_changed(
     stats = EmbeddedStore(index).stats()
     assert (stats.embedding_model, stats.products) == ("hashing-64", len(PRODUCTS))
     assert served == ["hashing-256", "hashing-256", "hashing-64"]
+
+
+def test_start_reindexes_an_index_without_cross_lingual_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("app.cli._serve", lambda settings: 0)
+    catalog = str(write_jsonl(tmp_path / "c.jsonl", PRODUCTS))
+    index = tmp_path / "state" / "index"
+    monkeypatch.setenv("SHOPGUIDE_CROSS_EMBEDDER", "none")  # as indexes before the setting
+    assert main(["start", catalog]) == 0
+    assert EmbeddedStore(index).stats().cross_embedding_model is None
+    monkeypatch.setenv("SHOPGUIDE_CROSS_EMBEDDER", "packaged:use-multilingual")  # the default
+    capsys.readouterr()
+    assert main(["start", catalog]) == 0
+    out = capsys.readouterr().out
+    assert "holds no cross-lingual vectors, the cross-lingual embedder is 'packaged:use" in out
+    stats = EmbeddedStore(index).stats()
+    assert (stats.cross_embedding_model, stats.products) == (
+        "packaged:use-multilingual",
+        len(PRODUCTS),
+    )

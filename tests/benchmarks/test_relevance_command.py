@@ -280,7 +280,11 @@ class TestCommand:
         assert main(args) == 0
         small = json.loads(out.read_text(encoding="utf-8"))
         assert list(small["datasets"]) == ["multicpr"]
-        assert small["settings"]["weights"] == {"lexical": 1.0, "semantic": 0.5}
+        assert small["settings"]["weights"] == {
+            "lexical": 1.0,
+            "semantic": 0.5,
+            "crosslingual": 0.0,
+        }
         assert small["settings"]["cjk_weights"] == {"semantic": 0.25}
         assert small["datasets"]["multicpr"]["tasks"]["product_search"]["queries"] == 1
         assert small["systems"] == ["bm25", "dense", "hybrid"]

@@ -89,10 +89,8 @@ class SpyStore:
         self.written: list[list[str]] = []
         self.threads: set[int] = set()
 
-    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> SpyWriter:
-        return SpyWriter(
-            self.inner.writer(embedding_model=embedding_model, dim=dim, prune=prune), self
-        )
+    def writer(self, **options: Any) -> SpyWriter:
+        return SpyWriter(self.inner.writer(**options), self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

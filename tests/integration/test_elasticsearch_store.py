@@ -4,8 +4,10 @@ stores keep is tests/retrieval/store_contract.py, run here by test_store_contrac
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,10 @@ from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from indexer.units import product_units
 from retrieval.embedders.hashing import HashingEmbedder
-from retrieval.schema import Filters, Product
-from retrieval.stores.base import ProductRecord, StoreError, StoreUnavailable
+from retrieval.schema import Filters, Product, UnitKind
+from retrieval.stores.base import ProductRecord, StoreError, StoreUnavailable, unit_script
 from retrieval.stores.elasticsearch import ElasticsearchStore, category_prefixes
+from retrieval.text import Script
 from tests.conftest import PRODUCTS, write_jsonl
 from tests.integration.conftest import alias_indices
 from tests.retrieval.store_contract import BOOSTS
@@ -166,6 +169,214 @@ class TestGenerations:
         writer.abort()
         assert alias_indices(es_client, es_indexed.alias) == before
         assert es_indexed.stats().products == len(PRODUCTS)
+
+
+CROSS_MODEL, CROSS_DIM = "cross-test", 4
+# Hand-made cross-lingual directions: the English and Chinese headphones (and earbuds, and pans)
+# nearly share theirs, as a multilingual embedder would place a product and its translation.
+CROSS_PRODUCTS = [
+    (
+        Product(
+            id="hp-en",
+            title="Noise cancelling headphones",
+            brand="Sony",
+            price=300.0,
+            reviews=[{"text": "Great sound."}],
+        ),
+        [1.0, 0.0, 0.0, 0.0],
+    ),
+    (
+        Product(
+            id="hp-zh",
+            title="降噪耳机",
+            brand="华为",
+            price=150.0,
+            reviews=[{"text": "音质很好。"}],
+        ),
+        [0.99, 0.05, 0.0, 0.0],
+    ),
+    (Product(id="buds-en", title="Wireless earbuds", brand="Anker", price=40.0), [0.8, 0.6, 0, 0]),
+    (Product(id="buds-zh", title="无线耳塞", brand="小米", price=30.0), [0.8, 0.55, 0.1, 0.0]),
+    (Product(id="pan-en", title="Cast iron skillet", price=35.0), [0.0, 0.0, 1.0, 0.0]),
+    (Product(id="pan-zh", title="铸铁煎锅", price=25.0), [0.0, 0.0, 0.98, 0.1]),
+]
+
+
+def _cross_record(
+    product: Product, direction: list[float], embedder: HashingEmbedder, *, cross: bool = True
+) -> ProductRecord:
+    """A record whose units' cross vectors lie near ``direction`` (passages a little apart)."""
+    units = product_units(product)
+    rows = np.array([[*direction[:3], direction[3] + 0.2 * i] for i in range(len(units))])
+    return ProductRecord(
+        product,
+        units,
+        embedder.embed_documents([u.text for u in units]),
+        rows.astype(np.float32) if cross else None,
+    )
+
+
+def _write_cross(
+    store: ElasticsearchStore,
+    embedder: HashingEmbedder,
+    *,
+    prune: bool = True,
+    cross_model: str | None = CROSS_MODEL,
+    cross: bool = True,
+) -> None:
+    writer = store.writer(
+        embedding_model=embedder.name,
+        dim=embedder.dim,
+        prune=prune,
+        cross_model=cross_model,
+        cross_dim=CROSS_DIM if cross_model else 0,
+    )
+    records = [_cross_record(p, d, embedder, cross=cross) for p, d in CROSS_PRODUCTS]
+    assert writer.write(records) == []
+    writer.commit()
+
+
+def _ids(
+    store: ElasticsearchStore,
+    script: Script,
+    *,
+    kinds: Sequence[UnitKind] = ("product",),
+    filters: Filters | None = None,
+    top_k: int = 10,
+    vector: Sequence[float] = (1.0, 0.02, 0.0, 0.0),
+    model: str = CROSS_MODEL,
+) -> list[str]:
+    """The unit ids a cross-lingual search (by default near the headphones) finds."""
+    found = store.crosslingual(
+        np.array(vector), model=model, script=script, kinds=kinds, filters=filters, top_k=top_k
+    )
+    return [hit.unit.id for hit in found]
+
+
+class TestCrossLingual:
+    @pytest.fixture
+    def es_cross(
+        self, es_store: ElasticsearchStore, embedder: HashingEmbedder
+    ) -> ElasticsearchStore:
+        _write_cross(es_store, embedder)
+        return es_store
+
+    def test_a_query_finds_the_units_of_the_other_script_only(
+        self, es_cross: ElasticsearchStore
+    ) -> None:
+        assert _ids(es_cross, "cjk") == ["hp-en", "buds-en", "pan-en"]
+        assert _ids(es_cross, "latin") == ["hp-zh", "buds-zh", "pan-zh"]
+        found = es_cross.crosslingual(
+            np.array([0.0, 0.0, 2.0, 0.0]),
+            model=CROSS_MODEL,
+            script="latin",
+            kinds=("product", "review"),
+            filters=None,
+            top_k=2,
+        )
+        assert [hit.unit.id for hit in found] == ["pan-zh", "buds-zh"]
+        assert found[0].score == pytest.approx(0.98 / np.hypot(0.98, 0.1), abs=1e-3)  # cosine
+        assert all(unit_script(hit.unit) == "cjk" for hit in found)
+
+    def test_kinds_and_filters_apply(self, es_cross: ElasticsearchStore) -> None:
+        reviews = _ids(es_cross, "cjk", kinds=("review",))
+        assert [unit_id.partition("#")[0] for unit_id in reviews] == ["hp-en"]
+        assert _ids(es_cross, "cjk", filters=Filters(price_max=100.0)) == ["buds-en", "pan-en"]
+        assert _ids(es_cross, "latin", filters=Filters(brands=["小米"])) == ["buds-zh"]
+        assert _ids(es_cross, "latin", top_k=1) == ["hp-zh"]
+        assert _ids(es_cross, "latin", top_k=0) == []
+
+    def test_another_model_or_no_direction_finds_nothing(
+        self, es_cross: ElasticsearchStore
+    ) -> None:
+        assert _ids(es_cross, "cjk", model="other") == []
+        assert _ids(es_cross, "cjk", vector=(0.0, 0.0, 0.0, 0.0)) == []
+
+    def test_the_index_layout_and_stats(
+        self, es_cross: ElasticsearchStore, es_client: Elasticsearch
+    ) -> None:
+        assert es_cross.stats().cross_embedding_model == CROSS_MODEL
+        ((index, body),) = es_client.indices.get_mapping(index=es_cross.alias).body.items()
+        mappings = body["mappings"]
+        assert mappings["_meta"]["cross_embedding_model"] == CROSS_MODEL
+        assert mappings["_meta"]["cross_dim"] == CROSS_DIM
+        assert mappings["properties"]["cross_embedding"]["dims"] == CROSS_DIM
+        doc = es_client.get(index=index, id="hp-zh")["_source"]
+        assert doc["script"] == "cjk" and "cross_embedding" not in doc  # out of _source
+
+    def test_records_without_fitting_cross_vectors_are_refused(
+        self, es_cross: ElasticsearchStore, embedder: HashingEmbedder
+    ) -> None:
+        product, direction = CROSS_PRODUCTS[0]
+        good = _cross_record(product, direction, embedder)
+        missing = _cross_record(Product(id="none", title="None"), direction, embedder, cross=False)
+        made = _cross_record(Product(id="short", title="Short"), direction, embedder)
+        short = ProductRecord(made.product, made.units, made.embeddings, np.ones((1, 3)))
+        writer = es_cross.writer(
+            embedding_model=embedder.name,
+            dim=embedder.dim,
+            prune=True,
+            cross_model=CROSS_MODEL,
+            cross_dim=CROSS_DIM,
+        )
+        failures = {f.product_id: f.reason for f in writer.write([good, missing, short])}
+        writer.abort()
+        assert failures.keys() == {"none", "short"}
+        assert "no cross-lingual vectors" in failures["none"]
+        assert "(1, 3)" in failures["short"]
+
+    def test_a_write_with_another_cross_model_needs_a_full_reindex(
+        self, es_cross: ElasticsearchStore, embedder: HashingEmbedder
+    ) -> None:
+        for model, dim in (("other", CROSS_DIM), (CROSS_MODEL, 8), (None, 0)):
+            with pytest.raises(StoreError, match="re-index the whole catalog with prune"):
+                es_cross.writer(
+                    embedding_model=embedder.name,
+                    dim=embedder.dim,
+                    cross_model=model,
+                    cross_dim=dim,
+                )
+        _write_cross(es_cross, embedder, cross_model=None)  # pruning: the new index has none
+        assert es_cross.stats().cross_embedding_model is None
+        assert _ids(es_cross, "cjk") == []
+
+    def test_an_index_without_cross_vectors_takes_writes_without_them(
+        self,
+        es_store: ElasticsearchStore,
+        embedder: HashingEmbedder,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        _write_cross(es_store, embedder, cross_model=None, cross=False)
+        assert es_store.stats().cross_embedding_model is None
+        assert _ids(es_store, "cjk") == []
+        before = es_store.stats().version
+        with caplog.at_level(logging.WARNING, "retrieval.stores.elasticsearch"):
+            writer = es_store.writer(
+                embedding_model=embedder.name,
+                dim=embedder.dim,
+                cross_model=CROSS_MODEL,
+                cross_dim=CROSS_DIM,
+            )
+            for product, direction in CROSS_PRODUCTS[:2]:  # two writes, one warning
+                assert writer.write([_cross_record(product, direction, embedder)]) == []
+            writer.commit()
+        dropped = [r for r in caplog.records if "no cross-lingual vectors" in r.getMessage()]
+        assert len(dropped) == 1 and "prune" in dropped[0].getMessage()
+        after = es_store.stats()
+        assert before is not None and after.version is not None
+        assert after.version.split("@")[0] == before.split("@")[0]  # the same index
+        assert after.cross_embedding_model is None and _ids(es_store, "cjk") == []
+        _write_cross(es_store, embedder)  # a pruning re-index adds them
+        assert _ids(es_store, "cjk") == ["hp-en", "buds-en", "pan-en"]
+
+    def test_an_empty_index_without_cross_vectors_is_built_afresh(
+        self, es_store: ElasticsearchStore, embedder: HashingEmbedder
+    ) -> None:
+        es_store.writer(embedding_model=embedder.name, dim=embedder.dim, prune=True).commit()
+        empty = es_store.stats().version
+        _write_cross(es_store, embedder, prune=False)
+        assert es_store.stats().version != empty
+        assert _ids(es_store, "cjk") == ["hp-en", "buds-en", "pan-en"]
 
 
 class TestBulk:

@@ -14,6 +14,7 @@ own tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -507,3 +508,128 @@ class StoreContract:
             writer.write([record_of(Product(id="q", title="Stove"), embedder)])
         writer.abort()  # after a commit: nothing to do
         assert empty_store.stats().products == 1
+
+    # -- the cross-lingual space ----------------------------------------------------------
+
+    def test_crosslingual_searches_only_the_other_script(
+        self, empty_store: DocumentStore, embedder: HashingEmbedder
+    ) -> None:
+        write_crosslingual(empty_store, embedder)
+        near_headphones = np.array([1.0, 0.1, 0.0, 0.0], np.float32)
+        found = empty_store.crosslingual(
+            near_headphones,
+            model=CROSS_MODEL,
+            script="cjk",
+            kinds=("product",),
+            filters=None,
+            top_k=5,
+        )
+        assert [hit.unit.product_id for hit in found][:1] == ["en-hp"]
+        assert product_ids_of(found) <= {"en-hp", "en-pan"}  # never a Chinese product
+        assert found[0].score == pytest.approx(
+            float(near_headphones @ CROSS["en-hp"]) / float(np.linalg.norm(near_headphones)),
+            abs=1e-3,
+        )
+        found = empty_store.crosslingual(
+            near_headphones,
+            model=CROSS_MODEL,
+            script="latin",
+            kinds=("product",),
+            filters=Filters(price_max=150),
+            top_k=5,
+        )
+        assert [hit.unit.product_id for hit in found] == ["zh-hp"]  # zh-pan costs 199
+        assert empty_store.stats().cross_embedding_model == CROSS_MODEL
+
+    def test_crosslingual_of_another_model_is_empty(
+        self, empty_store: DocumentStore, embedder: HashingEmbedder
+    ) -> None:
+        write_crosslingual(empty_store, embedder)
+        assert (
+            empty_store.crosslingual(
+                np.ones(4, np.float32),
+                model="another-model",
+                script="cjk",
+                kinds=("product",),
+                filters=None,
+                top_k=5,
+            )
+            == []
+        )
+
+    def test_a_write_of_another_cross_model_needs_prune(
+        self, empty_store: DocumentStore, embedder: HashingEmbedder
+    ) -> None:
+        write_crosslingual(empty_store, embedder)
+        with pytest.raises(StoreError, match="prune"):
+            empty_store.writer(
+                embedding_model=embedder.name, dim=embedder.dim, cross_model="other", cross_dim=4
+            )
+        with pytest.raises(StoreError, match="prune"):
+            empty_store.writer(embedding_model=embedder.name, dim=embedder.dim)
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            lambda n: np.ones((n, 3), np.float32),
+            lambda n: np.full((n, 4), np.nan, np.float32),
+            lambda n: np.zeros((n, 4), np.float32),
+        ],
+        ids=["shape", "nan", "zeros"],
+    )
+    def test_bad_cross_vectors_are_reported_not_written(
+        self,
+        empty_store: DocumentStore,
+        embedder: HashingEmbedder,
+        bad: Callable[[int], np.ndarray],
+    ) -> None:
+        product = Product(id="bad", title="Bad vectors")
+        units = product_units(product)
+        writer = empty_store.writer(
+            embedding_model=embedder.name, dim=embedder.dim, cross_model=CROSS_MODEL, cross_dim=4
+        )
+        record = ProductRecord(
+            product,
+            units,
+            embedder.embed_documents([u.text for u in units]),
+            cross_embeddings=bad(len(units)),
+        )
+        failures = writer.write([record])
+        writer.abort()
+        assert [f.product_id for f in failures] == ["bad"]
+
+
+CROSS_MODEL = "test-cross"
+# Hand-made cross-lingual vectors: each English product and its Chinese counterpart share a
+# direction.
+CROSS = {
+    "en-hp": np.array([1.0, 0.0, 0.0, 0.0], np.float32),
+    "zh-hp": np.array([0.98, 0.2, 0.0, 0.0], np.float32),
+    "en-pan": np.array([0.0, 0.0, 1.0, 0.0], np.float32),
+    "zh-pan": np.array([0.0, 0.0, 0.98, 0.2], np.float32),
+}
+CROSS_PRODUCTS = [
+    Product(id="en-hp", title="Noise cancelling headphones", price=99),
+    Product(id="zh-hp", title="降噪耳机 无线", price=129),
+    Product(id="en-pan", title="Cast iron skillet", price=40),
+    Product(id="zh-pan", title="铸铁 平底锅", price=199),
+]
+
+
+def write_crosslingual(store: DocumentStore, embedder: HashingEmbedder) -> None:
+    writer = store.writer(
+        embedding_model=embedder.name, dim=embedder.dim, cross_model=CROSS_MODEL, cross_dim=4
+    )
+    records = []
+    for product in CROSS_PRODUCTS:
+        units = product_units(product)
+        records.append(
+            ProductRecord(
+                product,
+                units,
+                embedder.embed_documents([u.text for u in units]),
+                cross_embeddings=np.vstack([CROSS[product.id]] * len(units)),
+            )
+        )
+    assert writer.write(records) == []
+    writer.commit()

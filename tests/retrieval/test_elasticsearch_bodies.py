@@ -6,10 +6,22 @@ import numpy as np
 import pytest
 
 from indexer.units import product_units
-from retrieval.schema import Product
+from retrieval.schema import Filters, Product
 from retrieval.stores.base import CJK_CHARS
-from retrieval.stores.elasticsearch.mapping import index_body, unit_document, vector_of
-from retrieval.stores.elasticsearch.queries import lexical_body, matched_terms
+from retrieval.stores.elasticsearch.mapping import (
+    Generation,
+    cross_model_problem,
+    index_body,
+    unit_document,
+    vector_of,
+)
+from retrieval.stores.elasticsearch.queries import (
+    crosslingual_body,
+    filter_clauses,
+    lexical_body,
+    matched_terms,
+    semantic_body,
+)
 
 BOOSTS = {"title": 3.0, "description": 0.5}
 
@@ -70,7 +82,7 @@ def test_the_vector_leaves_source_and_comes_back_bit_for_bit() -> None:
     vector = np.random.default_rng(0).standard_normal(384).astype(np.float32)
     doc = unit_document(product, unit, vector, position=0, embedding_model="m")
     assert index_body(embedding_model="m", dim=384)["mappings"]["_source"] == {
-        "excludes": ["embedding"]
+        "excludes": ["embedding", "cross_embedding"]
     }
     stored = {k: v for k, v in doc.items() if k != "embedding"}  # what _source keeps
     np.testing.assert_array_equal(vector_of(stored), vector)
@@ -79,3 +91,76 @@ def test_the_vector_leaves_source_and_comes_back_bit_for_bit() -> None:
 def test_vectors_of_an_older_index_are_read_from_embedding() -> None:
     assert vector_of({"embedding": [0.5, -1.0]}).tolist() == [0.5, -1.0]  # type: ignore[union-attr]
     assert vector_of({"kind": "product"}) is None
+
+
+class TestCrossLingual:
+    def test_the_body_searches_the_cross_vectors_of_the_other_script(self) -> None:
+        filters = Filters(price_max=100.0)
+        body = crosslingual_body(np.array([3.0, 4.0]), "cjk", ("product",), filters, 5)
+        assert body is not None
+        knn = body["knn"]
+        assert knn["field"] == "cross_embedding"
+        assert knn["query_vector"] == pytest.approx([0.6, 0.8])
+        assert knn["k"] == 5 and body["size"] == 5
+        assert knn["filter"] == {
+            "bool": {
+                "filter": filter_clauses(("product",), filters),
+                "must_not": [{"term": {"script": "cjk"}}],
+            }
+        }
+        semantic = semantic_body(np.array([3.0, 4.0]), ("product",), filters, 5)
+        assert semantic is not None and semantic["knn"]["field"] == "embedding"
+        assert "must_not" not in semantic["knn"]["filter"]["bool"]
+
+    @pytest.mark.parametrize(
+        ("vector", "top_k"), [(np.zeros(4), 5), (np.full(4, np.nan), 5), (np.ones(4), 0)]
+    )
+    def test_no_direction_or_no_room_is_no_search(self, vector: np.ndarray, top_k: int) -> None:
+        assert crosslingual_body(vector, "latin", ("product",), None, top_k) is None
+
+    def test_the_mapping_has_cross_vectors_only_with_a_cross_model(self) -> None:
+        plain = index_body(embedding_model="m", dim=8)["mappings"]
+        assert "cross_embedding" not in plain["properties"]
+        assert plain["properties"]["script"] == {"type": "keyword"}
+        assert plain["_meta"]["cross_embedding_model"] is None
+        assert plain["_meta"]["cross_dim"] == 0
+        cross = index_body(embedding_model="m", dim=8, cross_model="x", cross_dim=16)["mappings"]
+        field = cross["properties"]["cross_embedding"]
+        assert field["dims"] == 16 and field["similarity"] == "cosine"
+        assert field["index_options"] == cross["properties"]["embedding"]["index_options"]
+        assert (cross["_meta"]["cross_embedding_model"], cross["_meta"]["cross_dim"]) == ("x", 16)
+        with pytest.raises(ValueError, match="dimension"):
+            index_body(embedding_model="m", dim=8, cross_model="x", cross_dim=0)
+
+    def test_a_unit_document_carries_its_script_and_cross_vector(self) -> None:
+        english = Product(id="en", title="Noise cancelling headphones")
+        chinese = Product(id="zh", title="降噪耳机", description="Bluetooth 5.3")
+        vector = np.ones(4, np.float32)
+        doc = unit_document(
+            english, product_units(english)[0], vector, position=0, embedding_model="m"
+        )
+        assert doc["script"] == "latin" and "cross_embedding" not in doc
+        doc = unit_document(
+            chinese,
+            product_units(chinese)[0],
+            vector,
+            position=0,
+            embedding_model="m",
+            cross_vector=np.array([0.5, -0.5], np.float32),
+        )
+        assert doc["script"] == "cjk"
+        assert doc["cross_embedding"] == [0.5, -0.5]
+
+    def test_a_write_must_keep_the_index_s_cross_model(self) -> None:
+        meta = {"embedding_model": "m", "dim": 8}
+        none = Generation("i", {**meta, "cross_embedding_model": None, "cross_dim": 0})
+        older = Generation("i", meta)  # format 3: no cross fields in _meta
+        held = Generation("i", {**meta, "cross_embedding_model": "x", "cross_dim": 16})
+        assert older.cross_embedding_model is None and held.cross_embedding_model == "x"
+        for current in (none, older):  # the vectors are dropped, no error
+            assert cross_model_problem(current, "x", 16) is None
+            assert cross_model_problem(current, None, 0) is None
+        assert cross_model_problem(held, "x", 16) is None
+        for model, dim in (("y", 16), ("x", 32), (None, 0)):
+            problem = cross_model_problem(held, model, dim)
+            assert problem is not None and "re-index the whole catalog with prune" in problem

@@ -1,5 +1,7 @@
 import copy
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from retrieval.schema import Filters
 from retrieval.search import Adjustment, HybridSearch, ProductHit, SearchConfig
 from retrieval.stores.base import StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
+from tests.retrieval.store_contract import CROSS_MODEL, write_crosslingual
 
 
 class KeywordReranker:
@@ -310,3 +313,61 @@ def test_components_do_not_change_the_documents_they_are_given(
     assert _state(joined["documents"]) == fused
     assert ranked["documents"][0].meta["rerank_score"] > 0
     assert all("rerank_score" not in d.meta for d in joined["documents"])
+
+
+class _ConceptEmbedder:
+    """A stand-in for a multilingual model: headphones and pans, in either language, map to
+    the directions of `tests.retrieval.store_contract.CROSS`."""
+
+    name = CROSS_MODEL
+    dim = 4
+
+    def warm_up(self) -> None:
+        pass
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if "耳机" in text or "headphones" in text:
+            return np.array([1.0, 0.0, 0.0, 0.0], np.float32)
+        if "锅" in text or "skillet" in text:
+            return np.array([0.0, 0.0, 1.0, 0.0], np.float32)
+        return np.array([0.0, 1.0, 1.0, 1.0], np.float32)
+
+    def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return np.vstack([self.embed_query(t) for t in texts])
+
+
+class TestCrossLingual:
+    @pytest.fixture
+    def bilingual(self, tmp_path: Path, embedder: HashingEmbedder) -> HybridSearch:
+        store = EmbeddedStore(tmp_path / "bilingual")
+        write_crosslingual(store, embedder)
+        config = SearchConfig(
+            weights={"lexical": 1.0, "semantic": 1.0, "crosslingual": 0.5},
+            cjk_weights={"semantic": 0.0},
+            min_similarity=0.2,
+            cross_min_similarity=0.3,
+        )
+        return HybridSearch(store, embedder, config=config, cross_embedder=_ConceptEmbedder())
+
+    def test_a_chinese_query_finds_the_english_product_after_its_own_language(
+        self, bilingual: HybridSearch
+    ) -> None:
+        result = bilingual.search("降噪耳机", rerank=False)
+        ids = [hit.product.id for hit in result.hits]
+        assert ids == ["zh-hp", "en-hp"]  # en-pan is below the cross-lingual floor
+        assert set(result.hits[1].hit.explanation.retrievers) == {"crosslingual"}
+        assert "found by crosslingual #1" in result.hits[1].hit.explanation.summary()
+        assert result.timings_ms["crosslingual"] >= 0
+
+    def test_an_english_query_finds_the_chinese_product(self, bilingual: HybridSearch) -> None:
+        ids = [hit.product.id for hit in bilingual.search("skillet", rerank=False).hits]
+        assert ids[0] == "en-pan"
+        assert "zh-pan" in ids and "zh-hp" not in ids
+
+    def test_weight_0_neither_embeds_nor_searches(self, bilingual: HybridSearch) -> None:
+        bilingual.config = replace(
+            bilingual.config, weights={**bilingual.config.weights, "crosslingual": 0.0}
+        )
+        result = bilingual.search("降噪耳机", rerank=False)
+        assert [hit.product.id for hit in result.hits] == ["zh-hp"]
+        assert result.timings_ms["cross_embedder"] < 1

@@ -26,6 +26,7 @@ def health(services: ServicesDep) -> Health | JSONResponse:
     stands; 503 when the store is down (not while the generator loads: search works)."""
     models = {
         "embedder": services.embedder.name,
+        "cross_embedder": cross.name if (cross := services.search.cross_embedder) else "none",
         "reranker": services.reranker.name if services.reranker else "none",
         "llm": services.llm.name,
     }

@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from retrieval.schema import Product, Unit, split_category
+from retrieval.stores.base import unit_script
 
-INDEX_FORMAT = 3  # 2: attribute facets, highlighting offsets; 3: vectors out of _source, .chars
+# 2: attribute facets, highlighting offsets; 3: vectors out of _source, .chars;
+# 4: script keyword, cross-lingual vectors
+INDEX_FORMAT = 4
 DEFAULT_URL = "http://localhost:9200"
 
 # Unit field (the names `DEFAULT_BOOSTS` uses) -> Elasticsearch text field.
@@ -28,12 +31,31 @@ TEXT_FIELDS: Mapping[str, str] = {
     "body": "body",
 }
 _CJK_TYPES = ["<IDEOGRAPHIC>", "<HIRAGANA>", "<KATAKANA>", "<HANGUL>"]
+# Plain HNSW: 8.14+ would default to int8 and change the scores.
+_HNSW = {"type": "hnsw", "m": 16, "ef_construction": 100}
+
+
+def _vector_field(dims: int) -> dict[str, Any]:
+    return {
+        "type": "dense_vector",
+        "dims": dims,
+        "index": True,
+        "similarity": "cosine",
+        "index_options": dict(_HNSW),
+    }
 
 
 def index_body(
-    *, embedding_model: str, dim: int, shards: int = 1, replicas: int = 0
+    *,
+    embedding_model: str,
+    dim: int,
+    shards: int = 1,
+    replicas: int = 0,
+    cross_model: str | None = None,
+    cross_dim: int = 0,
 ) -> dict[str, Any]:
-    """Settings and mappings of one catalog generation (pass to ``indices.create``).
+    """Settings and mappings of one catalog generation (pass to ``indices.create``); the
+    ``cross_embedding`` field (``cross_dim``-d) only with a ``cross_model``.
 
     Text fields are analysed three times: the field itself in English (lower-cased, stop words
     out, plurals stemmed; CJK characters left to the sub-fields), ``.cjk`` with the same chain as
@@ -52,6 +74,10 @@ def index_body(
             "chars": {"type": "text", "analyzer": "shopguide_chars", "index_options": "offsets"},
         },
     }
+    if cross_model is not None and cross_dim <= 0:
+        msg = f"cross-lingual vectors of '{cross_model}' need a dimension, not {cross_dim}"
+        raise ValueError(msg)
+    cross = {} if cross_model is None else {"cross_embedding": _vector_field(cross_dim)}
     keyword = {"type": "keyword"}
     folded = {"type": "keyword", "normalizer": "shopguide_lowercase"}
     return {
@@ -116,17 +142,20 @@ def index_body(
             # Every search hit parses its _source: 384 floats as JSON cost more than the rest of
             # a unit. The vector is read back (personalization, re-use on re-index) from the
             # float32 bytes in ``vector`` instead (`vector_of`).
-            "_source": {"excludes": ["embedding"]},
+            "_source": {"excludes": ["embedding", "cross_embedding"]},
             "_meta": {
                 "format": INDEX_FORMAT,
                 "embedding_model": embedding_model,
                 "dim": dim,
+                "cross_embedding_model": cross_model,
+                "cross_dim": cross_dim if cross_model is not None else 0,
                 "writes": 0,
             },
             "properties": {
                 "unit_id": keyword,
                 "product_id": keyword,
                 "kind": keyword,
+                "script": keyword,
                 "position": {"type": "integer"},
                 **{es: text for es in TEXT_FIELDS.values()},
                 "brand": folded,
@@ -139,14 +168,8 @@ def index_body(
                 "in_stock": {"type": "boolean"},
                 "text": {"type": "text", "index": False},
                 "product": {"type": "object", "enabled": False},
-                "embedding": {
-                    "type": "dense_vector",
-                    "dims": dim,
-                    "index": True,
-                    "similarity": "cosine",
-                    # Plain HNSW: 8.14+ would default to int8 and change the scores.
-                    "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
-                },
+                "embedding": _vector_field(dim),
+                **cross,
                 "vector": {"type": "binary"},
                 "embedding_model": {"type": "keyword", "index": False, "doc_values": False},
             },
@@ -192,13 +215,21 @@ def category_prefixes(category: str | None) -> list[str]:
 
 
 def unit_document(
-    product: Product, unit: Unit, vector: np.ndarray, *, position: int, embedding_model: str
+    product: Product,
+    unit: Unit,
+    vector: np.ndarray,
+    *,
+    position: int,
+    embedding_model: str,
+    cross_vector: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The indexed document of one unit; the product's facets go on every unit."""
+    """The indexed document of one unit (with its cross-lingual vector when given); the
+    product's facets go on every unit."""
     doc: dict[str, Any] = {
         "unit_id": unit.id,
         "product_id": unit.product_id,
         "kind": unit.kind,
+        "script": unit_script(unit),
         "position": position,
         "text": unit.text,
         "currency": product.currency,
@@ -206,6 +237,8 @@ def unit_document(
         "vector": base64.b64encode(np.asarray(vector, "<f4").tobytes()).decode("ascii"),
         "embedding_model": embedding_model,
     }
+    if cross_vector is not None:
+        doc["cross_embedding"] = cross_vector.tolist()
     for name, value in unit.fields.items():
         if value:
             doc[TEXT_FIELDS[name]] = value
@@ -245,6 +278,12 @@ class Generation:
         model = self.meta.get("embedding_model")
         return str(model) if model is not None else None
 
+    @property
+    def cross_embedding_model(self) -> str | None:
+        """The model of the cross-lingual vectors; None in an index without them."""
+        model = self.meta.get("cross_embedding_model")
+        return str(model) if model is not None else None
+
 
 def new_index_name(alias: str) -> str:
     """A fresh generation's index name, ``{alias}-{YYYYmmddtHHMMSS}-{8 hex}``."""
@@ -276,4 +315,18 @@ def model_problem(current: Generation, embedding_model: str, dim: int) -> str | 
         f"the index was built with the embedding model "
         f"'{current.embedding_model}' ({current.meta.get('dim')}-d), not "
         f"'{embedding_model}' ({dim}-d): re-index the whole catalog with prune"
+    )
+
+
+def cross_model_problem(current: Generation, cross_model: str | None, cross_dim: int) -> str | None:
+    """Why the index behind the alias does not fit a write's cross-lingual vectors: it holds
+    those of another model (or the write has none). An index without any takes the write, the
+    vectors dropped."""
+    held = current.cross_embedding_model
+    if held is None or (held == cross_model and current.meta.get("cross_dim") == cross_dim):
+        return None
+    wanted = f"'{cross_model}' ({cross_dim}-d)" if cross_model is not None else "none"
+    return (
+        f"the index holds cross-lingual vectors of '{held}' ({current.meta.get('cross_dim')}-d), "
+        f"not {wanted}: re-index the whole catalog with prune"
     )

@@ -2,8 +2,9 @@
 
 Lexical search is a ``multi_match`` (``most_fields``) over the boosted text fields and, for a
 query with CJK characters, their ``.cjk`` (bigrams) and ``.chars`` (characters) sub-fields, with
-the unified highlighter marking the matched terms; semantic search is a filtered ``knn``. Both
-carry the same ``bool.filter`` clauses, so filters apply inside the search, before top-k.
+the unified highlighter marking the matched terms; semantic search is a filtered ``knn``, and
+cross-lingual search one on ``cross_embedding`` among the units of the other script. All carry
+the same ``bool.filter`` clauses, so filters apply inside the search, before top-k.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from retrieval.schema import Filters, Unit, UnitKind
 from retrieval.stores.base import CJK_CHARS, ScoredUnit, StoreError
 from retrieval.stores.elasticsearch.mapping import TEXT_FIELDS, category_prefixes
+from retrieval.text import Script
 
 MAX_WINDOW = 10_000  # index.max_result_window and the kNN num_candidates ceiling
 HIT_SOURCE = ["unit_id", "product_id", "kind", "text", *TEXT_FIELDS.values()]
@@ -115,6 +117,33 @@ def semantic_body(
     top_k: int,
 ) -> dict[str, Any] | None:
     """Filtered kNN on the unit vectors; None for no direction (no neighbours)."""
+    return _knn_body("embedding", vector, kinds, {"filter": filter_clauses(kinds, filters)}, top_k)
+
+
+def crosslingual_body(
+    vector: np.ndarray,
+    script: Script,
+    kinds: Sequence[UnitKind],
+    filters: Filters | None,
+    top_k: int,
+) -> dict[str, Any] | None:
+    """Filtered kNN on the cross-lingual vectors of the units not written in ``script`` (the
+    query's); None for no direction (no neighbours)."""
+    clauses = {
+        "filter": filter_clauses(kinds, filters),
+        "must_not": [{"term": {"script": script}}],
+    }
+    return _knn_body("cross_embedding", vector, kinds, clauses, top_k)
+
+
+def _knn_body(
+    field: str,
+    vector: np.ndarray,
+    kinds: Sequence[UnitKind],
+    clauses: dict[str, Any],
+    top_k: int,
+) -> dict[str, Any] | None:
+    """kNN on ``field`` within the ``bool`` ``clauses``; None for no direction."""
     query = np.asarray(vector, np.float32)
     if query.ndim != 1:
         msg = f"query vector has shape {query.shape}, expected one vector"
@@ -126,11 +155,11 @@ def semantic_body(
     return {
         "size": k,
         "knn": {
-            "field": "embedding",
+            "field": field,
             "query_vector": (query / norm).tolist(),
             "k": k,
             "num_candidates": min(max(100, 2 * k), MAX_WINDOW),
-            "filter": {"bool": {"filter": filter_clauses(kinds, filters)}},
+            "filter": {"bool": clauses},
         },
         "_source": HIT_SOURCE,
         "track_total_hits": False,

@@ -4,9 +4,10 @@ Every catalog generation is its own index, ``{alias}-{YYYYmmddtHHMMSS}-{8 hex}``
 through the alias. A full re-index (``writer(prune=True)``, or the first build) fills a new index,
 checks it and then moves the alias in one ``update_aliases`` call, so searches see the old index
 or the new one, never a half-built one; the old index is deleted afterwards. Smaller writes
-(``prune=False``) go to the live index. Indices never refresh on their own
-(``refresh_interval: -1``): the store refreshes on commit, so staged writes stay invisible until
-then. The catalog version is the index name plus a write counter kept in the index's ``_meta``.
+(``prune=False``) go to the live index and keep its embedding and cross-lingual models. Indices
+never refresh on their own (``refresh_interval: -1``): the store refreshes on commit, so staged
+writes stay invisible until then. The catalog version is the index name plus a write counter
+kept in the index's ``_meta``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from retrieval.stores.elasticsearch.errors import (
 from retrieval.stores.elasticsearch.mapping import (
     DEFAULT_URL,
     Generation,
+    cross_model_problem,
     format_problem,
     generation_pattern,
     index_body,
@@ -42,6 +44,7 @@ from retrieval.stores.elasticsearch.mapping import (
 )
 from retrieval.stores.elasticsearch.queries import (
     MAX_WINDOW,
+    crosslingual_body,
     lexical_body,
     lexical_hits,
     product_body,
@@ -52,6 +55,7 @@ from retrieval.stores.elasticsearch.queries import (
     units_body,
 )
 from retrieval.stores.elasticsearch.writer import TERMS_CHUNK, ElasticsearchWriter, chunks
+from retrieval.text import Script
 
 logger = logging.getLogger(__name__)
 
@@ -187,34 +191,69 @@ class ElasticsearchStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def writer(self, *, embedding_model: str, dim: int, prune: bool = False) -> ElasticsearchWriter:
+    def writer(
+        self,
+        *,
+        embedding_model: str,
+        dim: int,
+        prune: bool = False,
+        cross_model: str | None = None,
+        cross_dim: int = 0,
+    ) -> ElasticsearchWriter:
         """Start a write; see `DocumentStore.writer`.
 
-        ``prune`` (and the first write) builds a new index and swaps the alias on commit;
-        otherwise products are upserted into the live index.
+        ``prune`` (and the first write) builds a new index with the write's models and swaps the
+        alias on commit; otherwise products are upserted into the live index, which must have
+        the same models (an index without cross-lingual vectors takes the write without them).
+        An empty live index of other models is built afresh instead.
         """
+        if cross_model is not None and cross_dim <= 0:
+            msg = f"cross-lingual vectors of '{cross_model}' need a dimension, not {cross_dim}"
+            raise StoreError(msg)
         current = None if prune else self._generation(fresh=True)
         problem = None if current is None else format_problem(current)
         if problem is not None:
             raise StoreError(problem)
-        problem = None if current is None else model_problem(current, embedding_model, dim)
-        if current is not None and problem is not None:
-            if self._count(current.index) != 0:
+        if current is not None:
+            problem = model_problem(current, embedding_model, dim) or cross_model_problem(
+                current, cross_model, cross_dim
+            )
+            no_cross = cross_model is not None and current.cross_embedding_model is None
+            if (problem is not None or no_cross) and self._count(current.index) == 0:
+                current = None  # an empty index: build afresh
+            elif problem is not None:
                 raise StoreError(problem)
-            current = None  # an empty index: build afresh
         if current is not None:
             return ElasticsearchWriter(
-                self, index=current.index, embedding_model=embedding_model, dim=dim, full=False
+                self,
+                index=current.index,
+                embedding_model=embedding_model,
+                dim=dim,
+                full=False,
+                cross_model=current.cross_embedding_model,
+                cross_dim=int(current.meta.get("cross_dim") or 0),
+                drop_cross=cross_model is not None and current.cross_embedding_model is None,
             )
         index = new_index_name(self.alias)
         body = index_body(
-            embedding_model=embedding_model, dim=dim, shards=self.shards, replicas=self.replicas
+            embedding_model=embedding_model,
+            dim=dim,
+            shards=self.shards,
+            replicas=self.replicas,
+            cross_model=cross_model,
+            cross_dim=cross_dim,
         )
         with self._errors(f"create the index {index}"):
             self._admin.indices.create(index=index, **body)
         logger.info("building index %s behind alias %s", index, self.alias)
         return ElasticsearchWriter(
-            self, index=index, embedding_model=embedding_model, dim=dim, full=True
+            self,
+            index=index,
+            embedding_model=embedding_model,
+            dim=dim,
+            full=True,
+            cross_model=cross_model,
+            cross_dim=cross_dim if cross_model is not None else 0,
         )
 
     def _refresh(self, index: str) -> None:
@@ -381,6 +420,31 @@ class ElasticsearchStore:
         lexical, *semantic = self._msearch(bodies)
         return lexical_hits(lexical), semantic_hits(semantic[0]) if semantic else []
 
+    def crosslingual(
+        self,
+        vector: np.ndarray,
+        *,
+        model: str,
+        script: Script,
+        kinds: Sequence[UnitKind],
+        filters: Filters | None,
+        top_k: int,
+    ) -> list[ScoredUnit]:
+        """Nearest units in the cross-lingual space among those not written in ``script``,
+        filtered inside the kNN search, best first; empty when the index behind the alias
+        holds no cross-lingual vectors of ``model``."""
+        current = self._generation()
+        if current is None or current.cross_embedding_model != model:
+            return []
+        try:
+            (hits,) = self._msearch([crosslingual_body(vector, script, kinds, filters, top_k)])
+        except StoreError:
+            fresh = self._generation(fresh=True)
+            if fresh is None or fresh.cross_embedding_model != model:
+                return []  # swapped under us to an index without them
+            raise
+        return semantic_hits(hits)
+
     def get_product(self, product_id: str) -> Product | None:
         """The product with this id, or None."""
         (hits,) = self._msearch([product_body(product_id)])
@@ -518,6 +582,7 @@ class ElasticsearchStore:
                 products=int(response["aggregations"]["products"]["doc_count"]),
                 units=int(response["hits"]["total"]["value"]),
                 embedding_model=current.embedding_model,
+                cross_embedding_model=current.cross_embedding_model,
             )
         with self._lock:
             self._stats_cache = (now, stats)

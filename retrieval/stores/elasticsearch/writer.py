@@ -13,7 +13,13 @@ import numpy as np
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 
-from retrieval.stores.base import CommitReport, ProductRecord, StoreError, WriteFailure
+from retrieval.stores.base import (
+    CommitReport,
+    ProductRecord,
+    StoreError,
+    WriteFailure,
+    cross_vectors_problem,
+)
 from retrieval.stores.elasticsearch.errors import reason, translated
 from retrieval.stores.elasticsearch.mapping import TEXT_FIELDS, unit_document
 
@@ -106,6 +112,11 @@ def record_problem(record: ProductRecord) -> str | None:
     return None
 
 
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 @dataclass
 class _Staged:
     """What a writer has sent: unit ids per product, products it had to take out again."""
@@ -122,6 +133,9 @@ class ElasticsearchWriter:
     live writer upserts into the index behind the alias; on commit it deletes the units those
     products no longer have and refreshes. Abort cannot take back documents a live writer has
     already sent: they stay unseen until the index's next refresh.
+
+    With a ``cross_model`` every record needs its cross-lingual vectors (``cross_dim``-d);
+    ``drop_cross``: the index has none, so the records' are left out (logged once).
     """
 
     def __init__(
@@ -132,12 +146,18 @@ class ElasticsearchWriter:
         embedding_model: str,
         dim: int,
         full: bool,
+        cross_model: str | None = None,
+        cross_dim: int = 0,
+        drop_cross: bool = False,
     ) -> None:
         self._store = store
         self.index = index
         self._embedding_model = embedding_model
         self.dim = dim  # Elasticsearch checks every vector against the mapping
         self._full = full
+        self.cross_model = cross_model
+        self.cross_dim = cross_dim
+        self._drop_cross = drop_cross and cross_model is None
         self._staged = _Staged()
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None  # bulk requests in parallel; on first use
@@ -174,6 +194,8 @@ class ElasticsearchWriter:
         batch: dict[str, ProductRecord] = {}
         for record in records:
             problem = record_problem(record)
+            if problem is None and self.cross_model is not None:
+                problem = cross_vectors_problem(record, self.cross_model, self.cross_dim)
             if problem is not None:
                 failures.append(WriteFailure(record.product.id, problem))
             else:
@@ -181,9 +203,18 @@ class ElasticsearchWriter:
         actions: list[dict[str, Any]] = []
         owner: dict[str, str] = {}  # unit id -> product id
         rewritten: set[str] = set()  # products whose earlier units this batch deletes
+        if self._drop_cross and any(r.cross_embeddings is not None for r in batch.values()):
+            self._drop_cross = False  # once per writer
+            logger.warning(
+                "the index %s has no cross-lingual vectors: this write leaves them out; "
+                "re-index with prune to add them",
+                self.index,
+            )
         for pid, record in batch.items():
-            vectors = np.asarray(record.embeddings, np.float32)
-            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = _normalized(record.embeddings)
+            cross = None
+            if self.cross_model is not None and record.cross_embeddings is not None:
+                cross = _normalized(record.cross_embeddings)
             for position, (unit, vector) in enumerate(zip(record.units, vectors, strict=True)):
                 owner[unit.id] = pid
                 actions.append(
@@ -197,6 +228,7 @@ class ElasticsearchWriter:
                             vector,
                             position=position,
                             embedding_model=self._embedding_model,
+                            cross_vector=None if cross is None else cross[position],
                         ),
                     }
                 )
