@@ -69,10 +69,17 @@ def _index(settings: Settings, catalog: Path, *, prune: bool, batch_size: int) -
         progress=sys.stderr.isatty(),
     )
     _skipped(report.errors, report.skipped)
+    cross = (
+        f" (cross-lingual: {report.cross_embedded} embedded, "
+        f"{report.reused_cross_embeddings} reused)"
+        if report.cross_embedded or report.reused_cross_embeddings
+        else ""
+    )
     _out(
         f"read {report.read}, indexed {report.indexed}, skipped {report.skipped}, "
         f"removed {report.removed}; {report.units} units, {report.embedded} embedded, "
-        f"{report.reused_embeddings} reused; {report.seconds:.1f} s; index {report.version}"
+        f"{report.reused_embeddings} reused{cross}; {report.seconds:.1f} s; "
+        f"index {report.version}"
     )
     return 0 if report.ok else 1
 

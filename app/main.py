@@ -44,9 +44,12 @@ def create_app(
             "worker ready",
             extra={"workers": ready.workers, "port": ready.port},
         )
+        personalization = app.state.services.personalization
+        personalization.start_draining(ready.event_spool_drain_s)  # queued events, if any
         try:
             yield
         finally:
+            personalization.stop_draining()
             limits = getattr(app.state, "rate_limits", None)
             if limits is not None:  # built on the first request that is limited
                 limits.close()

@@ -6,7 +6,7 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.caching import ResultCache
@@ -20,7 +20,8 @@ from generation.prompts import PROMPT_VERSION
 from personalization.events import EventWindow
 from personalization.ranking import PersonalConfig
 from personalization.service import Personalization
-from personalization.stores.base import DAY_S, ProfileStore
+from personalization.spool import EventSpool
+from personalization.stores.base import DAY_S, IngestReport, ProfileStore
 from personalization.stores.file import FileProfileStore
 from recommendation.complements import Complements
 from recommendation.for_you import ForYou
@@ -43,8 +44,9 @@ from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.manifest import read_manifest
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.rankers.onnx_cross_encoder import ONNX_FP32, ONNX_INT8, OnnxCrossEncoderReranker
+from retrieval.schema import Product
 from retrieval.search import HybridSearch, SearchConfig
-from retrieval.stores.base import DocumentStore, StoreError
+from retrieval.stores.base import DocumentStore, StoreError, StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
 
 logger = logging.getLogger(__name__)
@@ -64,13 +66,23 @@ class Services:
     cache: Cache | None
     results: ResultCache | None
     personalization: Personalization
+    # the last catalog version read: (version,), None before the first read
+    _catalog_seen: tuple[str | None] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.personalization.on_applied is None:  # events applied from the spool count too
+            self.personalization.on_applied = self._count_applied
+
+    def _count_applied(self, report: IngestReport, products: Mapping[str, Product]) -> None:
+        """Count applied events in trending and the pairs bought together (as POST /events)."""
+        self.trending.record(report.applied, products)
+        self.complements.record(report.applied, self.personalization.history)
 
     def close(self) -> None:
         """Release models and connections."""
         self.llm.close()
+        self.personalization.close()  # before the store: it may be applying queued events
         self.store.close()
-        if self.personalization.profiles is not None:
-            self.personalization.profiles.close()
         if self.cache is not None:
             self.cache.close()
         if "trending" in self.__dict__:  # built on first use
@@ -99,8 +111,16 @@ class Services:
         return SimilarProducts(self.store)
 
     def catalog_version(self) -> str | None:
-        """The version of the catalog behind the index (part of every cache key)."""
-        return self.store.stats().version
+        """The version of the catalog behind the index (part of every cache key); while the
+        store is unavailable, the last one read, so that cached results are still served."""
+        try:
+            version = self.store.stats().version
+        except StoreUnavailable:
+            if self._catalog_seen is None:
+                raise
+            return self._catalog_seen[0]
+        self._catalog_seen = (version,)
+        return version
 
     @functools.cached_property
     def _config_key(self) -> dict[str, object]:
@@ -165,6 +185,18 @@ def build_profiles(settings: Settings) -> ProfileStore | None:
     )
 
 
+def build_event_spool(settings: Settings) -> EventSpool | None:
+    """The spool of events waiting for a store that is down (None: EVENT_SPOOL_MAX_EVENTS
+    is 0, or its folder cannot be written: logged, outages are then a 503)."""
+    if settings.event_spool_max_events == 0:
+        return None
+    try:
+        return EventSpool(settings.event_spool_path, max_events=settings.event_spool_max_events)
+    except OSError as exc:
+        logger.error("no event spool (POST /events is a 503 while a store is down): %s", exc)
+        return None
+
+
 def _counts_in_redis(settings: Settings) -> bool:
     """Whether trending and pair counts live in Redis: where the profiles do, and also with
     profiles in files and several workers, whose in-memory counts would each miss the others'
@@ -208,16 +240,28 @@ def personal_config(settings: Settings) -> PersonalConfig:
     )
 
 
-def build_store(settings: Settings) -> DocumentStore:
-    """The configured document store (Elasticsearch connects lazily, on first use)."""
+def build_store(settings: Settings, *, serving: bool = False) -> DocumentStore:
+    """The configured document store (Elasticsearch connects lazily, on first use). While
+    ``serving``, Elasticsearch calls have ELASTICSEARCH_TIMEOUT_S as deadline and go through a
+    circuit breaker (ELASTICSEARCH_RETRY_AFTER_S); indexing keeps the client's longer
+    timeouts and tries every call."""
     if settings.store == "elasticsearch":
+        from retrieval.breaker import CircuitBreaker
         from retrieval.stores.elasticsearch import ElasticsearchStore
 
-        return ElasticsearchStore(
+        store = functools.partial(
+            ElasticsearchStore,
             settings.elasticsearch_url,
             alias=settings.elasticsearch_alias,
             shards=settings.elasticsearch_shards,
             replicas=settings.elasticsearch_replicas,
+        )
+        if not serving:
+            return store()
+        pause = settings.elasticsearch_retry_after_s
+        return store(
+            request_timeout_s=settings.elasticsearch_timeout_s,
+            breaker=CircuitBreaker("Elasticsearch", retry_after_s=pause),
         )
     return EmbeddedStore(settings.index_dir)
 
@@ -437,7 +481,7 @@ def build_services(
     """Every backend, loaded and warm; with ``background_generator`` the generator is built,
     loaded and primed in the background (`DeferredLLM`), so that search is served meanwhile."""
     configure_threads(settings, serving=True)
-    store = build_store(settings)
+    store = build_store(settings, serving=True)
     cache = build_cache(settings)
     embedder = build_embedder(settings, serving=True)
     if cache is not None:
@@ -463,8 +507,9 @@ def build_services(
         max_turns=settings.conversation_turns,
     )
     answers = build_answers(settings, search, llm, conversations)
+    profiles = build_profiles(settings)
     personalization = Personalization(
-        build_profiles(settings),
+        profiles,
         store,
         personal_config(settings),
         caches=[conversations.cache],  # the result cache, when there is one, is this one
@@ -472,6 +517,7 @@ def build_services(
             clock_skew_s=settings.event_clock_skew_s,
             retention_s=settings.profile_ttl_days * DAY_S,
         ),
+        spool=build_event_spool(settings) if profiles is not None else None,
     )
     text.warm_up()
     search.warm_up()

@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     elasticsearch_alias: str = Field("shopguide-units", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     elasticsearch_shards: int = Field(1, ge=1, le=64)
     elasticsearch_replicas: int = Field(0, ge=0, le=8)
+    elasticsearch_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Deadline of each search and document read the API sends Elasticsearch "
+        "(not retried on timeout); index administration and bulk writes wait longer.",
+    )
+    elasticsearch_retry_after_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="After Elasticsearch times out or cannot be reached, the API answers 503 "
+        "with this Retry-After at once, without calling it, for this long; then one request "
+        "probes it (a circuit breaker).",
+    )
 
     cache: Literal["memory", "redis", "none"] = "memory"
     redis_url: str = Field("redis://localhost:6379/0", description="Used when cache=redis.")
@@ -240,6 +255,22 @@ class Settings(BaseSettings):
         "than this many seconds after the server's time (a phone's clock ahead), and one older "
         "than PROFILE_TTL_DAYS.",
     )
+    event_spool_dir: Path | None = Field(
+        None,
+        description="Where POST /events queues events while the profile store or the catalog "
+        "is down, a file per API process, applied when it returns (default: "
+        "DATA_DIR/event-spool).",
+    )
+    event_spool_max_events: int = Field(
+        100_000,
+        ge=0,
+        le=10_000_000,
+        description="Events one API process may queue while a store is down; beyond that, "
+        "POST /events answers 503 with Retry-After (0: no spool, every outage is a 503).",
+    )
+    event_spool_drain_s: float = Field(
+        5.0, gt=0, le=3600, description="How often queued events are tried again."
+    )
     trending_half_life_days: float = Field(
         3.0,
         gt=0,
@@ -428,6 +459,11 @@ class Settings(BaseSettings):
     def profiles_dir(self) -> Path:
         """Where the file profile store keeps one file per shopper."""
         return self.data_dir / "profiles"
+
+    @property
+    def event_spool_path(self) -> Path:
+        """Where events wait while a store is down (EVENT_SPOOL_DIR, else under DATA_DIR)."""
+        return self.event_spool_dir or self.data_dir / "event-spool"
 
     @property
     def index_dir(self) -> Path:

@@ -1,10 +1,12 @@
-"""Searches and events under load while Redis and Elasticsearch are killed, during re-indexing,
-and with duplicate event ids: what failed, what was lost, how long recovery took.
+"""Searches and events under load while Redis and Elasticsearch are killed, while Elasticsearch
+is frozen, during re-indexing, and with duplicate event ids: what failed, what was lost, how
+slow the answers were during the outage, how long recovery took.
 
-    python -m benchmarks.faults [--scenarios redis,elasticsearch,reindex,duplicates]
+    python -m benchmarks.faults
+        [--scenarios redis,elasticsearch,elasticsearch-stall,reindex,duplicates]
         [--seconds 30] [--max-requests 20000] [--before 5] [--outage 5] [--after 5]
-        [--search-clients 4] [--event-clients 2] [--users 8]
-        [--duplicate-clients 4] [--duplicate-ids 500]
+        [--search-clients 4] [--event-clients 2] [--event-rate 0] [--max-batch 20] [--users 8]
+        [--duplicate-clients 4] [--duplicate-ids 500] [--spool-timeout 60]
         [--catalog data/sample_catalog.jsonl] [--embedder packaged:all-minilm-l6-v2]
         [--es-url URL] [--es-signal kill|term] [--out bench-results/faults.json]
 
@@ -14,7 +16,8 @@ must not lose an acknowledged event), and a single-node Elasticsearch 8.12.2 sta
 install `scripts/services.sh` caches, on its own port and data folder (`benchmarks.servers`).
 With ``--es-url`` it uses that Elasticsearch instead, behind a loopback TCP proxy, and
 "killing" it cuts the proxy (every connection closed, new ones refused) and "restarting"
-restores it: said so in the output. The catalog is indexed once (behind the alias
+restores it, "freezing" it holds the proxy (connections accepted, no byte forwarded either way)
+and "resuming" releases it: said so in the output. The catalog is indexed once (behind the alias
 ``bench-faults-<pid>``, deleted afterwards) and the API runs as its own process, ``python -m
 app.cli serve`` (one uvicorn worker, real middleware, authentication with the run's own key,
 rate limits off as in `benchmarks.load`), on Elasticsearch, a Redis cache and Redis profiles.
@@ -26,15 +29,24 @@ same search through the cache, and a shopper's personalized uncached search, ove
 of the first three words of the catalog's titles. Event clients post batches of one to three
 events (views, clicks, carts, purchases of catalog products) with fresh ids, round-robin over
 ``--users`` shoppers, and retry a failed batch with the same ids (as a shop should) until it is
-acknowledged. A client waits ``--retry-delay`` after a failed request.
+acknowledged. A client waits ``--retry-delay`` after a failed request. With ``--event-rate``
+the event clients together pace their events to that many a second (a tracker): a client that
+falls behind (slow answers, retries) catches up with larger batches, of at most
+``--max-batch`` events; without it each sends its next batch as soon as the last is answered.
+An acknowledged batch was applied, or ``queued`` (the API's spool keeps events while the profile
+store or the catalog is down and applies them later): either way it is not sent again.
 
 - ``redis``: after ``--before`` seconds Redis is SIGKILLed, restarted ``--outage`` seconds
   later on the same port and files. Recovered when, sent after the restart, an event is
-  acknowledged (profiles written), a search is served from the cache, and a search is
-  personalized (profiles read).
+  applied (acknowledged and not queued: profiles written), a search is served from the cache,
+  and a search is personalized (profiles read).
 - ``elasticsearch``: the same with Elasticsearch (``--es-signal``: SIGKILL or SIGTERM), whose
   restart takes its own time ("ready s"). Recovered when an uncached search and an event
-  (which reads the products) succeed.
+  (which reads the products) succeed, the event applied.
+- ``elasticsearch-stall``: Elasticsearch frozen instead (SIGSTOP, then SIGCONT after
+  ``--outage`` seconds; with ``--es-url``, the proxy held): its connections stay open and
+  nothing answers, so the API meets its deadline and its circuit breaker rather than refused
+  connections. "ready s" is SIGCONT to cluster health yellow; recovered as ``elasticsearch``.
 - ``reindex``: the full catalog is indexed again, into a new index that the alias swaps to,
   over and over while the load runs (pausing half a second between builds).
 - ``duplicates``: ``--duplicate-clients`` clients post the same ``--duplicate-ids`` event ids
@@ -43,16 +55,23 @@ acknowledged. A client waits ``--retry-delay`` after a failed request.
 
 From a restart on, a recovery probe sends, every 100 ms, whichever of those requests has not
 yet succeeded since the restart (so recovery is measured even when ``--max-requests`` has
-stopped the load). After the load, every batch not yet acknowledged is sent again until it is
-(at most ``--drain-timeout`` seconds). Then each shopper's profile is read back from Redis (the
+stopped the load); it also reads ``/health`` every 200 ms until the API's event spool is empty
+("spool empty s": every queued event applied). After the load, every batch not yet
+acknowledged is sent again until it is (at most ``--drain-timeout`` seconds), and the command
+waits until ``/health`` reports the event spool empty (at most ``--spool-timeout`` seconds: the
+API drains it every few seconds). Then each shopper's profile is read back from Redis (the
 profile store): events counted, and the ids of the events stored.
 
 Reported per scenario: requests sent, answered 2xx, failed (any other status or a transport
 error), 503s (the API saying cleanly that a backend is down), other 5xx, 500s, 2xx searches
-with no results; events sent (distinct ids), counted by the profiles, lost (acknowledged but not
-counted), counted twice; how long the server was down, how long its restart took until it
-served ("ready": Redis answering PING, Elasticsearch's cluster health yellow), and from the
-restart until everything listed above worked again ("back"). Exits 1 when a request got a 5xx
+with no results; events sent (distinct ids), queued (the sum of ``queued`` in the answers),
+counted by the profiles, lost (acknowledged, applied or queued, but not counted), counted
+twice; how long the server was down, how long its restart took until it served ("ready": Redis
+answering PING, Elasticsearch's cluster health yellow), and from the restart until everything
+listed above worked again ("back"). For the requests that started during the outage (the
+whole load when there is none): latency p50, p99 and max (by kind too), requests answered (any
+HTTP status) and answered 2xx per second, and the events a second the event clients sent; the
+same before the fault and after the restart, for comparison. Exits 1 when a request got a 5xx
 other than 503, an event was lost, counted twice or never acknowledged, the API accepted more
 events than were counted, or the stack did not recover; 0 otherwise.
 """
@@ -63,6 +82,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -84,12 +104,20 @@ import httpx
 from app.auth.keys import key_entry, new_key
 from benchmarks.load import _UNUSED_LLM_URL, DEFAULT_EMBEDDER, Server, start_server
 from benchmarks.relevance import machine
-from benchmarks.servers import ES_VERSION, OwnElasticsearch, OwnRedis, TcpProxy, free_port
+from benchmarks.servers import (
+    ES_VERSION,
+    OwnElasticsearch,
+    OwnRedis,
+    TcpProxy,
+    free_port,
+    wait_es_ready,
+)
 
-SCENARIOS = ("redis", "elasticsearch", "reindex", "duplicates")
+SCENARIOS = ("redis", "elasticsearch", "elasticsearch-stall", "reindex", "duplicates")
 TITLES = {
     "redis": "Redis killed",
     "elasticsearch": "Elasticsearch killed",
+    "elasticsearch-stall": "Elasticsearch frozen",
     "reindex": "full re-index",
     "duplicates": "duplicate events",
 }
@@ -97,6 +125,7 @@ TITLES = {
 RECOVERY_KINDS = {
     "redis": ("events", "cache", "profiles"),
     "elasticsearch": ("search", "events"),
+    "elasticsearch-stall": ("search", "events"),
 }
 EVENT_TYPES = ("view", "view", "click", "cart", "purchase")
 MAX_EVENTS_KEPT = 100_000  # the server keeps every event of a shopper, so all can be read back
@@ -115,19 +144,30 @@ def _scenarios(text: str) -> list[str]:
     return [name for name in SCENARIOS if name in names]  # canonical order, once each
 
 
-def _positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
+def _number(kind: Callable[[str], float | int], *, zero: bool) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind``, positive (or zero too, with ``zero``)."""
+
     def parse(text: str) -> float | int:
         try:
             value = kind(text)
         except ValueError:
             msg = f"not a number: {text!r}"
             raise argparse.ArgumentTypeError(msg) from None
-        if value <= 0:
-            msg = f"expected a positive number, got {text}"
+        if value < 0 or (value == 0 and not zero):
+            wanted = "zero or a positive number" if zero else "a positive number"
+            msg = f"expected {wanted}, got {text}"
             raise argparse.ArgumentTypeError(msg)
         return value
 
     return parse
+
+
+def _positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
+    return _number(kind, zero=False)
+
+
+def _non_negative(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
+    return _number(kind, zero=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -150,8 +190,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--recovery-timeout", type=_positive(float), default=120.0)
     parser.add_argument("--drain-timeout", type=_positive(float), default=60.0)
+    parser.add_argument(
+        "--spool-timeout",
+        type=_positive(float),
+        default=60.0,
+        help="wait at most this long for the API's event spool to be empty before reading back",
+    )
     parser.add_argument("--search-clients", type=_positive(int), default=4)
     parser.add_argument("--event-clients", type=_positive(int), default=2)
+    parser.add_argument(
+        "--event-rate",
+        type=_non_negative(float),
+        default=0.0,
+        help="events a second the event clients pace themselves to, together (0: unpaced)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=_positive(int),
+        default=20,
+        help="largest batch a paced event client sends to catch up",
+    )
     parser.add_argument("--users", type=_positive(int), default=8, help="shoppers of the events")
     parser.add_argument("--duplicate-clients", type=_positive(int), default=4)
     parser.add_argument("--duplicate-ids", type=_positive(int), default=500)
@@ -179,7 +237,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 @dataclass(frozen=True)
 class Outcome:
     """One request: its kind (search, cached, personal, event), when it was sent and answered
-    (seconds since the scenario began), its status (None: transport error) and error code."""
+    (seconds since the scenario began), its status (None: transport error) and error code;
+    for an event batch, how many of its events the API queued rather than applied."""
 
     kind: str
     sent: float
@@ -190,6 +249,11 @@ class Outcome:
     personalized: bool = False
     empty: bool = False
     phase: str = "load"  # load, probe (after a restart) or drain (events sent again at the end)
+    queued: int = 0
+
+    @property
+    def latency(self) -> float:
+        return self.done - self.sent
 
     @property
     def ok(self) -> bool:
@@ -228,12 +292,12 @@ def summarize_requests(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 def recovered(o: Outcome, kind: str) -> bool:
-    """Whether ``o`` shows that ``kind`` works: an acknowledged event, a cached search, a
-    personalized search, an uncached search."""
+    """Whether ``o`` shows that ``kind`` works: an event batch applied (acknowledged, none
+    queued), a cached search, a personalized search, an uncached search."""
     if not o.ok:
         return False
     if kind == "events":
-        return o.kind == "event"
+        return o.kind == "event" and not o.queued  # applied: queued says the store is down
     if kind == "cache":
         return o.cached
     if kind == "profiles":
@@ -256,6 +320,67 @@ def recoveries(
     return found
 
 
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile of ``values`` by nearest rank (the smallest value with at least
+    ``q`` % of them at or below it); None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _latencies(values: Sequence[float]) -> dict[str, float | None]:
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 4)
+
+    return {
+        "p50": r(percentile(values, 50)),
+        "p99": r(percentile(values, 99)),
+        "max": r(max(values) if values else None),
+    }
+
+
+def window_figures(outcomes: Sequence[Outcome], start: float, end: float) -> dict[str, Any]:
+    """The requests that started in ``[start, end)`` (seconds of the scenario; the drain at
+    the end left out): how many, their latency (p50, p99, max; by kind too, and of those
+    answered 2xx), and per second of the window, the requests answered (any HTTP status) and
+    answered 2xx in it (by when the answer came)."""
+    span = max(end - start, 1e-9)
+    started = [o for o in outcomes if start <= o.sent < end and o.phase != "drain"]
+    answered = [
+        o for o in outcomes if start <= o.done < end and o.status is not None and o.phase != "drain"
+    ]
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in sorted({o.kind for o in started}):
+        mine = [o for o in started if o.kind == kind]
+        by_kind[kind] = {
+            "requests": len(mine),
+            "ok": sum(o.ok for o in mine),
+            "latency_s": _latencies([o.latency for o in mine]),
+        }
+    return {
+        "start_s": round(start, 3),
+        "end_s": round(end, 3),
+        "requests": len(started),
+        "ok": sum(o.ok for o in started),
+        "status_503": sum(o.status == 503 for o in started),
+        "latency_s": _latencies([o.latency for o in started]),
+        "ok_latency_s": _latencies([o.latency for o in started if o.ok]),
+        "over_1_5_s": sum(o.latency > 1.5 for o in started),
+        "answered_per_s": round(len(answered) / span, 1),
+        "ok_per_s": round(sum(o.ok for o in answered) / span, 1),
+        "by_kind": by_kind,
+    }
+
+
+def event_rate(batches: Sequence[Batch], start: float, end: float) -> dict[str, float]:
+    """The events the event clients (not the probe) first sent in ``[start, end)``: how many,
+    and how many a second."""
+    sent = sum(len(b.events) for b in batches if b.source == "load" and start <= b.at < end)
+    return {"events": sent, "per_s": round(sent / max(end - start, 1e-9), 1)}
+
+
 def event_figures(
     *,
     sent_ids: set[str],
@@ -264,11 +389,13 @@ def event_figures(
     accepted: int,
     duplicates: int,
     stored: Mapping[str, tuple[int, Sequence[str]]],
+    queued: int = 0,
 ) -> dict[str, int]:
     """The events' account: ``stored`` holds, per shopper, the events their profile counted and
-    the ids of the events kept. Lost: acknowledged but not kept; twice: counted or kept more
-    often than there are distinct ids kept; accepted_over: the API said "accepted" more often
-    than events were counted (it would have applied one twice)."""
+    the ids of the events kept; ``queued``: the events the API answered it queued. Lost:
+    acknowledged (applied or queued) but not kept; twice: counted or kept more often than there
+    are distinct ids kept; accepted_over: the API said "accepted" more often than events were
+    counted (it would have applied one twice)."""
     kept: list[str] = [i for _, ids in stored.values() for i in ids]
     distinct = set(kept)
     counted = sum(count for count, _ in stored.values())
@@ -281,6 +408,7 @@ def event_figures(
         "acknowledged": len(acked_ids),
         "unacknowledged": len(sent_ids - acked_ids),
         "accepted": accepted,
+        "queued": queued,
         "duplicates_reported": duplicates,
         "counted": counted,
         "kept": len(kept),
@@ -319,10 +447,13 @@ def problems(scenario: Mapping[str, Any]) -> list[str]:
 
 @dataclass
 class Batch:
-    """Events posted together, sent again with the same ids until acknowledged."""
+    """Events posted together, sent again with the same ids until acknowledged; when it was
+    first sent (seconds of the scenario) and by whom (load: an event client, probe)."""
 
     events: list[dict[str, Any]]
     acked: bool = False
+    at: float = 0.0
+    source: str = "load"
 
 
 @dataclass
@@ -332,12 +463,13 @@ class Ledger:
     batches: list[Batch] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
+    queued: int = 0
     posted: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _acked_users: set[str] = field(default_factory=set)
 
-    def add(self, events: list[dict[str, Any]]) -> Batch:
-        batch = Batch(events)
+    def add(self, events: list[dict[str, Any]], at: float = 0.0, source: str = "load") -> Batch:
+        batch = Batch(events, at=at, source=source)
         with self.lock:
             self.batches.append(batch)
         return batch
@@ -351,10 +483,15 @@ class Ledger:
                 self._acked_users.update(e["user_id"] for e in batch.events)
                 self.accepted += int(body.get("accepted", 0))
                 self.duplicates += int(body.get("duplicates", 0))
+                self.queued += int(body.get("queued", 0))
 
     def pending(self) -> list[Batch]:
         with self.lock:
             return [b for b in self.batches if not b.acked]
+
+    def all(self) -> list[Batch]:
+        with self.lock:
+            return list(self.batches)
 
     def users(self) -> list[str]:
         with self.lock:
@@ -376,6 +513,7 @@ class Ledger:
                 accepted=self.accepted,
                 duplicates=self.duplicates,
                 stored=stored,
+                queued=self.queued,
             )
 
 
@@ -451,6 +589,7 @@ class Run:
             personalized=ok and bool(data.get("personalized")),
             empty=ok and kind != "event" and not data.get("results"),
             phase=phase,
+            queued=int(data.get("queued") or 0) if ok and kind == "event" else 0,
         )
         self.outcomes.append(outcome)
         return outcome, data if ok else None
@@ -496,7 +635,10 @@ def search_client(run: Run, queries: Sequence[str], users: Sequence[str], seed: 
                 run.stop.wait(run.retry_delay_s)
 
 
-def new_events(run: Run, user: str, products: Sequence[str], rng: random.Random) -> list[dict]:
+def new_events(
+    run: Run, user: str, products: Sequence[str], rng: random.Random, count: int | None = None
+) -> list[dict]:
+    """``count`` new events of ``user`` (None: one to three)."""
     return [
         {
             "event_id": run.event_id(),
@@ -504,19 +646,49 @@ def new_events(run: Run, user: str, products: Sequence[str], rng: random.Random)
             "type": rng.choice(EVENT_TYPES),
             "product_id": rng.choice(products),
         }
-        for _ in range(rng.randint(1, 3))
+        for _ in range(rng.randint(1, 3) if count is None else count)
     ]
 
 
-def event_client(run: Run, users: Sequence[str], products: Sequence[str], seed: int) -> None:
-    """Batches of new events, round-robin over ``users``; a failed batch is sent again (same
-    ids) until acknowledged or stopped (then the drain sends it)."""
+def batch_size(
+    elapsed_s: float, sent: int, rate: float, max_batch: int, rng: random.Random
+) -> tuple[int, float]:
+    """A paced client's next batch after ``elapsed_s`` seconds with ``sent`` events sent at
+    ``rate`` events a second: (its size, seconds to wait before sending it). One to three
+    events when on time; when behind, the events owed, up to ``max_batch``."""
+    size = rng.randint(1, 3)
+    due = sent / rate
+    if due > elapsed_s:
+        return size, due - elapsed_s
+    owed = math.floor(elapsed_s * rate) - sent
+    return max(size, min(owed, max_batch)), 0.0
+
+
+def event_client(
+    run: Run,
+    users: Sequence[str],
+    products: Sequence[str],
+    seed: int,
+    rate: float = 0.0,
+    max_batch: int = 20,
+) -> None:
+    """Batches of new events, round-robin over ``users``, paced to ``rate`` events a second
+    (0: unpaced; see `batch_size`); a failed batch is sent again (same ids) until acknowledged
+    or stopped (then the drain sends it)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
     with run.client() as client:
         turn = seed
+        began, sent = run.now(), 0
         while not run.stop.is_set() and run.take():
             turn += 1
-            batch = run.ledger.add(new_events(run, users[turn % len(users)], products, rng))
+            count = None
+            if rate > 0:
+                count, wait = batch_size(run.now() - began, sent, rate, max_batch, rng)
+                if wait > 0 and run.stop.wait(wait):
+                    return
+            events = new_events(run, users[turn % len(users)], products, rng, count)
+            sent += len(events)
+            batch = run.ledger.add(events, at=run.now())
             while not run.post_batch(client, batch):
                 if run.stop.wait(run.retry_delay_s) or not run.take():
                     return
@@ -572,7 +744,8 @@ def probe(
             for kind in missing:
                 if kind == "events":
                     if batch is None or batch.acked:
-                        batch = run.ledger.add(new_events(run, probe_user, products, rng))
+                        events = new_events(run, probe_user, products, rng)
+                        batch = run.ledger.add(events, at=run.now(), source="probe")
                     run.post_batch(client, batch, phase="probe")
                 elif kind == "cache":
                     run.request(client, "cached", "/search", {"query": query}, phase="probe")
@@ -585,6 +758,54 @@ def probe(
                     body = {"query": query, "cache": False}
                     run.request(client, "search", "/search", body, phase="probe")
             run.stop.wait(0.1)
+
+
+def spool_queued(client: httpx.Client) -> int | None:
+    """The events waiting in the API's spool, by ``/health`` (None: no answer)."""
+    try:
+        response = client.get("/health")
+        data = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    spool = data.get("event_spool") if isinstance(data, dict) else None
+    return int(spool.get("queued", 0)) if isinstance(spool, dict) else None
+
+
+def watch_spool(run: Run, since: float, seen: dict[str, Any]) -> None:
+    """After a restart at ``since``: read ``/health`` every 200 ms until the event spool is
+    empty or the run stops; ``seen`` gets the most events seen queued and, once empty,
+    ``empty_s``: seconds from ``since``."""
+    with run.client() as client:
+        while not run.stop.is_set():
+            queued = spool_queued(client)
+            if queued is not None:
+                seen["max_queued"] = max(seen.get("max_queued", 0), queued)
+                if queued == 0:
+                    seen["empty_s"] = round(run.now() - since, 3)
+                    return
+            run.stop.wait(0.2)
+
+
+def wait_for_spool(run: Run, timeout_s: float) -> dict[str, Any]:
+    """Wait until ``/health`` reports the API's event spool empty (at most ``timeout_s``):
+    the events queued at the first look, the seconds waited, and what was left (None: no
+    answer)."""
+    started = time.monotonic()
+    first: int | None = None
+    queued: int | None = None
+    with run.client() as client:
+        while True:
+            queued = spool_queued(client)
+            if first is None:
+                first = queued
+            if queued == 0 or time.monotonic() - started > timeout_s:
+                break
+            time.sleep(0.25)
+    return {
+        "queued_at_end_of_load": first,
+        "waited_s": round(time.monotonic() - started, 2),
+        "left": queued,
+    }
 
 
 def drain(run: Run, timeout_s: float) -> None:
@@ -643,10 +864,12 @@ class Stack:
         return {
             "elasticsearch": (
                 f"own node {ES_VERSION} on {self.es_direct_url}, killed with "
-                f"SIG{self.args.es_signal.upper()} and restarted on the same data"
+                f"SIG{self.args.es_signal.upper()} and restarted on the same data; frozen "
+                "with SIGSTOP, resumed with SIGCONT"
                 if self.own_es is not None
                 else f"{self.args.es_url} behind a TCP proxy; 'killed' = the proxy cut "
-                "(connections closed, new ones refused), 'restarted' = restored"
+                "(connections closed, new ones refused), 'restarted' = restored; 'frozen' = "
+                "the proxy held (connections accepted, nothing forwarded), 'resumed' = released"
             ),
             "elasticsearch_start_s": self.es_start_s,
             "redis": f"own redis-server on {self.redis.url}, append-only file, fsync always; "
@@ -769,6 +992,12 @@ class Stack:
     def kill(self, target: str) -> None:
         if target == "redis":
             self.redis.kill()
+        elif target == "elasticsearch-stall":
+            if self.own_es is not None:
+                self.own_es.pause()
+            else:
+                assert self.proxy is not None
+                self.proxy.hold()
         elif self.own_es is not None:
             sig = signal.SIGKILL if self.args.es_signal == "kill" else signal.SIGTERM
             self.own_es.kill(sig)
@@ -779,6 +1008,16 @@ class Stack:
     def restart(self, target: str) -> None:
         if target == "redis":
             self.redis.start(timeout_s=self.args.recovery_timeout)
+        elif target == "elasticsearch-stall":
+            if self.own_es is not None:
+                self.own_es.resume(timeout_s=self.args.recovery_timeout)
+            else:
+                assert self.proxy is not None
+                self.proxy.release()
+                deadline = time.monotonic() + self.args.recovery_timeout
+                if not wait_es_ready(self.proxy.url, deadline):
+                    msg = "Elasticsearch did not serve through the released proxy"
+                    raise RuntimeError(msg)
         elif self.own_es is not None:
             self.own_es.start(timeout_s=self.args.recovery_timeout)
         else:
@@ -808,15 +1047,17 @@ class Stack:
                 self._store.drop()
             self._store.close()
         if self.own_es is not None:
-            self.own_es.stop()
+            self.own_es.stop()  # resumes a frozen node first
         if self.proxy is not None:
             self.proxy.cut()
         self.redis.stop()
 
 
-def server_errors(log: Path, offset: int) -> tuple[int, list[str]]:
-    """Error lines the server logged after ``offset``: how many, and the distinct messages."""
+def server_errors(log: Path, offset: int) -> tuple[int, list[str], dict[str, str]]:
+    """Error lines the server logged after ``offset``: how many, the distinct messages, and
+    the end of the first traceback logged with each of the five commonest."""
     count, messages = 0, Counter[str]()
+    traces: dict[str, str] = {}
     with contextlib.suppress(OSError), log.open("rb") as f:
         f.seek(offset)
         for line in f:
@@ -826,8 +1067,16 @@ def server_errors(log: Path, offset: int) -> tuple[int, list[str]]:
                 continue
             if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
                 count += 1
-                messages[str(entry.get("msg", ""))[:200]] += 1
-    return count, [f"{n} x {msg}" for msg, n in messages.most_common(5)]
+                message = str(entry.get("msg", ""))[:200]
+                messages[message] += 1
+                if entry.get("exc") and message not in traces:
+                    traces[message] = str(entry["exc"])[-1500:]
+    common = messages.most_common(5)
+    return (
+        count,
+        [f"{n} x {msg}" for msg, n in common],
+        {msg: traces[msg] for msg, _ in common if msg in traces},
+    )
 
 
 # -- the scenarios -------------------------------------------------------------------------
@@ -858,7 +1107,15 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
             work = partial(search_client, run, stack.queries, users, args.seed + i)
             threads.append(spawn(work, f"search{i}"))
         for i in range(args.event_clients):
-            work = partial(event_client, run, users, stack.products, args.seed + 100 + i)
+            work = partial(
+                event_client,
+                run,
+                users,
+                stack.products,
+                args.seed + 100 + i,
+                args.event_rate / args.event_clients,
+                args.max_batch,
+            )
             threads.append(spawn(work, f"events{i}"))
 
     fault: dict[str, Any] | None = None
@@ -866,6 +1123,7 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
     controller: threading.Thread | None = None
     restarted = threading.Event()
     kinds = RECOVERY_KINDS.get(name, ())
+    spool: dict[str, Any] = {}
 
     if name in RECOVERY_KINDS:
         fault = {"target": name}
@@ -888,6 +1146,8 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
             fault["ready_s"] = round(run.now() - fault["restart_at_s"], 3)
             sys.stderr.write(f"  {name} restarted, serving after {fault['ready_s']} s\n")
             restarted.set()
+            watcher = partial(watch_spool, run, fault["restart_at_s"], spool)
+            threads.append(spawn(watcher, "spool"))
             probe(
                 run,
                 kinds,
@@ -944,12 +1204,13 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
         controller.join(timeout=args.recovery_timeout + 60)
     load_s = run.now()
     drain(run, args.drain_timeout)
+    spool["end"] = wait_for_spool(run, args.spool_timeout)
     try:
         stored = stack.stored(run.ledger.users())
     except Exception as exc:  # noqa: BLE001 - reported: the profiles could not be read
         run.errors.append(f"reading the profiles back failed: {exc}")
         stored = {}
-    errors_logged, error_messages = server_errors(stack.server_log, log_offset)
+    errors_logged, error_messages, error_traces = server_errors(stack.server_log, log_offset)
     result: dict[str, Any] = {
         "scenario": name,
         "title": TITLES[name],
@@ -963,13 +1224,17 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
             if fault is not None and "restart_at_s" in fault
             else {k: None for k in kinds}
         ),
+        "spool": spool,
+        "windows": windows(run, fault, load_s),
         "server_errors_logged": errors_logged,
         "server_error_messages": error_messages,
+        "server_error_traces": error_traces,
         "errors": run.errors,
     }
     if fault is not None:
         times = [v for v in result["recovery_s"].values() if v is not None]
         fault["back_s"] = max(times) if times and len(times) == len(kinds) else None
+        fault["spool_empty_s"] = spool.get("empty_s")
     if name == "reindex":
         result["reindexes"] = reindexes
     if name == "duplicates":
@@ -978,6 +1243,21 @@ def run_scenario(name: str, stack: Stack, args: argparse.Namespace) -> dict[str,
     result["problems"] = problems(result)
     _progress(result)
     return result
+
+
+def windows(run: Run, fault: Mapping[str, Any] | None, load_s: float) -> dict[str, Any]:
+    """`window_figures` and `event_rate` of the outage (kill to restart), before it and after
+    the restart; of the whole load ("outage" included) when there is no fault."""
+    spans: dict[str, tuple[float, float]] = {"load": (0.0, load_s)}
+    if fault is not None and "killed_at_s" in fault:
+        killed = fault["killed_at_s"]
+        restart = fault.get("restart_at_s", load_s)
+        spans.update(before=(0.0, killed), outage=(killed, restart), after=(restart, load_s))
+    batches = run.ledger.all()
+    return {
+        label: {**window_figures(run.outcomes, a, b), "events_sent": event_rate(batches, a, b)}
+        for label, (a, b) in spans.items()
+    }
 
 
 def _progress(result: Mapping[str, Any]) -> None:
@@ -1034,6 +1314,38 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def render_windows(scenarios: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per scenario: the requests that started during the outage (the whole load
+    when there was none, marked *), their latency, the answers a second, the events a second
+    sent, and when the event spool was empty again."""
+    lines = [
+        f"{'during the outage':<22} {'s':>5} {'requests':>8} {'p50 s':>6} {'p99 s':>6} "
+        f"{'max s':>6} {'>1.5s':>5} {'answ/s':>7} {'2xx/s':>7} {'ev/s':>6} {'queued':>6} "
+        f"{'spool s':>7}"
+    ]
+    for s in scenarios:
+        windows = s.get("windows") or {}
+        w = windows.get("outage")
+        title = s["title"]
+        if w is None:
+            w, title = windows.get("load"), f"{title} *"
+        if w is None:
+            continue
+        latency, fault = w["latency_s"], s.get("fault") or {}
+        lines.append(
+            f"{title:<22} {w['end_s'] - w['start_s']:>5.1f} {w['requests']:>8} "
+            f"{_s(latency['p50']):>6} {_s(latency['p99']):>6} {_s(latency['max']):>6} "
+            f"{w['over_1_5_s']:>5} {w['answered_per_s']:>7.1f} {w['ok_per_s']:>7.1f} "
+            f"{w['events_sent']['per_s']:>6.1f} {s['events'].get('queued', 0):>6} "
+            f"{_s(fault.get('spool_empty_s')):>7}"
+        )
+    return lines
+
+
 def render(result: Mapping[str, Any]) -> str:
     """The printed report: the stack, one row per scenario, then the details."""
     lines: list[str] = []
@@ -1041,7 +1353,9 @@ def render(result: Mapping[str, Any]) -> str:
     lines.append(
         f"catalog {stack['catalog']} ({stack['products']} products, {stack['queries']} "
         f"queries), embedder {settings['embedder']}; {settings['search_clients']} search + "
-        f"{settings['event_clients']} event clients, {settings['seconds']:g} s a scenario "
+        f"{settings['event_clients']} event clients"
+        + (f" pacing {settings['event_rate']:g} events/s" if settings.get("event_rate") else "")
+        + f", {settings['seconds']:g} s a scenario "
         f"(at most {settings['max_requests']} requests), fault after {settings['before']:g} s, "
         f"down {settings['outage']:g} s"
     )
@@ -1064,6 +1378,8 @@ def render(result: Mapping[str, Any]) -> str:
             f"{_s(f.get('back_s')):>6}"
         )
     lines.append("")
+    lines.extend(render_windows(result["scenarios"]))
+    lines.append("")
     for s in result["scenarios"]:
         r, e = s["requests"], s["events"]
         failures = ", ".join(f"{label} x{n}" for label, n in r["failures"].items()) or "none"
@@ -1081,9 +1397,29 @@ def render(result: Mapping[str, Any]) -> str:
         lines.append(
             f"  events: {e['posted']} posted (retries and repeats included), {e['sent']} "
             f"distinct ids, {e['acknowledged']} acknowledged, API answered {e['accepted']} "
-            f"accepted + {e['duplicates_reported']} duplicates; profiles counted "
-            f"{e['counted']}, kept {e['kept']}; lost {e['lost']}, twice {e['twice']}"
+            f"accepted + {e.get('queued', 0)} queued + {e['duplicates_reported']} duplicates; "
+            f"profiles counted {e['counted']}, kept {e['kept']}; lost {e['lost']}, twice "
+            f"{e['twice']}"
         )
+        end = (s.get("spool") or {}).get("end")
+        if end is not None:
+            lines.append(
+                f"  event spool: {_n(end['queued_at_end_of_load'])} queued when the load "
+                f"ended, {_n(end['left'])} left after {end['waited_s']:.2f} s"
+            )
+        for label in ("before", "outage", "after"):
+            w = (s.get("windows") or {}).get(label)
+            if w is None:
+                continue
+            kinds = ", ".join(
+                f"{k} {v['ok']}/{v['requests']} p99 {_s(v['latency_s']['p99'])}"
+                for k, v in w["by_kind"].items()
+            )
+            lines.append(
+                f"  {label} ({w['start_s']:.1f}-{w['end_s']:.1f} s): {w['requests']} requests, "
+                f"p50 {_s(w['latency_s']['p50'])} p99 {_s(w['latency_s']['p99'])} max "
+                f"{_s(w['latency_s']['max'])} s, {w['over_1_5_s']} over 1.5 s; {kinds}"
+            )
         if s["server_errors_logged"]:
             lines.append(
                 f"  server logged {s['server_errors_logged']} errors: "

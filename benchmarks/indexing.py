@@ -25,7 +25,7 @@ loaded beforehand) and reports the stage clocks it keeps (`IndexReport.stage_sec
 
     read    time spent pulling rows from `read_catalog` (JSONL parsing, validation)
     units   `indexer.units.product_units`
-    lookup  `store.known_embeddings` (vectors to reuse; none in a fresh index)
+    lookup  `store.known_vectors` (vectors to reuse; none in a fresh index)
     embed   `embedder.embed_documents`
     write   `writer.write` (embedded: tokenizing and staging; Elasticsearch: building the
             documents and the bulk requests, server-side indexing included)

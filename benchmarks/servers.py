@@ -3,9 +3,10 @@
 `OwnRedis`: a redis-server process on a fixed loopback port (optionally persisting every write
 to an append-only file, so that a restart finds the data again). `OwnElasticsearch`: a
 single-node Elasticsearch from the install `scripts/services.sh` caches (a Python port of its
-node start), on a fixed port and data folder, killed by its own pid. `TcpProxy`: a loopback
-proxy whose `cut` makes a server look dead to its clients, for a server this process does not
-own. `free_port` picks a free loopback port.
+node start), on a fixed port and data folder, killed (or frozen: SIGSTOP, then SIGCONT) by its
+own pid. `TcpProxy`: a loopback proxy whose `cut` makes a server look dead to its clients, and
+whose `hold` makes it look frozen (connections accepted, nothing answered), for a server this
+process does not own. `free_port` picks a free loopback port.
 """
 
 from __future__ import annotations
@@ -132,6 +133,23 @@ class OwnRedis:
         self.process.send_signal(signal.SIGCONT)
 
 
+def wait_es_ready(url: str, deadline: float) -> bool:
+    """Wait until the Elasticsearch at ``url`` serves (cluster health yellow or better) or the
+    monotonic clock passes ``deadline``; whether it serves."""
+    with httpx.Client(timeout=5) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                response = client.get(
+                    f"{url}/_cluster/health",
+                    params={"wait_for_status": "yellow", "timeout": "1s"},
+                )
+                if response.status_code == 200:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
 def es_home() -> Path:
     """Where `scripts/services.sh` keeps its Elasticsearch install (as that script decides)."""
     default = Path("/var/cache/shopguide") if os.getuid() == 0 else Path.home() / ".cache/shopguide"
@@ -241,21 +259,10 @@ class OwnElasticsearch:
         if launcher.returncode != 0:
             msg = f"Elasticsearch did not start (status {launcher.returncode}): {self._log_tail()}"
             raise RuntimeError(msg)
-        deadline = started + timeout_s
-        with httpx.Client(timeout=5) as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    response = client.get(
-                        f"{self.url}/_cluster/health",
-                        params={"wait_for_status": "yellow", "timeout": "1s"},
-                    )
-                    if response.status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    self.kill()
-                    msg = f"Elasticsearch did not become ready in {timeout_s:.0f} s"
-                    raise RuntimeError(f"{msg}: {self._log_tail()}")
-                time.sleep(0.1)
+        if not wait_es_ready(self.url, started + timeout_s):
+            self.kill()
+            msg = f"Elasticsearch did not become ready in {timeout_s:.0f} s"
+            raise RuntimeError(f"{msg}: {self._log_tail()}")
         return time.monotonic() - started
 
     def kill(self, sig: signal.Signals = signal.SIGKILL, timeout_s: float = 60.0) -> None:
@@ -263,6 +270,8 @@ class OwnElasticsearch:
         pid = self.pid()
         if pid is None:
             return
+        if sig != signal.SIGKILL:
+            os.kill(pid, signal.SIGCONT)  # a frozen node would not act on it before
         os.kill(pid, sig)
         if not _wait_gone(pid, timeout_s) and sig != signal.SIGKILL:
             os.kill(pid, signal.SIGKILL)
@@ -272,6 +281,28 @@ class OwnElasticsearch:
     def stop(self) -> None:
         """Stop the node gracefully (SIGTERM)."""
         self.kill(signal.SIGTERM)
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): its connections stay open, nothing is answered."""
+        pid = self.pid()
+        if pid is None:
+            msg = "Elasticsearch does not run"
+            raise RuntimeError(msg)
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume(self, timeout_s: float = 60.0) -> float:
+        """Let a frozen node run again (SIGCONT) and wait until it serves; the seconds that
+        took."""
+        started = time.monotonic()
+        pid = self.pid()
+        if pid is None:
+            msg = "Elasticsearch does not run"
+            raise RuntimeError(msg)
+        os.kill(pid, signal.SIGCONT)
+        if not wait_es_ready(self.url, started + timeout_s):
+            msg = f"Elasticsearch did not serve {timeout_s:.0f} s after SIGCONT"
+            raise RuntimeError(msg)
+        return time.monotonic() - started
 
     def _log_tail(self) -> str:
         texts = []
@@ -292,7 +323,9 @@ def _nobody_uid() -> int:
 
 class TcpProxy:
     """A loopback TCP proxy to ``target``: `cut` closes every connection and refuses new ones
-    (the server looks dead to the client), `restore` accepts again on the same port."""
+    (the server looks dead to the client), `restore` accepts again on the same port; `hold`
+    keeps accepting and connecting but forwards nothing either way (the server looks frozen),
+    `release` forwards again, what was held included."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -300,6 +333,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -329,10 +364,10 @@ class TcpProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()  # held: the bytes wait here, as in a frozen server
                 sink.sendall(data)
         except OSError:
             pass
@@ -354,6 +389,14 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        self._flowing.set()  # held bytes go nowhere now: the pipes end
 
     def restore(self) -> None:
         self.start()
+
+    def hold(self) -> None:
+        """Forward nothing until `release` (connections are still accepted)."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()

@@ -8,9 +8,10 @@ Three stages overlap, joined by bounded queues (`indexer.pipeline`), so memory d
 with the catalog:
 
     read     a thread: pulls ``batch_size`` rows at a time, drops bad rows, builds the units
-             and looks up the vectors the store already has (`DocumentStore.known_embeddings`)
+             and looks up the vectors the store already has (`DocumentStore.known_vectors`)
     embed    the calling thread: gathers whole batches until about ``embed_batch`` units are
-             waiting and embeds their missing texts in one call (a text repeated there: once)
+             waiting and embeds their missing texts in one call (a text repeated there: once),
+             and likewise with the cross-lingual embedder when there is one
     write    one thread, the only one calling `IndexWriter.write`, batch by batch in catalog
              order, so a product id read again later replaces the earlier one
 
@@ -38,7 +39,7 @@ from indexer.reader import Row, RowError
 from indexer.units import product_units
 from retrieval.embedders.base import Embedder
 from retrieval.schema import Product, Unit
-from retrieval.stores.base import DocumentStore, IndexWriter, ProductRecord
+from retrieval.stores.base import DocumentStore, IndexWriter, KnownVectors, ProductRecord
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class IndexReport:
     units: int = 0
     embedded: int = 0
     reused_embeddings: int = 0
+    cross_embedded: int = 0  # texts the cross-lingual embedder embedded
+    reused_cross_embeddings: int = 0
     seconds: float = 0.0
     version: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -85,8 +88,9 @@ class _Batch:
     rows: int
     products: list[Product]
     units_of: dict[str, list[Unit]]
-    known: dict[str, np.ndarray]
-    missing: list[Unit]
+    known: KnownVectors
+    missing: list[Unit]  # units without a stored vector
+    cross_missing: list[Unit]  # units without a stored cross-lingual vector (when wanted)
     records: list[ProductRecord] = field(default_factory=list)
 
     @property
@@ -172,7 +176,15 @@ def index_catalog(
     try:
         pipeline.start(
             "indexer-read",
-            lambda: _read_stage(rows, store, embedder.name, batch_size, run, pipeline, prepared),
+            lambda: _read_stage(
+                rows,
+                store,
+                (embedder.name, cross_embedder.name if cross_embedder is not None else None),
+                batch_size,
+                run,
+                pipeline,
+                prepared,
+            ),
         )
         pipeline.start(
             "indexer-write",
@@ -225,13 +237,15 @@ def _batches(
 def _read_stage(
     rows: Iterable[Row | RowError],
     store: DocumentStore,
-    embedding_model: str,
+    models: tuple[str, str | None],
     batch_size: int,
     run: _Run,
     pipeline: Pipeline,
     out: queue.Queue[_Batch | None],
 ) -> None:
-    """Batches of valid products with their units and the vectors the store already has."""
+    """Batches of valid products with their units and the vectors the store already has, of
+    ``models`` (the embedder's and the cross-lingual embedder's, None without one)."""
+    embedding_model, cross_model = models
     report = run.report
     seen = run.seen
     for batch in _batches(rows, batch_size, run):
@@ -259,9 +273,19 @@ def _read_stage(
             units_of = {pid: product_units(p) for pid, p in products.items()}
         all_units = [u for units in units_of.values() for u in units]
         with run.timed("lookup"):
-            known = store.known_embeddings(all_units, embedding_model) if all_units else {}
-        missing = [u for u in all_units if u.id not in known]
-        pipeline.put(out, _Batch(len(batch), list(products.values()), units_of, known, missing))
+            known = (
+                store.known_vectors(all_units, embedding_model, cross_model)
+                if all_units
+                else KnownVectors()
+            )
+        missing = [u for u in all_units if u.id not in known.embeddings]
+        cross_missing = (
+            [u for u in all_units if u.id not in known.cross] if cross_model is not None else []
+        )
+        pipeline.put(
+            out,
+            _Batch(len(batch), list(products.values()), units_of, known, missing, cross_missing),
+        )
     pipeline.put(out, None)
 
 
@@ -300,48 +324,51 @@ def _embed_stage(
 def _embed_group(
     group: list[_Batch], embedder: Embedder, cross_embedder: Embedder | None, run: _Run
 ) -> None:
-    """Fill in each batch's records; the group's missing texts are embedded in one call (and
-    all its texts in one call of the cross-lingual embedder, which is cheap enough to re-run)."""
+    """Fill in each batch's records; the group's missing texts are embedded in one call per
+    embedder."""
     report = run.report
-    texts = list(dict.fromkeys(u.text for batch in group for u in batch.missing))
-    by_text: dict[str, np.ndarray] = {}
-    if texts:  # a text repeated in the group: embedded once
-        with run.timed("embed"):
-            vectors = embedder.embed_documents(texts)
-        by_text = dict(zip(texts, vectors, strict=True))
-    cross_by_text: dict[str, np.ndarray] = {}
-    if cross_embedder is not None:
-        every = list(
-            dict.fromkeys(
-                u.text for batch in group for units in batch.units_of.values() for u in units
-            )
-        )
-        if every:
-            with run.timed("embed_cross"):
-                cross_by_text = dict(zip(every, cross_embedder.embed_documents(every), strict=True))
+    by_text = _embedded(embedder, [u for batch in group for u in batch.missing], run, "embed")
     units = sum(batch.units for batch in group)
     report.units += units
-    report.embedded += len(texts)
-    report.reused_embeddings += units - len(texts)
+    report.embedded += len(by_text)
+    report.reused_embeddings += units - len(by_text)
+    cross_by_text: dict[str, np.ndarray] = {}
+    if cross_embedder is not None:
+        cross_by_text = _embedded(
+            cross_embedder, [u for batch in group for u in batch.cross_missing], run, "embed_cross"
+        )
+        report.cross_embedded += len(cross_by_text)
+        report.reused_cross_embeddings += units - len(cross_by_text)
     for batch in group:
-        known = batch.known
+        known = batch.known.embeddings
         known.update({u.id: by_text[u.text] for u in batch.missing})
+        cross = batch.known.cross
+        cross.update({u.id: cross_by_text[u.text] for u in batch.cross_missing})
         batch.records = [
             ProductRecord(
                 product=p,
                 units=batch.units_of[p.id],
-                embeddings=np.vstack([known[u.id] for u in batch.units_of[p.id]])
-                if batch.units_of[p.id]
-                else np.zeros((0, embedder.dim), np.float32),
+                embeddings=_rows([known[u.id] for u in batch.units_of[p.id]], embedder.dim),
                 cross_embeddings=_rows(
-                    [cross_by_text[u.text] for u in batch.units_of[p.id]], cross_embedder.dim
+                    [cross[u.id] for u in batch.units_of[p.id]], cross_embedder.dim
                 )
                 if cross_embedder is not None
                 else None,
             )
             for p in batch.products
         ]
-        batch.known, batch.missing = {}, []  # only the records travel on
+        batch.known, batch.missing, batch.cross_missing = KnownVectors(), [], []
+
+
+def _embedded(
+    embedder: Embedder, units: list[Unit], run: _Run, stage: str
+) -> dict[str, np.ndarray]:
+    """The vectors of the units' texts, by text (a text repeated: embedded once)."""
+    texts = list(dict.fromkeys(u.text for u in units))
+    if not texts:
+        return {}
+    with run.timed(stage):
+        return dict(zip(texts, embedder.embed_documents(texts), strict=True))
 
 
 def _rows(vectors: list[np.ndarray], dim: int) -> np.ndarray:

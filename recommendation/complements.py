@@ -18,7 +18,7 @@ from personalization.stores.base import ProfileStoreUnavailable
 from recommendation.paging import check_page, page_of
 from recommendation.stores.base import DAY_S, PairCounts, TrendingUnavailable
 from retrieval.schema import Filters, Product, split_category
-from retrieval.stores.base import DocumentStore
+from retrieval.stores.base import DocumentStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +79,15 @@ class Complements:
 
     def record(self, events: Sequence[Event], history: History) -> int:
         """Pair the newly applied cart and purchase events with each shopper's earlier ones;
-        how many pairs were counted. The counts' store being down loses them (logged)."""
+        how many pairs were counted. The counts' store, the profiles or the catalog being down
+        loses them (logged): the events themselves are recorded already."""
         new = [e for e in events if e.type in BUY_EVENTS and e.product_id is not None]
         if not new:
             return 0
         try:
             pairs = self._pairs(new, history)
             self.pairs.add(pairs)
-        except (TrendingUnavailable, ProfileStoreUnavailable) as exc:
+        except (TrendingUnavailable, ProfileStoreUnavailable, StoreUnavailable) as exc:
             logger.warning("pairs not counted for %d events: %s", len(new), exc)
             return 0
         return len(pairs)

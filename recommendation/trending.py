@@ -12,7 +12,7 @@ from personalization.events import Event
 from recommendation.paging import check_page, page_of
 from recommendation.stores.base import ALL, TrendingStore, TrendingUnavailable, scope_of
 from retrieval.schema import Filters, Product
-from retrieval.stores.base import DocumentStore
+from retrieval.stores.base import DocumentStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Trending:
     ) -> int:
         """Count events that profiles applied (each once; opted-out shoppers' never reach
         here); ``products`` holds theirs where the caller has them already. The aggregate
-        store being down loses these counts, logged, and fails nothing."""
+        store or the catalog being down loses these counts, logged, and fails nothing."""
         ids = sorted({e.product_id for e in events if e.product_id is not None})
         if not ids:
             return 0
@@ -59,7 +59,7 @@ class Trending:
             if products is None or not set(ids) <= products.keys():
                 products = self.store.get_products(ids)
             return self.counts.record(events, products, time.time() if now is None else now)
-        except TrendingUnavailable as exc:
+        except (TrendingUnavailable, StoreUnavailable) as exc:
             logger.warning("trending counts not updated for %d events: %s", len(events), exc)
             return 0
 

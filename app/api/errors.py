@@ -1,6 +1,7 @@
 """Library errors translated to HTTP responses, in one place.
 
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
+    StoreUnavailable with retry_after_s (503 with Retry-After: the store's breaker is open)
     GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
     TrendingUnavailable (503)
     GeneratorNotReady (503 with Retry-After: being installed or loaded)
@@ -16,6 +17,7 @@ that one is logged, with its traceback.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -108,7 +110,9 @@ def public_message(exc: Exception) -> str:
 def report(exc: Exception, where: str) -> tuple[int, str, str]:
     """Log a 5xx with its traceback; the status, code and public message of ``exc``."""
     status, code = error_status(exc)
-    if isinstance(exc, GeneratorNotReady | GeneratorBusy):  # expected: no traceback
+    # expected: no traceback (a store failing fast behind its open breaker has no cause)
+    fast_fail = isinstance(exc, StoreUnavailable) and exc.__cause__ is None
+    if isinstance(exc, GeneratorNotReady | GeneratorBusy) or (fast_fail and retry_after(exc)):
         logger.warning("%s refused (%s): %s", where, code, exc)
     elif status >= 500:
         logger.error("%s failed (%s): %s", where, code, exc, exc_info=exc)
@@ -122,6 +126,9 @@ def retry_after(exc: Exception) -> dict[str, str] | None:
         return {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, RateLimited):
         return {"Retry-After": exc.retry_after_header}
+    wait = getattr(exc, "retry_after_s", None)
+    if isinstance(exc, StoreUnavailable) and isinstance(wait, int | float):
+        return {"Retry-After": str(max(1, math.ceil(wait)))}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}
     return None

@@ -782,6 +782,12 @@ class EventsResponse(BaseModel):
     accepted: int
     duplicates: int = Field(description="Events whose event_id was already recorded.")
     opted_out: int = Field(description="Events of shoppers who opted out: not stored.")
+    queued: int = Field(
+        0,
+        description="Events kept in the API's spool while the profile store or the catalog is "
+        "down, applied when it returns (an unknown product is dropped then, logged): do not "
+        "send them again.",
+    )
     rejected: list[RejectedOut]
 
     @classmethod
@@ -792,6 +798,7 @@ class EventsResponse(BaseModel):
             accepted=report.accepted,
             duplicates=report.duplicates,
             opted_out=report.opted_out,
+            queued=recorded.queued,
             rejected=[RejectedOut(index=r.index, reason=r.reason) for r in recorded.rejected],
         )
 
@@ -824,6 +831,7 @@ class ErasureResponse(BaseModel):
     settings: bool
     cached_results: int
     conversations: int
+    queued: int = Field(0, description="Events waiting in the spool, erased before applied.")
 
     @classmethod
     def of(cls, erased: Erased) -> ErasureResponse:
@@ -874,6 +882,11 @@ class Health(BaseModel):
         default_factory=lambda: {"backend": "none"},
         description="The profile store: backend, available, and quarantined (damaged profiles "
         "moved aside and started again).",
+    )
+    event_spool: dict[str, Any] = Field(
+        default_factory=lambda: {"queued": 0, "max_events": 0},
+        description="Events this API process holds for a store that is down, and its bound "
+        "(0: no spool).",
     )
     models: dict[str, str]
     generator: GeneratorHealth

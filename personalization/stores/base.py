@@ -1,8 +1,8 @@
 """The profile store interface, its reports, and the ingest rules every backend shares.
 
 Unlike a cache, a profile store is a source of truth: a backend failure raises
-`ProfileStoreUnavailable` (the API answers 503 for a write and serves without personalisation
-for a read), never a silent miss.
+`ProfileStoreUnavailable` (the API queues a write in its event spool, `personalization.spool`,
+and serves a read without personalisation), never a silent miss.
 
 Opting out (`ProfileStore.set_enabled` with False) stops storing a user's events and tells
 ranking to ignore the profile; it erases nothing. `ProfileStore.erase` removes everything of

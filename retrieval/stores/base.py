@@ -7,6 +7,7 @@ Elasticsearch store. Errors: `StoreError` for anything a store cannot do, with t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -15,6 +16,8 @@ import numpy as np
 
 from retrieval.schema import Filters, Product, Unit, UnitKind
 from retrieval.text import Script, script_of
+
+logger = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -57,22 +60,76 @@ class ProductRecord:
     cross_embeddings: np.ndarray | None = None
 
 
+def vectors_problem(
+    vectors: np.ndarray, units: int, dim: int | None, what: str = "embeddings"
+) -> str | None:
+    """Why ``vectors`` are not one usable row per unit (``dim`` wide when given: finite, each
+    with a direction), or None; every store's writer asks, so both refuse the same records."""
+    vectors = np.asarray(vectors)
+    if (
+        vectors.ndim != 2
+        or vectors.shape[0] != units
+        or (dim is not None and vectors.shape[1] != dim)
+    ):
+        wide = "" if dim is None else f" of dim {dim}"
+        return f"{what} of shape {vectors.shape} for {units} units{wide}"
+    if not np.isfinite(vectors).all():
+        return f"{what} hold NaN or infinite values"
+    if units and (np.linalg.norm(vectors, axis=1) == 0).any():
+        return f"a row of the {what} is all zeros (cosine similarity needs a direction)"
+    return None
+
+
 def cross_vectors_problem(record: ProductRecord, cross_model: str, cross_dim: int) -> str | None:
     """Why a record's cross-lingual vectors do not fit a write of ``cross_model`` vectors
-    (``cross_dim``-d, finite, each with a direction), or None; every store's writer asks."""
+    (``cross_dim``-d, finite, each with a direction), or None."""
     if record.cross_embeddings is None:
         return f"no cross-lingual vectors ({cross_model}) for its units"
-    vectors = np.asarray(record.cross_embeddings)
-    if vectors.shape != (len(record.units), cross_dim):
-        return (
-            f"cross-lingual vectors of shape {vectors.shape} for {len(record.units)} units "
-            f"of dim {cross_dim}"
-        )
-    if not np.isfinite(vectors).all():
-        return "cross-lingual vectors hold NaN or infinite values"
-    if (np.linalg.norm(vectors, axis=1) == 0).any():
-        return "a cross-lingual vector is all zeros (cosine similarity needs a direction)"
-    return None
+    return vectors_problem(
+        record.cross_embeddings, len(record.units), cross_dim, "cross-lingual vectors"
+    )
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), as both stores keep them for cosine similarity."""
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def cross_write_model(
+    held: str | None, held_dim: int, wanted: str | None, wanted_dim: int, *, index: str
+) -> str | None:
+    """The cross-lingual model a write without prune into the non-empty ``index`` writes, given
+    the model its vectors are of (``held``, ``held_dim``-d) and the write's (``wanted``).
+
+    The same model: that one. An index without cross-lingual vectors takes the write without
+    them: None, logged. Another model (or none for an index that has them): `StoreError`, as
+    for the embedding model."""
+    if held is None:
+        if wanted is not None:
+            logger.warning(
+                "the index %s has no cross-lingual vectors: this write adds none (re-index the "
+                "whole catalog with prune to search across languages)",
+                index,
+            )
+        return None
+    if held == wanted and held_dim == wanted_dim:
+        return held
+    other = f"'{wanted}' ({wanted_dim}-d)" if wanted is not None else "none"
+    msg = (
+        f"the index {index} holds cross-lingual vectors of '{held}' ({held_dim}-d), not "
+        f"{other}: re-index the whole catalog with prune"
+    )
+    raise StoreError(msg)
+
+
+@dataclass(frozen=True)
+class KnownVectors:
+    """Stored vectors a write may reuse, by unit id: those of units whose text is unchanged,
+    written by the same model (``embeddings``) and cross-lingual model (``cross``)."""
+
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    cross: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,10 +271,11 @@ class DocumentStore(Protocol):
         """The product's units, optionally only these kinds."""
         ...
 
-    def known_embeddings(
-        self, units: Sequence[Unit], embedding_model: str
-    ) -> dict[str, np.ndarray]:
-        """Stored vectors of the units whose text is unchanged, by unit id (saves re-embedding)."""
+    def known_vectors(
+        self, units: Sequence[Unit], embedding_model: str, cross_model: str | None = None
+    ) -> KnownVectors:
+        """The stored vectors of the units whose text is unchanged, of ``embedding_model`` and
+        of the cross-lingual ``cross_model`` (saves re-embedding them)."""
         ...
 
     def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:

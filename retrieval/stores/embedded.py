@@ -34,13 +34,17 @@ from retrieval.schema import Filters, Product, Unit, UnitKind, split_category
 from retrieval.stores.base import (
     CJK_CHARS,
     CommitReport,
+    KnownVectors,
     ProductRecord,
     ScoredUnit,
     StoreError,
     StoreStats,
     WriteFailure,
     cross_vectors_problem,
+    cross_write_model,
+    normalized,
     unit_script,
+    vectors_problem,
 )
 from retrieval.text import Script, cjk_chars, tokenize
 
@@ -520,19 +524,15 @@ class EmbeddedStore:
                 f"not '{embedding_model}': re-index the whole catalog with prune"
             )
             raise StoreError(msg)
-        if current.units and not prune and current.cross_model != cross_model:
-            if current.cross_model is not None:
-                wanted = f"'{cross_model}'" if cross_model else "none"
-                msg = (
-                    f"the index holds cross-lingual vectors of '{current.cross_model}', "
-                    f"not {wanted}: re-index the whole catalog with prune"
-                )
-                raise StoreError(msg)
-            logger.warning(
-                "the index has no cross-lingual vectors: this write adds none (re-index the "
-                "whole catalog with prune to search across languages)"
+        if current.units and not prune:
+            held_dim = 0 if current.cross_vectors is None else current.cross_vectors.shape[1]
+            cross_model = cross_write_model(
+                current.cross_model,
+                held_dim,
+                cross_model,
+                cross_dim,
+                index=str(self._dir) if self._dir else "in memory",
             )
-            cross_model = None
         return EmbeddedWriter(
             self,
             embedding_model=embedding_model,
@@ -582,9 +582,9 @@ class EmbeddedStore:
                 units.extend(record.units)
                 unit_terms.extend(terms[pid])
                 if len(record.units):
-                    vector_rows.append(_normalized(record.embeddings))
+                    vector_rows.append(normalized(record.embeddings))
                     if cross_model is not None and record.cross_embeddings is not None:
-                        cross_rows.append(_normalized(record.cross_embeddings))
+                        cross_rows.append(normalized(record.cross_embeddings))
             vectors = _stacked(vector_rows, dim)
             cross_vectors = _stacked(cross_rows, cross_dim) if cross_model is not None else None
             removed = len(set(base.products) - set(products))
@@ -709,19 +709,25 @@ class EmbeddedStore:
         units = [snapshot.units[i] for i in snapshot.by_product.get(product_id, [])]
         return [u for u in units if kinds is None or u.kind in kinds]
 
-    def known_embeddings(
-        self, units: Sequence[Unit], embedding_model: str
-    ) -> dict[str, np.ndarray]:
-        """Stored vectors of the units whose text is unchanged, by unit id."""
+    def known_vectors(
+        self, units: Sequence[Unit], embedding_model: str, cross_model: str | None = None
+    ) -> KnownVectors:
+        """The stored vectors of the units whose text is unchanged (see `DocumentStore`)."""
         snapshot = self._snapshot
-        if snapshot.embedding_model != embedding_model:
-            return {}
-        found = {}
+        same = snapshot.embedding_model == embedding_model
+        cross = snapshot.cross_vectors if cross_model == snapshot.cross_model else None
+        known = KnownVectors()
+        if not same and cross is None:
+            return known
         for unit in units:
             i = snapshot.unit_index.get(unit.id)
-            if i is not None and snapshot.units[i].text == unit.text:
-                found[unit.id] = snapshot.vectors[i]
-        return found
+            if i is None or snapshot.units[i].text != unit.text:
+                continue
+            if same:
+                known.embeddings[unit.id] = snapshot.vectors[i]
+            if cross is not None:
+                known.cross[unit.id] = cross[i]
+        return known
 
     def product_vectors(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of these products' own units (unknown ids left out)."""
@@ -785,15 +791,13 @@ class EmbeddedWriter:
             raise StoreError(msg)
         failures = []
         for record in records:
-            rows = record.embeddings.shape
-            if len(record.units) and (rows[0] != len(record.units) or rows[1] != self._dim):
-                failures.append(
-                    WriteFailure(
-                        record.product.id,
-                        f"embeddings of shape {rows} for {len(record.units)} units "
-                        f"of dim {self._dim}",
-                    )
-                )
+            problem = (
+                vectors_problem(record.embeddings, len(record.units), self._dim)
+                if len(record.units)
+                else None
+            )
+            if problem is not None:
+                failures.append(WriteFailure(record.product.id, problem))
                 continue
             problem = (
                 None
@@ -841,12 +845,6 @@ def _map_vectors(path: Path) -> np.ndarray:
 
 def _stacked(rows: list[np.ndarray], dim: int) -> np.ndarray:
     return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-
-
-def _normalized(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def _fsync(path: Path) -> None:

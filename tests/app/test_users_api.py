@@ -266,6 +266,7 @@ class TestErasure:
             "settings": False,
             "cached_results": 1,
             "conversations": 1,
+            "queued": 0,
         }
         profile = client.get(f"/users/{USER}/profile").json()
         assert profile["profile"] is None and profile["recent_events"] == []

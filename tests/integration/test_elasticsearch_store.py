@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,9 @@ from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.schema import Filters, Product, UnitKind
 from retrieval.stores.base import ProductRecord, StoreError, StoreUnavailable, unit_script
 from retrieval.stores.elasticsearch import ElasticsearchStore, category_prefixes
+from retrieval.stores.elasticsearch import store as store_module
+from retrieval.stores.elasticsearch import writer as writer_module
+from retrieval.stores.elasticsearch.mapping import index_body, unit_document
 from retrieval.text import Script
 from tests.conftest import PRODUCTS, write_jsonl
 from tests.integration.conftest import alias_indices
@@ -377,6 +381,34 @@ class TestCrossLingual:
         _write_cross(es_store, embedder, prune=False)
         assert es_store.stats().version != empty
         assert _ids(es_store, "cjk") == ["hp-en", "buds-en", "pan-en"]
+
+    def test_an_index_written_before_cross_vectors_were_kept_gains_them(
+        self,
+        es_store: ElasticsearchStore,
+        embedder: HashingEmbedder,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def older_body(**kwargs: Any) -> dict[str, Any]:
+            body = index_body(**kwargs)
+            del body["mappings"]["properties"]["cross_vector"]
+            return body
+
+        def older_document(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            doc = unit_document(*args, **kwargs)
+            del doc["cross_vector"]
+            return doc
+
+        with monkeypatch.context() as older:  # what the first release of format 4 wrote
+            older.setattr(store_module, "index_body", older_body)
+            older.setattr(writer_module, "unit_document", older_document)
+            _write_cross(es_store, embedder)
+        units = [u for product, _ in CROSS_PRODUCTS for u in product_units(product)]
+        known = es_store.known_vectors(units, embedder.name, CROSS_MODEL)
+        assert len(known.embeddings) == len(units) and known.cross == {}
+        _write_cross(es_store, embedder, prune=False)  # the writer adds the field
+        known = es_store.known_vectors(units, embedder.name, CROSS_MODEL)
+        assert set(known.cross) == {u.id for u in units}
+        assert es_store.known_vectors(units, embedder.name, "another").cross == {}
 
 
 class TestBulk:

@@ -85,7 +85,7 @@ def test_events_personalize_and_erasure_leaves_nothing_in_redis(
     assert _ids(client, user_id=USER) == anonymous
 
 
-def test_a_dead_profile_redis_serves_unpersonalized_and_refuses_events(
+def test_a_dead_profile_redis_serves_unpersonalized_and_queues_events(
     tmp_path: Path, es_url: str, es_alias: str
 ) -> None:
     settings = stack_settings(
@@ -101,6 +101,7 @@ def test_a_dead_profile_redis_serves_unpersonalized_and_refuses_events(
         assert _ids(client, user_id=USER) == _ids(client)
         event = {"event_id": "e", "user_id": USER, "type": "view", "product_id": "hp-jbl"}
         response = client.post("/events", json={"events": [event]})
-        assert response.status_code == 503
-        assert response.json()["error"]["code"] == "profiles_unavailable"
+        assert response.status_code == 200  # kept in the spool until the profiles are back
+        assert response.json()["queued"] == 1
         assert client.delete(f"/users/{USER}").status_code == 503
+        assert client.get("/health").json()["event_spool"]["queued"] == 0  # erased from it

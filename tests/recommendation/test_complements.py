@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,8 @@ from personalization.stores.base import ProfileStoreUnavailable
 from recommendation.complements import Complements
 from recommendation.stores.base import DAY_S
 from recommendation.stores.memory import MemoryPairCounts
-from retrieval.schema import Filters
+from retrieval.schema import Filters, Product
+from retrieval.stores.base import StoreUnavailable
 from retrieval.stores.embedded import EmbeddedStore
 
 NOW = 1_780_000_000.0
@@ -102,4 +104,22 @@ def test_a_profile_store_that_is_down_loses_only_the_pairs(
 
     with caplog.at_level(logging.WARNING):
         assert complements.record([buy(1, "hp-sony")], down) == 0
+    assert "pairs not counted" in caplog.text
+
+
+def test_a_catalog_that_is_down_loses_only_the_pairs(
+    store: EmbeddedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    class DownCatalog:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
+            raise StoreUnavailable("Elasticsearch is stalled")
+
+    complements = Complements(MemoryPairCounts(), DownCatalog())  # type: ignore[arg-type]
+    shoppers = Shoppers()
+    with caplog.at_level(logging.WARNING):
+        shoppers.record(complements, [buy(1, "hp-sony")])
+        assert complements.record([buy(2, "pan-lodge")], shoppers.history) == 0
     assert "pairs not counted" in caplog.text

@@ -354,7 +354,8 @@ class StoreContract:
         assert empty_store.get_product("hp-sony") is None
         assert empty_store.get_products(["hp-sony"]) == {}
         assert empty_store.brands() == []
-        assert empty_store.known_embeddings(product_units(Product(id="x", title="X")), "m") == {}
+        known = empty_store.known_vectors(product_units(Product(id="x", title="X")), "m", "c")
+        assert known.embeddings == {} and known.cross == {}
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -380,16 +381,64 @@ class StoreContract:
         assert product is not None and product.title == "Sony WH-1000XM6 Headphones"
         assert contract_store.stats().products == len(PRODUCTS)
 
-    def test_known_embeddings_need_the_same_model(
+    def test_known_vectors_need_the_same_model(
         self, contract_store: DocumentStore, embedder: HashingEmbedder
     ) -> None:
         units = product_units(Product.model_validate(PRODUCTS[0]))
-        known = contract_store.known_embeddings(units, embedder.name)
-        assert set(known) == {u.id for u in units}
+        known = contract_store.known_vectors(units, embedder.name)
+        assert set(known.embeddings) == {u.id for u in units}
+        assert known.cross == {}  # none asked for (and the index has none)
         np.testing.assert_allclose(
-            known["hp-sony"], embedder.embed_documents([units[0].text])[0], atol=1e-6
+            known.embeddings["hp-sony"], embedder.embed_documents([units[0].text])[0], atol=1e-6
         )
-        assert contract_store.known_embeddings(units, "another-model") == {}
+        assert contract_store.known_vectors(units, "another-model").embeddings == {}
+        assert contract_store.known_vectors(units, embedder.name, "a-cross-model").cross == {}
+
+    def test_unchanged_texts_reuse_their_cross_lingual_vectors(
+        self,
+        tmp_path: Path,
+        empty_store: DocumentStore,
+        catalog_path: Path,
+        embedder: HashingEmbedder,
+    ) -> None:
+        cross = HashingEmbedder(48)  # stands in for a multilingual model
+        first = index_catalog(
+            read_catalog(catalog_path), empty_store, embedder, cross_embedder=cross, progress=False
+        )
+        assert first.cross_embedded > 0
+        units = product_units(Product.model_validate(PRODUCTS[0]))
+        known = empty_store.known_vectors(units, embedder.name, cross.name)
+        assert set(known.cross) == {u.id for u in units}
+        np.testing.assert_allclose(
+            known.cross["hp-sony"], cross.embed_documents([units[0].text])[0], atol=1e-6
+        )
+        again = index_catalog(
+            read_catalog(catalog_path),
+            empty_store,
+            embedder,
+            cross_embedder=cross,
+            prune=True,
+            progress=False,
+        )
+        assert (again.cross_embedded, again.reused_cross_embeddings) == (0, again.units)
+        changed = dict(PRODUCTS[0], title="Sony WH-1000XM6 Headphones")
+        path = write_jsonl(tmp_path / "one.jsonl", [changed])
+        one = index_catalog(
+            read_catalog(path), empty_store, embedder, cross_embedder=cross, progress=False
+        )
+        assert one.cross_embedded == 1  # only the product unit's text changed
+        other = HashingEmbedder(40)
+        fresh = index_catalog(
+            read_catalog(catalog_path),
+            empty_store,
+            embedder,
+            cross_embedder=other,
+            prune=True,
+            progress=False,
+        )
+        assert fresh.cross_embedded == first.cross_embedded  # nothing reused across models
+        assert fresh.embedded == 1  # the changed title: back to the file's
+        assert empty_store.stats().cross_embedding_model == other.name
 
     def test_prune_removes_products_missing_from_the_file(
         self, tmp_path: Path, contract_store: DocumentStore, embedder: HashingEmbedder
@@ -597,6 +646,29 @@ class StoreContract:
         failures = writer.write([record])
         writer.abort()
         assert [f.product_id for f in failures] == ["bad"]
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            lambda n: np.ones((n + 1, 256), np.float32),
+            lambda n: np.full((n, 256), np.nan, np.float32),
+            lambda n: np.zeros((n, 256), np.float32),
+        ],
+        ids=["shape", "nan", "zeros"],
+    )
+    def test_bad_embeddings_are_reported_not_written(
+        self,
+        empty_store: DocumentStore,
+        embedder: HashingEmbedder,
+        bad: Callable[[int], np.ndarray],
+    ) -> None:
+        good, broken = Product(id="good", title="Good"), Product(id="bad", title="Bad vectors")
+        writer = empty_store.writer(embedding_model=embedder.name, dim=embedder.dim)
+        record = ProductRecord(broken, product_units(broken), bad(len(product_units(broken))))
+        failures = writer.write([record_of(good, embedder), record])
+        writer.commit()
+        assert [f.product_id for f in failures] == ["bad"]
+        assert empty_store.get_products(["good", "bad"]).keys() == {"good"}
 
 
 CROSS_MODEL = "test-cross"

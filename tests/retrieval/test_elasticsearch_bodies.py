@@ -10,7 +10,7 @@ from retrieval.schema import Filters, Product
 from retrieval.stores.base import CJK_CHARS
 from retrieval.stores.elasticsearch.mapping import (
     Generation,
-    cross_model_problem,
+    cross_vector_of,
     index_body,
     unit_document,
     vector_of,
@@ -151,16 +151,23 @@ class TestCrossLingual:
         assert doc["script"] == "cjk"
         assert doc["cross_embedding"] == [0.5, -0.5]
 
-    def test_a_write_must_keep_the_index_s_cross_model(self) -> None:
+    def test_older_indexes_read_as_without_cross_lingual_vectors(self) -> None:
         meta = {"embedding_model": "m", "dim": 8}
-        none = Generation("i", {**meta, "cross_embedding_model": None, "cross_dim": 0})
         older = Generation("i", meta)  # format 3: no cross fields in _meta
         held = Generation("i", {**meta, "cross_embedding_model": "x", "cross_dim": 16})
         assert older.cross_embedding_model is None and held.cross_embedding_model == "x"
-        for current in (none, older):  # the vectors are dropped, no error
-            assert cross_model_problem(current, "x", 16) is None
-            assert cross_model_problem(current, None, 0) is None
-        assert cross_model_problem(held, "x", 16) is None
-        for model, dim in (("y", 16), ("x", 32), (None, 0)):
-            problem = cross_model_problem(held, model, dim)
-            assert problem is not None and "re-index the whole catalog with prune" in problem
+
+    def test_a_unit_document_keeps_its_cross_vector_readable(self) -> None:
+        product = Product(id="p", title="耳机")
+        (unit,) = [u for u in product_units(product) if u.kind == "product"]
+        cross = np.array([0.6, -0.8], np.float32)
+        doc = unit_document(
+            product,
+            unit,
+            np.ones(2, np.float32),
+            position=0,
+            embedding_model="m",
+            cross_vector=cross,
+        )
+        np.testing.assert_array_equal(cross_vector_of(doc), cross)
+        assert cross_vector_of({"text": "x"}) is None

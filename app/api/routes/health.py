@@ -13,6 +13,7 @@ from app.api.deps import ServicesDep
 from app.api.errors import public_message
 from app.api.schemas import GeneratorHealth, Health
 from generation.llm.deferred import DeferredLLM
+from retrieval.breaker import CircuitBreaker
 from retrieval.stores.base import StoreError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def health(services: ServicesDep) -> Health | JSONResponse:
     )
     store = services.personalization.profiles
     profiles: dict[str, Any] = asdict(store.stats()) if store else {"backend": "none"}
+    spool = services.personalization.spool
+    event_spool = asdict(spool.stats()) if spool else {"queued": 0, "max_events": 0}
     llm = services.llm
     generator = (
         GeneratorHealth(**asdict(llm.status()))
@@ -47,18 +50,31 @@ def health(services: ServicesDep) -> Health | JSONResponse:
         logger.warning("health: the store is unavailable: %s", exc)
         body = Health(
             status="unavailable",
-            store={"backend": services.settings.store, "error": public_message(exc)},
+            store={
+                "backend": services.settings.store,
+                "error": public_message(exc),
+                **_breaker(services.store),
+            },
             cache=cache,
             profiles=profiles,
+            event_spool=event_spool,
             models=models,
             generator=generator,
         )
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
     return Health(
         status="ok" if stats.products else "empty",
-        store=asdict(stats),
+        store={**asdict(stats), **_breaker(services.store)},
         cache=cache,
         profiles=profiles,
+        event_spool=event_spool,
         models=models,
         generator=generator,
     )
+
+
+def _breaker(store: object) -> dict[str, str]:
+    """The state of the store's circuit breaker (Elasticsearch while serving): closed, open
+    (failing fast) or half-open (one request probing); nothing for a store without one."""
+    breaker = getattr(store, "breaker", None)
+    return {"breaker": breaker.state} if isinstance(breaker, CircuitBreaker) else {}

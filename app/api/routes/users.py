@@ -7,9 +7,11 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from app.api.cached import through_cache
 from app.api.deps import CallerDep, ServicesDep
+from app.api.errors import error_response
 from app.api.schemas import (
     TOO_LARGE,
     ErasureResponse,
@@ -23,10 +25,12 @@ from app.api.schemas import (
 )
 from personalization.events import USER_ID_PATTERN, Event
 from personalization.service import Ranking
+from personalization.spool import SpoolFull
 from personalization.stores.base import ProfileStore, ProfileStoreUnavailable
 
 router = APIRouter(tags=["users"])
 audit = logging.getLogger("app.audit")
+logger = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
@@ -46,11 +50,15 @@ def _profiles(services: ServicesDep) -> ProfileStore:
 
 
 @router.post("/events", response_model=EventsResponse, responses={**_ERRORS, 413: TOO_LARGE})
-def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -> EventsResponse:
+def post_events(
+    body: EventsRequest, services: ServicesDep, caller: CallerDep
+) -> EventsResponse | JSONResponse:
     """Record views, clicks, carts, purchases and searches (up to 1000 per call). Each
     shopper's profile is updated at once; a repeated ``event_id`` is not counted twice; an event
     about an unknown product is rejected by its position and the rest recorded. A shopper's
-    token posts only their own events."""
+    token posts only their own events. While the profile store or the catalog is down, the
+    events are ``queued`` in the API's bounded spool and applied when it returns; only with the
+    spool full is the answer 503 ``profiles_unavailable`` with ``Retry-After``."""
     for user_id in {e.user_id for e in body.events}:
         caller.require_for("events", user_id)
     now = time.time()
@@ -65,7 +73,16 @@ def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -
         )
         for e in body.events
     ]
-    recorded = services.personalization.record(events)
+    try:
+        recorded = services.personalization.record(events)
+    except SpoolFull as exc:
+        logger.warning("POST /events refused (profiles_unavailable): %s", exc)
+        message = (
+            "the profile store is unavailable and the queue of events waiting for it is full: "
+            "send them again after Retry-After seconds"
+        )
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return error_response(503, "profiles_unavailable", message, headers=headers)
     applied = recorded.report.applied
     services.trending.record(applied, recorded.products)
     services.complements.record(applied, services.personalization.history)

@@ -8,6 +8,8 @@
 
 Errors: the server unreachable, timing out or answering 429/503 raises `StoreUnavailable`
 naming the URL; anything else Elasticsearch refuses raises `StoreError` with its reason.
+With a circuit breaker (serving), such a failure opens it, and calls then raise `BreakerOpen`
+(a `StoreUnavailable` with ``retry_after_s``) at once until one probe after the pause answers.
 """
 
 from retrieval.stores.elasticsearch.mapping import (

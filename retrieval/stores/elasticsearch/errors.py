@@ -15,6 +15,15 @@ from elasticsearch import ConnectionTimeout as ESConnectionTimeout
 from retrieval.stores.base import StoreError, StoreUnavailable
 
 
+class BreakerOpen(StoreUnavailable):
+    """Elasticsearch failed lately, so the store's circuit breaker is open: not called for
+    ``retry_after_s`` (the API's Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def reason(error: Any) -> str:
     """The most specific reason in an Elasticsearch error object (or the first of a list)."""
     if isinstance(error, list) and error:

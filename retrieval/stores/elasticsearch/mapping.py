@@ -35,6 +35,11 @@ _CJK_TYPES = ["<IDEOGRAPHIC>", "<HIRAGANA>", "<KATAKANA>", "<HANGUL>"]
 _HNSW = {"type": "hnsw", "m": 16, "ef_construction": 100}
 
 
+# The cross-lingual vector's float32 bytes, read back to reuse on re-index (`cross_vector_of`).
+# Not in indexes of format 4 written before it: the store's writer adds it (a new field).
+CROSS_SOURCE: Mapping[str, Any] = {"cross_vector": {"type": "binary"}}
+
+
 def _vector_field(dims: int) -> dict[str, Any]:
     return {
         "type": "dense_vector",
@@ -77,7 +82,9 @@ def index_body(
     if cross_model is not None and cross_dim <= 0:
         msg = f"cross-lingual vectors of '{cross_model}' need a dimension, not {cross_dim}"
         raise ValueError(msg)
-    cross = {} if cross_model is None else {"cross_embedding": _vector_field(cross_dim)}
+    cross = (
+        {} if cross_model is None else {"cross_embedding": _vector_field(cross_dim), **CROSS_SOURCE}
+    )
     keyword = {"type": "keyword"}
     folded = {"type": "keyword", "normalizer": "shopguide_lowercase"}
     return {
@@ -177,15 +184,29 @@ def index_body(
     }
 
 
+def _packed(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, "<f4").tobytes()).decode("ascii")
+
+
+def _unpacked(encoded: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(encoded), "<f4").astype(np.float32)
+
+
 def vector_of(source: Mapping[str, Any]) -> np.ndarray | None:
     """The stored vector of a unit's ``_source`` (``vector``, or ``embedding`` in indexes of
     format 2); None when it holds neither."""
     encoded = source.get("vector")
     if isinstance(encoded, str):
-        return np.frombuffer(base64.b64decode(encoded), "<f4").astype(np.float32)
+        return _unpacked(encoded)
     if source.get("embedding") is not None:
         return np.asarray(source["embedding"], np.float32)
     return None
+
+
+def cross_vector_of(source: Mapping[str, Any]) -> np.ndarray | None:
+    """The stored cross-lingual vector of a unit's ``_source``; None when it has none."""
+    encoded = source.get("cross_vector")
+    return _unpacked(encoded) if isinstance(encoded, str) else None
 
 
 def attribute_facets(attributes: Mapping[str, Any]) -> list[str]:
@@ -234,11 +255,12 @@ def unit_document(
         "text": unit.text,
         "currency": product.currency,
         "embedding": vector.tolist(),
-        "vector": base64.b64encode(np.asarray(vector, "<f4").tobytes()).decode("ascii"),
+        "vector": _packed(vector),
         "embedding_model": embedding_model,
     }
     if cross_vector is not None:
         doc["cross_embedding"] = cross_vector.tolist()
+        doc["cross_vector"] = _packed(cross_vector)
     for name, value in unit.fields.items():
         if value:
             doc[TEXT_FIELDS[name]] = value
@@ -315,18 +337,4 @@ def model_problem(current: Generation, embedding_model: str, dim: int) -> str | 
         f"the index was built with the embedding model "
         f"'{current.embedding_model}' ({current.meta.get('dim')}-d), not "
         f"'{embedding_model}' ({dim}-d): re-index the whole catalog with prune"
-    )
-
-
-def cross_model_problem(current: Generation, cross_model: str | None, cross_dim: int) -> str | None:
-    """Why the index behind the alias does not fit a write's cross-lingual vectors: it holds
-    those of another model (or the write has none). An index without any takes the write, the
-    vectors dropped."""
-    held = current.cross_embedding_model
-    if held is None or (held == cross_model and current.meta.get("cross_dim") == cross_dim):
-        return None
-    wanted = f"'{cross_model}' ({cross_dim}-d)" if cross_model is not None else "none"
-    return (
-        f"the index holds cross-lingual vectors of '{held}' ({current.meta.get('cross_dim')}-d), "
-        f"not {wanted}: re-index the whole catalog with prune"
     )

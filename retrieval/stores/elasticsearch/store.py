@@ -16,15 +16,24 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError
 
+from retrieval.breaker import CircuitBreaker
 from retrieval.schema import Filters, Product, Unit, UnitKind
-from retrieval.stores.base import ScoredUnit, StoreError, StoreStats
+from retrieval.stores.base import (
+    KnownVectors,
+    ScoredUnit,
+    StoreError,
+    StoreStats,
+    StoreUnavailable,
+    cross_write_model,
+)
 from retrieval.stores.elasticsearch.errors import (
+    BreakerOpen,
     RetryableSearch,
     reason,
     retry_failed,
@@ -32,9 +41,10 @@ from retrieval.stores.elasticsearch.errors import (
     translated,
 )
 from retrieval.stores.elasticsearch.mapping import (
+    CROSS_SOURCE,
     DEFAULT_URL,
     Generation,
-    cross_model_problem,
+    cross_vector_of,
     format_problem,
     generation_pattern,
     index_body,
@@ -78,7 +88,15 @@ _FILTER_PATH = [
 
 
 class ElasticsearchStore:
-    """`DocumentStore` on Elasticsearch 8.12+; connects lazily, on the first request."""
+    """`DocumentStore` on Elasticsearch 8.12+; connects lazily, on the first request.
+
+    ``request_timeout_s`` is the deadline of each search, mget and mapping lookup (the calls
+    of the request path; a timeout is not retried, a refused or dropped connection twice);
+    index administration and bulk writes wait at least ``_ADMIN_TIMEOUT_S``. With a
+    ``breaker``, every call goes through it: a `StoreUnavailable` (timeout, no connection,
+    429/503) opens it, and while it is open calls raise `BreakerOpen` at once, without calling
+    Elasticsearch (serving sets one; the indexer does not, so that each of its calls is tried).
+    """
 
     def __init__(
         self,
@@ -93,6 +111,7 @@ class ElasticsearchStore:
         version_ttl_s: float = 1.0,
         bulk_threads: int = 2,
         connections_per_node: int = 32,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.alias = alias
         self.shards = shards
@@ -117,6 +136,7 @@ class ElasticsearchStore:
             self.url = url or _client_url(client)
         self._client = client
         self._admin = client.options(request_timeout=max(request_timeout_s, _ADMIN_TIMEOUT_S))
+        self.breaker = breaker
         self._lock = threading.Lock()
         self._generation_cache: tuple[float, Generation | None] | None = None
         self._stats_cache: tuple[float, StoreStats] | None = None
@@ -124,9 +144,33 @@ class ElasticsearchStore:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _errors(self, action: str) -> AbstractContextManager[None]:
-        """Translate client errors into `StoreUnavailable` / `StoreError`."""
-        return translated(self.url, action)
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate client errors into `StoreUnavailable` / `StoreError`, through the breaker
+        when there is one: `BreakerOpen` at once while it is open; a `StoreUnavailable` opens
+        it (raised as `BreakerOpen`, with the pause); any answer, a refusal too, closes it."""
+        breaker = self.breaker
+        if breaker is None:
+            with translated(self.url, action):
+                yield
+            return
+        if not breaker.allow():
+            wait = breaker.retry_in()
+            msg = (
+                f"Elasticsearch at {self.url} is not called ({action}) for {wait:.1f} s more: "
+                "it failed lately (circuit breaker open)"
+            )
+            raise BreakerOpen(msg, retry_after_s=wait)
+        try:
+            with translated(self.url, action):
+                yield
+        except StoreUnavailable as exc:
+            breaker.failed(exc)
+            raise BreakerOpen(str(exc), retry_after_s=breaker.retry_in()) from exc
+        except Exception:
+            breaker.succeeded()  # Elasticsearch answered, if with a refusal
+            raise
+        breaker.succeeded()
 
     def _invalidate(self) -> None:
         with self._lock:
@@ -215,24 +259,27 @@ class ElasticsearchStore:
         if problem is not None:
             raise StoreError(problem)
         if current is not None:
-            problem = model_problem(current, embedding_model, dim) or cross_model_problem(
-                current, cross_model, cross_dim
-            )
-            no_cross = cross_model is not None and current.cross_embedding_model is None
-            if (problem is not None or no_cross) and self._count(current.index) == 0:
+            problem = model_problem(current, embedding_model, dim)
+            held = current.cross_embedding_model
+            held_dim = int(current.meta.get("cross_dim") or 0)
+            other_cross = held != cross_model or (held is not None and held_dim != cross_dim)
+            if (problem is not None or other_cross) and self._count(current.index) == 0:
                 current = None  # an empty index: build afresh
             elif problem is not None:
                 raise StoreError(problem)
         if current is not None:
+            cross = cross_write_model(held, held_dim, cross_model, cross_dim, index=current.index)
+            if cross is not None:  # indexes of format 4 written before it lack the field
+                with self._errors(f"add the cross-lingual source field to {current.index}"):
+                    self._admin.indices.put_mapping(index=current.index, properties=CROSS_SOURCE)
             return ElasticsearchWriter(
                 self,
                 index=current.index,
                 embedding_model=embedding_model,
                 dim=dim,
                 full=False,
-                cross_model=current.cross_embedding_model,
-                cross_dim=int(current.meta.get("cross_dim") or 0),
-                drop_cross=cross_model is not None and current.cross_embedding_model is None,
+                cross_model=cross,
+                cross_dim=held_dim if cross is not None else 0,
             )
         index = new_index_name(self.alias)
         body = index_body(
@@ -477,21 +524,32 @@ class ElasticsearchStore:
         }
         return {doc_id: vector for doc_id, vector in vectors.items() if vector is not None}
 
-    def known_embeddings(
-        self, units: Sequence[Unit], embedding_model: str
-    ) -> dict[str, np.ndarray]:
-        """Stored vectors of the units whose text and embedding model are unchanged."""
+    def known_vectors(
+        self, units: Sequence[Unit], embedding_model: str, cross_model: str | None = None
+    ) -> KnownVectors:
+        """The stored vectors of the units whose text is unchanged (see `DocumentStore`)."""
         wanted = {unit.id: unit for unit in units}
-        sources = self._committed_sources(
-            list(wanted), ["text", "embedding_model", *_VECTOR_FIELDS], "read stored embeddings"
+        current = self._generation()
+        same = current is not None and current.embedding_model == embedding_model
+        cross = (
+            current is not None
+            and cross_model is not None
+            and current.cross_embedding_model == cross_model
         )
-        vectors = {
-            doc_id: vector_of(source)
-            for doc_id, source in sources
-            if source.get("embedding_model") == embedding_model
-            and source.get("text") == wanted[doc_id].text
-        }
-        return {doc_id: vector for doc_id, vector in vectors.items() if vector is not None}
+        known = KnownVectors()
+        if not (same or cross):
+            return known
+        fields = ["text", "embedding_model", *_VECTOR_FIELDS, *(["cross_vector"] if cross else [])]
+        for doc_id, source in self._committed_sources(list(wanted), fields, "read stored vectors"):
+            if source.get("text") != wanted[doc_id].text:
+                continue
+            vector = vector_of(source) if same else None
+            if vector is not None and source.get("embedding_model") == embedding_model:
+                known.embeddings[doc_id] = vector
+            cross_vector = cross_vector_of(source) if cross else None
+            if cross_vector is not None:
+                known.cross[doc_id] = cross_vector
+        return known
 
     def _committed_sources(
         self, ids: list[str], fields: list[str], what: str

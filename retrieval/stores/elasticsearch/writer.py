@@ -19,6 +19,8 @@ from retrieval.stores.base import (
     StoreError,
     WriteFailure,
     cross_vectors_problem,
+    normalized,
+    vectors_problem,
 )
 from retrieval.stores.elasticsearch.errors import reason, translated
 from retrieval.stores.elasticsearch.mapping import TEXT_FIELDS, unit_document
@@ -102,19 +104,7 @@ def record_problem(record: ProductRecord) -> str | None:
         unknown = set(unit.fields) - set(TEXT_FIELDS)
         if unknown:
             return f"unit {unit.id} has fields the index does not know: {sorted(unknown)}"
-    vectors = np.asarray(record.embeddings)
-    if vectors.ndim != 2 or vectors.shape[0] != len(units):
-        return f"embeddings of shape {vectors.shape} for {len(units)} units"
-    if not np.isfinite(vectors).all():
-        return "embeddings hold NaN or infinite values"
-    if (np.linalg.norm(vectors, axis=1) == 0).any():
-        return "an embedding is all zeros (cosine similarity needs a direction)"
-    return None
-
-
-def _normalized(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors_problem(record.embeddings, len(units), None)
 
 
 @dataclass
@@ -135,7 +125,7 @@ class ElasticsearchWriter:
     already sent: they stay unseen until the index's next refresh.
 
     With a ``cross_model`` every record needs its cross-lingual vectors (``cross_dim``-d);
-    ``drop_cross``: the index has none, so the records' are left out (logged once).
+    without one, records' cross-lingual vectors are left out (the store's `writer` decided).
     """
 
     def __init__(
@@ -148,7 +138,6 @@ class ElasticsearchWriter:
         full: bool,
         cross_model: str | None = None,
         cross_dim: int = 0,
-        drop_cross: bool = False,
     ) -> None:
         self._store = store
         self.index = index
@@ -157,7 +146,6 @@ class ElasticsearchWriter:
         self._full = full
         self.cross_model = cross_model
         self.cross_dim = cross_dim
-        self._drop_cross = drop_cross and cross_model is None
         self._staged = _Staged()
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None  # bulk requests in parallel; on first use
@@ -203,18 +191,11 @@ class ElasticsearchWriter:
         actions: list[dict[str, Any]] = []
         owner: dict[str, str] = {}  # unit id -> product id
         rewritten: set[str] = set()  # products whose earlier units this batch deletes
-        if self._drop_cross and any(r.cross_embeddings is not None for r in batch.values()):
-            self._drop_cross = False  # once per writer
-            logger.warning(
-                "the index %s has no cross-lingual vectors: this write leaves them out; "
-                "re-index with prune to add them",
-                self.index,
-            )
         for pid, record in batch.items():
-            vectors = _normalized(record.embeddings)
+            vectors = normalized(record.embeddings)
             cross = None
             if self.cross_model is not None and record.cross_embeddings is not None:
-                cross = _normalized(record.cross_embeddings)
+                cross = normalized(record.cross_embeddings)
             for position, (unit, vector) in enumerate(zip(record.units, vectors, strict=True)):
                 owner[unit.id] = pid
                 actions.append(
