@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from app.caching import ResultCache
 from app.settings import Settings
@@ -164,13 +166,15 @@ def build_cache(settings: Settings) -> Cache | None:
     return MemoryCache()
 
 
-def build_profiles(settings: Settings) -> ProfileStore | None:
-    """The configured shopper-profile store: a file per shopper, Redis, or none."""
+def build_profiles(settings: Settings, store: DocumentStore | None = None) -> ProfileStore | None:
+    """The configured shopper-profile store: a file per shopper, Redis, or none; with the
+    catalog's ``store``, a profile that does not load is rebuilt from the shopper's events."""
     if settings.profiles == "none":
         return None
     half_life_s = settings.profile_half_life_days * DAY_S
     ttl_s = settings.profile_ttl_days * DAY_S
     max_events = settings.profile_max_events
+    catalog = None if store is None else functools.partial(_catalog_of, store)
     if settings.profiles == "redis":
         from personalization.stores.redis import RedisProfileStore
 
@@ -179,10 +183,22 @@ def build_profiles(settings: Settings) -> ProfileStore | None:
             half_life_s=half_life_s,
             ttl_s=ttl_s,
             max_events=max_events,
+            catalog=catalog,
         )
     return FileProfileStore(
-        settings.profiles_dir, half_life_s=half_life_s, ttl_s=ttl_s, max_events=max_events
+        settings.profiles_dir,
+        half_life_s=half_life_s,
+        ttl_s=ttl_s,
+        max_events=max_events,
+        catalog=catalog,
     )
+
+
+def _catalog_of(
+    store: DocumentStore, product_ids: Sequence[str]
+) -> tuple[Mapping[str, Product], Mapping[str, np.ndarray]]:
+    """The products and their vectors, for rebuilding a damaged profile."""
+    return store.get_products(product_ids), store.product_vectors(product_ids)
 
 
 def build_event_spool(settings: Settings) -> EventSpool | None:
@@ -507,7 +523,7 @@ def build_services(
         max_turns=settings.conversation_turns,
     )
     answers = build_answers(settings, search, llm, conversations)
-    profiles = build_profiles(settings)
+    profiles = build_profiles(settings, store)
     personalization = Personalization(
         profiles,
         store,

@@ -11,7 +11,8 @@ the user, the opt-out setting included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,12 +21,20 @@ import numpy as np
 from personalization.events import Event, check_user_id
 from personalization.profile import Profile
 from retrieval.schema import Product
+from retrieval.stores.base import StoreError
+
+logger = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
 DEFAULT_HALF_LIFE_S = 30 * DAY_S
 DEFAULT_TTL_S = 180 * DAY_S  # a profile expires this long after its last write
 DEFAULT_MAX_EVENTS = 1_000  # events (and event ids, for idempotency) kept per user
 DEFAULT_MAX_KEYS = 50  # brands and categories kept per profile
+
+
+Catalog = Callable[[Sequence[str]], tuple[Mapping[str, Product], Mapping[str, np.ndarray]]]
+"""The products and vectors of product ids, from the document store: what a profile store
+rebuilds a damaged profile with."""
 
 
 class ProfileStoreUnavailable(RuntimeError):
@@ -174,3 +183,27 @@ def apply_new(
     if applied:
         profile.prune(limits.max_keys)
     return applied, duplicates
+
+
+def rebuilt_profile(
+    user_id: str, events: Sequence[Event], catalog: Catalog | None, limits: StoreLimits
+) -> Profile:
+    """The profile the shopper's stored ``events`` give again, in time order, with their
+    products from ``catalog``: what replaces a profile that does not load. Empty without
+    events or a catalog, or when the catalog cannot be read (logged): it starts again."""
+    profile = Profile(user_id)
+    if not events or catalog is None:
+        return profile
+    ids = sorted({e.product_id for e in events if e.product_id is not None})
+    try:
+        products, vectors = catalog(ids) if ids else ({}, {})
+    except StoreError as exc:
+        logger.warning("a damaged profile starts empty, the catalog is unavailable: %s", exc)
+        return profile
+    for event in sorted(events, key=lambda e: e.at):
+        pid = event.product_id
+        product = products.get(pid) if pid is not None else None
+        vector = vectors.get(pid) if pid is not None else None
+        profile.apply(event, product, vector, half_life_s=limits.half_life_s)
+    profile.prune(limits.max_keys)
+    return profile

@@ -36,6 +36,7 @@ from personalization.stores.base import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_KEYS,
     DEFAULT_TTL_S,
+    Catalog,
     Erasure,
     IngestReport,
     ProfileStoreStats,
@@ -43,6 +44,7 @@ from personalization.stores.base import (
     StoreLimits,
     apply_new,
     by_user,
+    rebuilt_profile,
 )
 from retrieval.schema import Product
 
@@ -98,8 +100,10 @@ class FileProfileStore:
         max_events: int = DEFAULT_MAX_EVENTS,
         max_keys: int = DEFAULT_MAX_KEYS,
         clock: Callable[[], float] = time.time,
+        catalog: Catalog | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self.catalog = catalog  # rebuilds a damaged profile from the stored events
         self.limits = StoreLimits(half_life_s, ttl_s, max_events, max_keys)
         self._clock = clock
         self._lock = threading.Lock()
@@ -259,7 +263,8 @@ class FileProfileStore:
     def _quarantine(self, user_id: str, data: Any, damage: str) -> dict[str, Any]:
         """Move a damaged file aside (``quarantine/``, kept for whoever repairs it, erased
         with the shopper) and start the shopper again: the events that still parse are kept
-        (so their ids are not counted twice), the profile starts empty, and an opt-out that
+        (so their ids are not counted twice), the profile is rebuilt from them with the
+        ``catalog`` (empty without one, or while it is down), and an opt-out that
         cannot be read is kept as an opt-out (off until the shopper turns it on again)."""
         path = self._path(user_id)
         aside = self.quarantine_dir / f"{path.stem}.{time.time_ns()}.json"
@@ -277,9 +282,14 @@ class FileProfileStore:
             [e for e in stored if _event_or_none(e) is not None] if isinstance(stored, list) else []
         )
         fresh: dict[str, Any] = {"enabled": enabled if isinstance(enabled, bool) else False}
+        rebuilt = rebuilt_profile(
+            user_id, [Event.from_dict(e) for e in events], self.catalog, self.limits
+        )
         if events:
             fresh["events"] = events
             fresh["expires_at"] = self._clock() + self.limits.ttl_s
+        if rebuilt.events:
+            fresh["profile"] = rebuilt.to_dict()
         self._write(user_id, fresh)
         logger.warning(
             "damaged profile quarantined",
@@ -287,6 +297,7 @@ class FileProfileStore:
                 "user": hashed_user(user_id),
                 "damage": damage,
                 "kept_events": len(events),
+                "rebuilt_from": rebuilt.events,
                 "quarantine": aside.name,
             },
         )

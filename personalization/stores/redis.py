@@ -19,6 +19,7 @@ expire (it is the shopper's choice, not behaviour). Any Redis error raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -40,6 +41,7 @@ from personalization.stores.base import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_KEYS,
     DEFAULT_TTL_S,
+    Catalog,
     Erasure,
     IngestReport,
     ProfileStoreStats,
@@ -47,6 +49,7 @@ from personalization.stores.base import (
     StoreLimits,
     apply_new,
     by_user,
+    rebuilt_profile,
 )
 from retrieval.schema import Product
 
@@ -109,7 +112,9 @@ class RedisProfileStore:
         max_keys: int = DEFAULT_MAX_KEYS,
         socket_timeout_s: float = 1.0,
         max_attempts: int = 50,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog  # rebuilds a damaged profile from the stored events
         if (url is None) == (client is None):
             msg = "give either a Redis url or a client"
             raise ValueError(msg)
@@ -170,8 +175,10 @@ class RedisProfileStore:
                     damage = None
                     try:
                         profile = _decode(user_id, pipe.hgetall(keys.profile))
-                    except _DAMAGE as exc:
-                        damage, profile = exc, Profile(user_id)
+                    except _DAMAGE as exc:  # rebuilt from the events stored
+                        stored = _parsed(pipe.lrange(keys.events, 0, -1))
+                        damage = exc
+                        profile = rebuilt_profile(user_id, stored, self.catalog, self.limits)
                     scores = pipe.zmscore(keys.event_ids, ids)
                     seen = {i for i, score in zip(ids, scores, strict=True) if score is not None}
                     applied, duplicates = apply_new(
@@ -213,7 +220,29 @@ class RedisProfileStore:
             return _decode(user_id, fields)
         except _DAMAGE as exc:
             self._quarantine(keys, user_id, exc)
+        stored = self.events(user_id, self.limits.max_events)
+        profile = rebuilt_profile(user_id, stored, self.catalog, self.limits)
+        if not profile.events:
             return None
+        ttl_ms = max(1, round(self.limits.ttl_s * 1000))
+
+        def keep(client: redis.Redis) -> None:
+            with client.pipeline(transaction=True) as pipe:
+                pipe.watch(keys.profile)
+                if pipe.exists(keys.profile):  # a write made a new one meanwhile
+                    return
+                pipe.multi()
+                pipe.hset(keys.profile, mapping=_encode(profile))
+                pipe.pexpire(keys.profile, ttl_ms)
+                with contextlib.suppress(redis.WatchError):
+                    pipe.execute()
+
+        self._call("rebuild profile", keep)
+        logger.info(
+            "damaged profile rebuilt",
+            extra={"user": hashed_user(user_id), "events": profile.events},
+        )
+        return profile
 
     def _quarantine(self, keys: UserKeys, user_id: str, damage: Exception) -> None:
         """Move a profile that does not load aside (RENAME: atomic) and count it."""
@@ -238,14 +267,9 @@ class RedisProfileStore:
         if limit == 0:
             return []
         keys = UserKeys.of(user_id)
-        raw = self._call("read events", lambda client: client.lrange(keys.events, 0, limit - 1))
-        events = []
-        for item in raw:
-            try:
-                events.append(Event.from_dict(json.loads(item)))
-            except _DAMAGE as exc:  # one damaged entry does not hide the others
-                logger.warning("damaged event skipped: %s", type(exc).__name__)
-        return events
+        return _parsed(
+            self._call("read events", lambda client: client.lrange(keys.events, 0, limit - 1))
+        )
 
     def set_enabled(self, user_id: str, enabled: bool) -> None:
         """Opt in (the default; the setting is removed) or out (kept until `erase`)."""
@@ -324,6 +348,17 @@ def _encode(profile: Profile) -> dict[FieldT, EncodableT]:
         else:
             fields[name] = json.dumps(value, ensure_ascii=False).encode()
     return fields
+
+
+def _parsed(raw: Sequence[bytes | str]) -> list[Event]:
+    """The stored events that parse; one damaged entry does not hide the others (logged)."""
+    events = []
+    for item in raw:
+        try:
+            events.append(Event.from_dict(json.loads(item)))
+        except _DAMAGE as exc:
+            logger.warning("damaged event skipped: %s", type(exc).__name__)
+    return events
 
 
 def _log_quarantine(user_id: str, damage: Exception) -> None:

@@ -109,7 +109,12 @@ def test_the_next_process_applies_what_a_stopped_one_queued(
 
     second = _services(tmp_path, redis_url)  # the live Redis
     with TestClient(create_app(services=second, owns_services=True), headers=AUTH) as client:
-        _until(lambda: _stored(client, user) == 3)
-        assert not list((tmp_path / "event-spool").glob("events-*.jsonl"))
+        # applied, then the file goes: the drain thread may be between the two
+        _until(
+            lambda: (
+                _stored(client, user) == 3
+                and not list((tmp_path / "event-spool").glob("events-*.jsonl"))
+            )
+        )
         erased = client.delete(f"/users/{user}").json()
         assert erased["events"] == 3 and erased["queued"] == 0

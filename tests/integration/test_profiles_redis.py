@@ -213,3 +213,29 @@ def test_a_damaged_profile_is_moved_aside_and_the_shopper_starts_again(
     assert store.stats().quarantined == before + 2
     assert keys.quarantine in store.erase(user).removed
     assert not raw.exists(keys.quarantine)
+
+
+def test_a_damaged_profile_is_rebuilt_from_the_stored_events_with_the_catalog(
+    redis_url: str, user: str, raw: redis.Redis
+) -> None:
+    def catalog(ids: object) -> tuple[dict[str, Product], dict[str, np.ndarray]]:
+        return {pid: PRODUCTS[pid] for pid in ids if pid in PRODUCTS}, {}  # type: ignore[attr-defined]
+
+    store = RedisProfileStore(redis_url, ttl_s=TTL_S, catalog=catalog)
+    keys = UserKeys.of(user)
+    store.add_events(
+        [event(user, "purchase", SONY.id, 1), event(user, "view", ANKER.id, 2)], PRODUCTS, {}
+    )
+    before = store.profile(user)
+    raw.hset(keys.profile, "brands", b"{not json")
+    rebuilt = store.profile(user)  # on read: moved aside, rebuilt, written back
+    assert before is not None and rebuilt is not None
+    assert rebuilt.events == 2 and rebuilt.brands == pytest.approx(before.brands)
+    assert raw.exists(keys.quarantine) and raw.pttl(keys.profile) > 0
+    assert store.profile(user) == rebuilt
+    raw.hset(keys.profile, "events", b"[1, 2")  # met by a write: rebuilt, then the batch
+    report = store.add_events([event(user, "cart", ANKER.id, 3)], PRODUCTS, {})
+    assert report.accepted == 1
+    after = store.profile(user)
+    assert after is not None and after.events == 3 and set(after.brands) == {"sony", "anker"}
+    store.close()

@@ -8,12 +8,14 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from personalization.stores.base import ProfileStoreUnavailable
 from personalization.stores.file import FileProfileStore, user_file_name
+from retrieval.stores.base import StoreUnavailable
 from tests.personalization.helpers import DAY, HALF_LIFE, T0, event, product
 
 ANKER = product("p-anker", "Anker", "Electronics > Audio > Headphones", 50.0)
@@ -217,6 +219,46 @@ class TestDamage:
         assert profile is not None and set(profile.brands) == {"sony"}
         assert [e.event_id for e in store.events("u1")][-1] == first.event_id
         assert store.stats().quarantined == 1
+
+    def test_a_damaged_profile_is_rebuilt_from_the_stored_events_with_the_catalog(
+        self, tmp_path: Path, clock: Clock
+    ) -> None:
+        asked: list[list[str]] = []
+
+        def catalog(ids: object) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+            asked.append(list(ids))  # type: ignore[call-overload]
+            return {pid: PRODUCTS[pid] for pid in asked[-1] if pid in PRODUCTS}, {}
+
+        store = FileProfileStore(
+            tmp_path / "profiles", half_life_s=HALF_LIFE, clock=clock, catalog=catalog
+        )
+        store.add_events(
+            [event("purchase", ANKER.id), event("view", SONY.id), event("search", query="tv")],
+            PRODUCTS,
+            {},
+        )
+        before = store.profile("u1")
+        path = store.folder / user_file_name("u1")
+        data = json.loads(path.read_text())
+        data["profile"]["brands"] = "garbage"
+        path.write_text(json.dumps(data))
+        rebuilt = store.profile("u1")
+        assert asked == [[ANKER.id, SONY.id]]
+        assert before is not None and rebuilt is not None
+        assert rebuilt.events == 3 and rebuilt.brands == pytest.approx(before.brands)
+        assert store.stats().quarantined == 1
+        assert store.profile("u1") == rebuilt  # written back: read once, rebuilt once
+
+    def test_a_catalog_that_is_down_leaves_the_damaged_profile_empty(
+        self, tmp_path: Path, clock: Clock
+    ) -> None:
+        def down(ids: object) -> Any:
+            raise StoreUnavailable("Elasticsearch is stalled")
+
+        store = FileProfileStore(tmp_path / "p", half_life_s=HALF_LIFE, clock=clock, catalog=down)
+        store.add_events([event("purchase", ANKER.id)], PRODUCTS, {})
+        (store.folder / user_file_name("u1")).write_text('{"version": 7}')
+        assert store.profile("u1") is None and store.stats().quarantined == 1
 
     def test_another_format_is_moved_aside_too(self, store: FileProfileStore) -> None:
         (store.folder / user_file_name("u1")).write_text('{"version": 7}')
