@@ -239,3 +239,47 @@ def test_a_damaged_profile_is_rebuilt_from_the_stored_events_with_the_catalog(
     after = store.profile(user)
     assert after is not None and after.events == 3 and set(after.brands) == {"sony", "anker"}
     store.close()
+
+
+def test_batches_over_many_users_from_two_writers_count_each_distinct_event_once(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    """Two workers send batches over 300 shoppers each, the same events partly, ids repeated:
+    each shopper ends with exactly its distinct events (no update lost, none applied twice)."""
+    run = uuid.uuid4().hex[:8]
+    users = [f"test-{run}-{n}" for n in range(300)]
+    events = [
+        Event(f"e{n}", users[(n * 7) % 300], "view", T0 + n % 50, ANKER.id) for n in range(1_500)
+    ]
+    halves = [events[:1_000], events[500:]]  # 500 shared events, 1,000 each
+    halves = [[*half, *half[::10]] for half in halves]  # ids repeated within the batches too
+    workers = [RedisProfileStore(redis_url), RedisProfileStore(redis_url)]
+    reports = []
+
+    def send(worker: int) -> None:
+        for round_ in range(3):  # the same batches again: all duplicates then
+            reports.append((round_, workers[worker].add_events(halves[worker], PRODUCTS, VECTORS)))
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert sum(report.accepted for _, report in reports) == len(events)
+        assert sum(len(report.applied) for _, report in reports) == len(events)
+        for user in users:
+            expected = {e.event_id for e in events if e.user_id == user}
+            profile = workers[0].profile(user)
+            assert profile is not None and profile.events == len(expected), user
+            assert profile.brands["anker"] == pytest.approx(len(expected), rel=0.5)
+            stored = workers[1].events(user, limit=1_000)
+            assert sorted(e.event_id for e in stored) == sorted(expected)
+            keys = UserKeys.of(user)
+            assert raw.zcard(keys.event_ids) == len(expected)
+            for key in (keys.profile, keys.events, keys.event_ids):
+                assert raw.pttl(key) > 0, key
+    finally:
+        for worker in workers:
+            worker.close()
+        raw.delete(*[key for user in users for key in UserKeys.of(user).all()])
