@@ -201,6 +201,27 @@ def _catalog_of(
     return store.get_products(product_ids), store.product_vectors(product_ids)
 
 
+def build_personalization(
+    settings: Settings,
+    store: DocumentStore,
+    profiles: ProfileStore | None,
+    caches: Sequence[Cache] = (),
+) -> Personalization:
+    """What POST /events and personalized ranking use: ``profiles`` over the catalog ``store``,
+    with the configured event window and, when there are profiles, the event spool."""
+    return Personalization(
+        profiles,
+        store,
+        personal_config(settings),
+        caches=caches,
+        window=EventWindow(
+            clock_skew_s=settings.event_clock_skew_s,
+            retention_s=settings.profile_ttl_days * DAY_S,
+        ),
+        spool=build_event_spool(settings) if profiles is not None else None,
+    )
+
+
 def build_event_spool(settings: Settings) -> EventSpool | None:
     """The spool of events waiting for a store that is down (None: EVENT_SPOOL_MAX_EVENTS
     is 0, or its folder cannot be written: logged, outages are then a 503)."""
@@ -523,17 +544,11 @@ def build_services(
         max_turns=settings.conversation_turns,
     )
     answers = build_answers(settings, search, llm, conversations)
-    profiles = build_profiles(settings, store)
-    personalization = Personalization(
-        profiles,
+    personalization = build_personalization(
+        settings,
         store,
-        personal_config(settings),
+        build_profiles(settings, store),
         caches=[conversations.cache],  # the result cache, when there is one, is this one
-        window=EventWindow(
-            clock_skew_s=settings.event_clock_skew_s,
-            retention_s=settings.profile_ttl_days * DAY_S,
-        ),
-        spool=build_event_spool(settings) if profiles is not None else None,
     )
     text.warm_up()
     search.warm_up()

@@ -268,10 +268,7 @@ def run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
 
 
 def _run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
-    from app.services import build_event_spool, build_profiles
-    from personalization.events import EventWindow
-    from personalization.service import Personalization
-    from personalization.stores.base import DAY_S
+    from app.services import build_personalization, build_profiles
     from retrieval.stores.embedded import EmbeddedStore
 
     settings = worker_settings(job)
@@ -279,16 +276,7 @@ def _run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
     assert profiles is not None
     catalog = Timed(EmbeddedStore(Path(job.index_dir)), ["get_products", "product_vectors"])
     timed_profiles = Timed(profiles, ["add_events"])
-    personalization = Personalization(
-        cast(Any, timed_profiles),
-        cast(Any, catalog),
-        _personal_config(settings),
-        window=EventWindow(
-            clock_skew_s=settings.event_clock_skew_s,
-            retention_s=settings.profile_ttl_days * DAY_S,
-        ),
-        spool=build_event_spool(settings),
-    )
+    personalization = build_personalization(settings, cast(Any, catalog), cast(Any, timed_profiles))
     events = make_events(job, time.time())
     catalog.get_products(list(job.product_ids[:1]))  # the snapshot loaded before the start
     catalog.spent = dict.fromkeys(catalog.spent, 0.0)
@@ -339,12 +327,6 @@ def _run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
         }
     )
     personalization.close()
-
-
-def _personal_config(settings: Any) -> Any:
-    from app.services import personal_config
-
-    return personal_config(settings)
 
 
 def _profile_text(profiler: cProfile.Profile) -> str:

@@ -12,7 +12,6 @@ another after ``retry_after_s``. Thread-safe.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -70,10 +69,6 @@ class CircuitBreaker:
             if self._state == "closed":
                 return 0.0
             return max(0.0, self._until - self._clock())
-
-    def retry_after(self) -> int:
-        """`retry_in` as whole seconds for a Retry-After header, at least 1."""
-        return max(1, math.ceil(self.retry_in()))
 
     def succeeded(self) -> None:
         """The dependency answered: close the breaker."""

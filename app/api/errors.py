@@ -2,6 +2,7 @@
 
     invalid request (422)    UnknownProduct (404)    StoreUnavailable (503)    StoreError (500)
     StoreUnavailable with retry_after_s (503 with Retry-After: the store's breaker is open)
+    ProfileStoreUnavailable with retry_after_s (503 with Retry-After: the event spool is full)
     GenerationTimeout (504)  GenerationError (503)   ProfileStoreUnavailable (503)
     TrendingUnavailable (503)
     GeneratorNotReady (503 with Retry-After: being installed or loaded)
@@ -111,7 +112,9 @@ def report(exc: Exception, where: str) -> tuple[int, str, str]:
     """Log a 5xx with its traceback; the status, code and public message of ``exc``."""
     status, code = error_status(exc)
     # expected: no traceback (a store failing fast behind its open breaker has no cause)
-    fast_fail = isinstance(exc, StoreUnavailable) and exc.__cause__ is None
+    fast_fail = (
+        isinstance(exc, StoreUnavailable | ProfileStoreUnavailable) and exc.__cause__ is None
+    )
     if isinstance(exc, GeneratorNotReady | GeneratorBusy) or (fast_fail and retry_after(exc)):
         logger.warning("%s refused (%s): %s", where, code, exc)
     elif status >= 500:
@@ -127,7 +130,9 @@ def retry_after(exc: Exception) -> dict[str, str] | None:
     if isinstance(exc, RateLimited):
         return {"Retry-After": exc.retry_after_header}
     wait = getattr(exc, "retry_after_s", None)
-    if isinstance(exc, StoreUnavailable) and isinstance(wait, int | float):
+    if isinstance(exc, StoreUnavailable | ProfileStoreUnavailable) and isinstance(
+        wait, int | float
+    ):
         return {"Retry-After": str(max(1, math.ceil(wait)))}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}

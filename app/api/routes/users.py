@@ -7,11 +7,9 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from app.api.cached import through_cache
 from app.api.deps import CallerDep, ServicesDep
-from app.api.errors import error_response
 from app.api.schemas import (
     TOO_LARGE,
     ErasureResponse,
@@ -25,12 +23,10 @@ from app.api.schemas import (
 )
 from personalization.events import USER_ID_PATTERN, Event
 from personalization.service import Ranking
-from personalization.spool import SpoolFull
 from personalization.stores.base import ProfileStore, ProfileStoreUnavailable
 
 router = APIRouter(tags=["users"])
 audit = logging.getLogger("app.audit")
-logger = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
@@ -50,9 +46,7 @@ def _profiles(services: ServicesDep) -> ProfileStore:
 
 
 @router.post("/events", response_model=EventsResponse, responses={**_ERRORS, 413: TOO_LARGE})
-def post_events(
-    body: EventsRequest, services: ServicesDep, caller: CallerDep
-) -> EventsResponse | JSONResponse:
+def post_events(body: EventsRequest, services: ServicesDep, caller: CallerDep) -> EventsResponse:
     """Record views, clicks, carts, purchases and searches (up to 1000 per call). Each
     shopper's profile is updated at once; a repeated ``event_id`` is not counted twice; an event
     about an unknown product is rejected by its position and the rest recorded. A shopper's
@@ -73,16 +67,7 @@ def post_events(
         )
         for e in body.events
     ]
-    try:
-        recorded = services.personalization.record(events)
-    except SpoolFull as exc:
-        logger.warning("POST /events refused (profiles_unavailable): %s", exc)
-        message = (
-            "the profile store is unavailable and the queue of events waiting for it is full: "
-            "send them again after Retry-After seconds"
-        )
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        return error_response(503, "profiles_unavailable", message, headers=headers)
+    recorded = services.personalization.record(events)  # SpoolFull: 503 with Retry-After
     applied = recorded.report.applied
     services.trending.record(applied, recorded.products)
     services.complements.record(applied, services.personalization.history)
