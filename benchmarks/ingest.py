@@ -46,9 +46,12 @@ Verified after each run: every shopper's profile read back through the store's o
 ``profile`` (``shopper-00000`` to the last), and the sum of ``profile.events`` compared with the
 events sent, and with the events the store reported accepted: a run that lost or doubled an
 event says so ("LOST" or "DOUBLED") and the command exits 1. On Redis also the server's
-command counts over the run (``INFO commandstats``): commands per event, WATCHes and EXECs,
-and the retries (WATCHes beyond one per shopper per batch: another worker wrote that shopper
-between the read and the EXEC).
+command counts over the run (``INFO commandstats``; a script's own commands count too):
+commands per event, and the WATCHes: one per attempt of a shopper that took the store's
+careful transaction (written by another worker between the batch's read and its
+compare-and-set). CPU per event: the workers' own process time over their batches, and on
+Redis the server's (``INFO cpu``, user and system) over the run: what bounds events/s when
+the cores are busy (``cpu us/ev``, workers+redis).
 
 ``--profile`` runs worker 0 of each run under cProfile and keeps its 25 costliest functions
 (own time) in the JSON and the printout. ``--quick``: CI-size runs (2,000 events per run,
@@ -285,6 +288,7 @@ def _run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
         msg = "no start signal"
         raise RuntimeError(msg)
     began = time.monotonic()
+    cpu_began = time.process_time()
     batch_ms: list[float] = []
     counts = {"accepted": 0, "duplicates": 0, "rejected": 0, "queued": 0, "user_groups": 0}
     failed: list[str] = []
@@ -310,12 +314,14 @@ def _run_worker(job: Job, ready: Any, start: Any, results: Any) -> None:
     if profiler is not None:
         profiler.disable()
     finished = time.monotonic()
+    cpu_s = time.process_time() - cpu_began
     results.put(
         {
             "worker": job.worker,
             "events": len(events),
             "began": began,
             "finished": finished,
+            "cpu_s": cpu_s,
             "batch_ms": batch_ms,
             "catalog_s": sum(catalog.spent.values()),
             "profile_store_s": timed_profiles.spent["add_events"],
@@ -359,6 +365,7 @@ def run_once(
     ready, results = ctx.Queue(), ctx.Queue()
     start = ctx.Event()
     commands_before = _command_stats(redis_url) if redis_url is not None else None
+    redis_cpu_before = _redis_cpu_s(redis_url) if redis_url is not None else None
     jobs = [
         Job(
             worker=k,
@@ -444,10 +451,12 @@ def run_once(
     for key in (*keys, "failed_batches", "failed_events"):
         result[key] = sum(r[key] for r in rows)
     result["errors"] = sorted({e for r in rows for e in r["errors"]})[:5]
+    cpu_us = {"workers": round(sum(r["cpu_s"] for r in rows) / sent * 1e6, 1) if sent else None}
     if commands_before is not None and redis_url is not None:  # before verify's reads
-        commands = _command_delta(commands_before, _command_stats(redis_url), sent)
-        commands["watch_retries"] = max(0, commands["watch"] - result["user_groups"])
-        result["redis_commands"] = commands
+        result["redis_commands"] = _command_delta(commands_before, _command_stats(redis_url), sent)
+        if redis_cpu_before is not None and sent:
+            cpu_us["redis"] = round((_redis_cpu_s(redis_url) - redis_cpu_before) / sent * 1e6, 1)
+    result["cpu_us_per_event"] = cpu_us
     result["verify"] = verify(store, folder, redis_url, shoppers, sent, result["accepted"])
     profiles = [r["profile"] for r in rows if r.get("profile")]
     if profiles:
@@ -528,6 +537,18 @@ def _command_stats(url: str) -> dict[str, int]:
     finally:
         client.close()
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def _redis_cpu_s(url: str) -> float:
+    """The CPU seconds the Redis server has used (INFO cpu: user and system)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        cpu = client.info("cpu")
+    finally:
+        client.close()
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def _command_delta(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, Any]:
@@ -746,12 +767,17 @@ def _print(result: dict[str, Any], write: Callable[[str], object] | None = None)
         out(f"redis {r['version']} (own server, {fsync})\n")
     out(
         f"{'store':<6} {'shoppers':>8} {'workers':>7} {'events/s':>9} {'wall s':>7} "
-        f"{'batch ms p50/p95':>17} {'catalog':>7} {'store':>6} {'cmds/ev':>7} {'counts':>10}\n"
+        f"{'batch ms p50/p95':>17} {'catalog':>7} {'store':>6} {'cmds/ev':>7} "
+        f"{'cpu us/ev':>13} {'counts':>10}\n"
     )
     for run in result.get("runs", []):
         b = run["batch_ms"]
         shares_ = run["time_share"]
         commands = run.get("redis_commands", {}).get("per_event")
+        cpu = run.get("cpu_us_per_event", {})
+        cpu_text = f"{cpu.get('workers') or 0:.0f}"
+        if cpu.get("redis") is not None:
+            cpu_text += f"+{cpu['redis']:.0f}"
         verdict = run["verify"]["verdict"]
         if run["failed_batches"]:
             verdict += f", {run['failed_batches']} batches failed"
@@ -760,7 +786,7 @@ def _print(result: dict[str, Any], write: Callable[[str], object] | None = None)
             f"{run['events_per_s'] or 0:>9.0f} {run['wall_s']:>7.1f} "
             f"{b.get('median', 0):>8.1f}/{b.get('p95', 0):<8.1f} "
             f"{_pct(shares_['catalog']):>7} {_pct(shares_['profile_store']):>6} "
-            f"{'-' if commands is None else f'{commands:.2f}':>7} {verdict:>10}\n"
+            f"{'-' if commands is None else f'{commands:.2f}':>7} {cpu_text:>13} {verdict:>10}\n"
         )
         for error in run["errors"]:
             out(f"    error: {error}\n")

@@ -138,10 +138,9 @@ class Profile:
 
     def _add_vector(self, vector: np.ndarray, weight: float) -> None:
         unit = np.asarray(vector, dtype=np.float32).reshape(-1)
-        norm = float(np.linalg.norm(unit))
+        norm = math.sqrt(float(np.dot(unit, unit)))
         if not math.isfinite(norm) or norm == 0:
             return
-        unit = unit / norm
         if self.vector_sum is not None and self.vector_sum.shape != unit.shape:
             # The embedder changed: the old taste cannot be compared with the new vectors.
             logger.info(
@@ -150,9 +149,8 @@ class Profile:
                 unit.shape[0],
             )
             self.vector_sum, self.vector_weight = None, 0.0
-        if self.vector_sum is None:
-            self.vector_sum = np.zeros_like(unit)
-        self.vector_sum = (self.vector_sum + np.float32(weight) * unit).astype(np.float32)
+        scaled = unit * np.float32(weight / norm)  # float32, like the sum
+        self.vector_sum = scaled if self.vector_sum is None else self.vector_sum + scaled
         self.vector_weight += weight
 
     def _scale(self, factor: float) -> None:
@@ -182,15 +180,19 @@ class Profile:
         if max_keys < 0:
             msg = f"max_keys must not be negative, got {max_keys}"
             raise ValueError(msg)
+        forgotten = False
         for sums in (self.brands, self.categories):
-            keep = {key for key, _ in _strongest(sums, max_keys) if sums[key] >= MIN_AFFINITY}
-            for key in list(sums):
-                if key not in keep:
+            strongest = _strongest(sums, max_keys) if len(sums) > max_keys else sums.items()
+            keep = {key for key, value in strongest if value >= MIN_AFFINITY}
+            if len(keep) < len(sums):
+                forgotten = True
+                for key in [key for key in sums if key not in keep]:
                     del sums[key]
-        self.brand_buys = {k: v for k, v in self.brand_buys.items() if k in self.brands}
-        self.labels = {
-            k: v for k, v in self.labels.items() if k in self.brands or k in self.categories
-        }
+        if forgotten or len(self.labels) > len(self.brands) + len(self.categories):
+            self.brand_buys = {k: v for k, v in self.brand_buys.items() if k in self.brands}
+            self.labels = {
+                k: v for k, v in self.labels.items() if k in self.brands or k in self.categories
+            }
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -246,9 +248,10 @@ class Profile:
 
     # -- stored form -----------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe form; the vector as a list of float32 values."""
-        return {
+    def to_dict(self, *, vector: bool = True) -> dict[str, Any]:
+        """The JSON-safe form; the vector as a list of float32 values (left out when ``vector``
+        is off, for a store that keeps it apart)."""
+        data = {
             "version": FORMAT_VERSION,
             "user_id": self.user_id,
             "updated_at": self.updated_at,
@@ -260,9 +263,11 @@ class Profile:
             "price_weight": self.price_weight,
             "price_log_sum": self.price_log_sum,
             "price_log_sq_sum": self.price_log_sq_sum,
-            "vector_sum": None if self.vector_sum is None else self.vector_sum.tolist(),
             "vector_weight": self.vector_weight,
         }
+        if vector:
+            data["vector_sum"] = None if self.vector_sum is None else self.vector_sum.tolist()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, repair: bool = True) -> Profile:

@@ -1,27 +1,35 @@
 """Profiles in Redis, shared by every API worker.
 
-Per user: ``shopguide:profile:<user_id>`` (a hash of the profile's parts, JSON each, the taste
-vector as float32 bytes), ``shopguide:events:<user_id>`` (a list of event JSON, newest first,
-trimmed to ``max_events``), ``shopguide:event-ids:<user_id>`` (a sorted set of the applied
-event ids by event time, trimmed likewise: an event id is recognised as a duplicate while it is
-among the last ``max_events``), ``shopguide:user-settings:<user_id>`` (the opt-out) and
-``shopguide:quarantine:<user_id>`` (the last profile hash that did not load, moved aside when
-read and started again; erased with the shopper; ``shopguide:profiles-quarantined`` counts
-them).
+Per user: ``shopguide:profile:<user_id>`` (a hash: ``profile`` the profile as one JSON
+document, ``vector_sum`` the taste vector as float32 bytes, ``rev`` the revision; a hash of the
+earlier layout, one JSON field per part, still reads), ``shopguide:events:<user_id>`` (a list
+of event JSON, newest first, trimmed to ``max_events``), ``shopguide:event-ids:<user_id>`` (a
+sorted set of the applied event ids by event time, trimmed likewise: an event id is recognised
+as a duplicate while it is among the last ``max_events``),
+``shopguide:user-settings:<user_id>`` (the opt-out) and ``shopguide:quarantine:<user_id>``
+(the last profile hash that did not load, moved aside when read and started again; erased with
+the shopper; ``shopguide:profiles-quarantined`` counts them).
 
-A batch of one user's events is one optimistic transaction: WATCH the profile and settings,
-read, apply in Python, then MULTI/EXEC the writes, retried when another worker wrote in
-between, so concurrent writers lose no update and apply no event twice. Every write sets the
-time to live of the profile, events and ids keys to ``ttl_s``; the opt-out setting does not
-expire (it is the shopper's choice, not behaviour). Any Redis error raises
-`ProfileStoreUnavailable`.
+A batch is written in two round trips whatever the number of shoppers in it: one pipeline reads
+every shopper's profile and which of the batch's event ids are known; the events are applied in
+Python; one pipeline then calls, per shopper, a script (`WRITE_SCRIPT`) that writes the new
+profile, events and ids only if the profile's revision (``rev``, a random token every write of
+the profile sets anew) is still the one read and the shopper has not opted out meanwhile: a
+compare-and-set per shopper, each touching only that shopper's keys. A shopper whose profile
+changed in between (another worker, an erasure), or whose profile does not load, goes through
+the careful path: an optimistic transaction (WATCH the profile and settings, read, apply, then
+MULTI/EXEC), retried while another worker writes in between. So concurrent writers lose no
+update and apply no event twice. Every write sets the time to live of the profile, events and
+ids keys to ``ttl_s``; the opt-out setting does not expire (it is the shopper's choice, not
+behaviour). Any Redis error raises `ProfileStoreUnavailable`; the shoppers written before it
+stay written (each write is whole), and a batch sent again counts their events as duplicates.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +37,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -59,9 +68,37 @@ T = TypeVar("T")
 
 KEY_ROOT = "shopguide"
 VECTOR_FIELD = "vector_sum"
+PROFILE_FIELD = "profile"  # the rest of the profile, one JSON document
+REVISION_FIELD = "rev"  # a fresh random token on every write of the profile
 DISABLED = b"0"
+BATCH_SHOPPERS = 500  # shoppers read and written per pair of pipelines
+# The compare-and-set write of one shopper's batch. KEYS: profile, events, event ids, settings.
+# ARGV: the revision read ("" for none), the time to live in ms, the events kept, the number n
+# of profile fields, n field/value pairs, the number m of events, m event JSONs, m score/id
+# pairs. Returns 1 when written, 0 when the profile changed since it was read (nothing
+# written), -1 when the shopper opted out meanwhile (nothing written).
+WRITE_SCRIPT = """
+if redis.call('HGET', KEYS[4], 'enabled') == '0' then return -1 end
+if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return 0 end
+local kept = tonumber(ARGV[3])
+local at = 5 + 2 * tonumber(ARGV[4])
+local m = tonumber(ARGV[at])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 5, at - 1))
+if redis.call('LPUSH', KEYS[2], unpack(ARGV, at + 1, at + m)) > kept then
+  redis.call('LTRIM', KEYS[2], 0, kept - 1)
+end
+redis.call('ZADD', KEYS[3], unpack(ARGV, at + m + 1, at + 3 * m))
+if redis.call('ZCARD', KEYS[3]) > kept then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -kept - 1)
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return 1
+"""
+MAX_SCRIPT_EVENTS = 2_000  # more of one shopper in a batch take the careful path (Lua's stack)
 _FAILURES = (redis.RedisError, OSError)
-# What a damaged profile hash or event entry raises when decoded.
+# What a damaged profile hash or event entry raises when decoded (orjson.JSONDecodeError is a
+# ValueError).
 _DAMAGE = (ValueError, TypeError, KeyError, AttributeError)
 QUARANTINED_KEY = f"{KEY_ROOT}:profiles-quarantined"  # a count: no shopper in it
 
@@ -137,6 +174,7 @@ class RedisProfileStore:
             msg = "the Redis client must not decode responses (the vector is bytes)"
             raise ValueError(msg)
         self._client = client
+        self._write = client.register_script(WRITE_SCRIPT)
 
     # -- the store -------------------------------------------------------------------------
 
@@ -148,11 +186,78 @@ class RedisProfileStore:
     ) -> IngestReport:
         """Apply ``events`` per user, in time order, once per event id (see `ProfileStore`)."""
         report = IngestReport()
-        for user_id, group in by_user(events).items():
-            add = partial(
-                self._add_user, user_id=user_id, events=group, products=products, vectors=vectors
-            )
+        groups = list(by_user(events).items())
+        for start in range(0, len(groups), BATCH_SHOPPERS):
+            chunk = groups[start : start + BATCH_SHOPPERS]
+            add = partial(self._add_batch, groups=chunk, products=products, vectors=vectors)
             report += self._call("add events", add)
+        return report
+
+    def _add_batch(
+        self,
+        client: redis.Redis,
+        groups: Sequence[tuple[str, list[Event]]],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> IngestReport:
+        """Read every shopper of ``groups`` in one pipeline, then write each one whose profile
+        is unchanged, and who has not opted out, in another (`WRITE_SCRIPT`); the others
+        through `_add_user`."""
+        keys = [UserKeys.of(user_id) for user_id, _ in groups]
+        read = client.pipeline(transaction=False)
+        for user_keys, (_, group) in zip(keys, groups, strict=True):
+            read.hgetall(user_keys.profile)  # the opt-out is checked by the write
+            read.zmscore(user_keys.event_ids, [event.event_id for event in group])
+        replies = read.execute()
+        accepted: list[Event] = []
+        duplicates_n = opted_out = 0
+        careful: list[tuple[str, list[Event]]] = []
+        written: list[tuple[tuple[str, list[Event]], list[Event], int]] = []
+        write = client.pipeline(transaction=False)
+        ttl_ms = max(1, round(self.limits.ttl_s * 1000))
+        for n, (user_keys, (user_id, group)) in enumerate(zip(keys, groups, strict=True)):
+            fields, scores = replies[2 * n : 2 * n + 2]
+            try:
+                profile = _decode(user_id, fields)
+            except _DAMAGE:  # moved aside and rebuilt on the careful path
+                careful.append((user_id, group))
+                continue
+            seen = {e.event_id for e, score in zip(group, scores, strict=True) if score is not None}
+            applied, duplicates = apply_new(profile, group, seen, products, vectors, self.limits)
+            if not applied:
+                duplicates_n += duplicates
+                continue
+            if len(applied) > MAX_SCRIPT_EVENTS:
+                careful.append((user_id, group))
+                continue
+            profile_fields = _encode(profile)
+            self._write(
+                keys=[user_keys.profile, user_keys.events, user_keys.event_ids, user_keys.settings],
+                args=[
+                    fields.get(REVISION_FIELD.encode(), b""),
+                    ttl_ms,
+                    self.limits.max_events,
+                    len(profile_fields),
+                    *[part for pair in profile_fields.items() for part in pair],
+                    len(applied),
+                    *[orjson.dumps(e.to_dict()) for e in applied],
+                    *[part for e in applied for part in (e.at, e.event_id)],
+                ],
+                client=write,
+            )
+            written.append(((user_id, group), applied, duplicates))
+        outcomes = write.execute() if written else []
+        for (shopper, applied, duplicates), outcome in zip(written, outcomes, strict=True):
+            if outcome == 1:
+                accepted += applied
+                duplicates_n += duplicates
+            elif outcome == -1:
+                opted_out += len(shopper[1])
+            else:  # changed since read: read, apply and write again, carefully
+                careful.append(shopper)
+        report = IngestReport(len(accepted), duplicates_n, opted_out, tuple(accepted))
+        for user_id, group in careful:
+            report += self._add_user(client, user_id, group, products, vectors)
         return report
 
     def _add_user(
@@ -192,7 +297,7 @@ class RedisProfileStore:
                         pipe.incr(QUARANTINED_KEY)
                     pipe.delete(keys.profile)
                     pipe.hset(keys.profile, mapping=_encode(profile))
-                    pipe.lpush(keys.events, *[json.dumps(e.to_dict()) for e in applied])
+                    pipe.lpush(keys.events, *[orjson.dumps(e.to_dict()) for e in applied])
                     pipe.ltrim(keys.events, 0, self.limits.max_events - 1)
                     pipe.zadd(keys.event_ids, {e.event_id: e.at for e in applied})
                     pipe.zremrangebyrank(keys.event_ids, 0, -self.limits.max_events - 1)
@@ -339,14 +444,14 @@ class RedisProfileStore:
 
 
 def _encode(profile: Profile) -> dict[FieldT, EncodableT]:
-    """The profile's hash fields: JSON per part, the vector as little-endian float32."""
-    fields: dict[FieldT, EncodableT] = {}
-    for name, value in profile.to_dict().items():
-        if name == VECTOR_FIELD:
-            if profile.vector_sum is not None:
-                fields[name] = np.asarray(profile.vector_sum, dtype="<f4").tobytes()
-        else:
-            fields[name] = json.dumps(value, ensure_ascii=False).encode()
+    """The profile's hash fields: a new revision, the profile as one JSON document (`Profile.
+    to_dict` without the vector) and the taste vector as little-endian float32 bytes."""
+    fields: dict[FieldT, EncodableT] = {
+        REVISION_FIELD: secrets.token_hex(8),
+        PROFILE_FIELD: orjson.dumps(profile.to_dict(vector=False)),
+    }
+    if profile.vector_sum is not None:
+        fields[VECTOR_FIELD] = np.asarray(profile.vector_sum, dtype="<f4").tobytes()
     return fields
 
 
@@ -355,7 +460,7 @@ def _parsed(raw: Sequence[bytes | str]) -> list[Event]:
     events = []
     for item in raw:
         try:
-            events.append(Event.from_dict(json.loads(item)))
+            events.append(Event.from_dict(orjson.loads(item)))
         except _DAMAGE as exc:
             logger.warning("damaged event skipped: %s", type(exc).__name__)
     return events
@@ -369,15 +474,26 @@ def _log_quarantine(user_id: str, damage: Exception) -> None:
 
 
 def _decode(user_id: str, fields: Mapping[bytes | str, bytes | str]) -> Profile:
-    """The profile of ``fields`` (HGETALL), or an empty one when there are none."""
+    """The profile of ``fields`` (HGETALL of a client that does not decode), or an empty one
+    when there are none. A hash of the earlier layout (one JSON field per part of
+    `Profile.to_dict`) reads too."""
     if not fields:
         return Profile(user_id)
-    data: dict[str, Any] = {}
-    for raw_name, raw_value in fields.items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-        value = raw_value.encode() if isinstance(raw_value, str) else raw_value
-        if name == VECTOR_FIELD:
-            data[name] = np.frombuffer(value, dtype="<f4").astype(np.float32)
-        else:
-            data[name] = json.loads(value)
+    document = fields.get(PROFILE_FIELD.encode())
+    if document is not None:
+        data: dict[str, Any] = orjson.loads(document)
+    else:
+        skip = {REVISION_FIELD.encode(), VECTOR_FIELD.encode()}
+        data = {
+            _raw(name).decode(): orjson.loads(value)
+            for name, value in fields.items()
+            if name not in skip
+        }
+    vector = fields.get(VECTOR_FIELD.encode())
+    if vector is not None:
+        data[VECTOR_FIELD] = np.frombuffer(_raw(vector), dtype="<f4").astype(np.float32)
     return Profile.from_dict(data)
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -66,6 +66,7 @@ def test_ingest_command_on_the_file_store_verifies_the_counts(
         assert run["batch_ms"]["n"] == sum(-(-n // 10) for n in ingest.shares(41, run["workers"]))
         assert set(run["time_share"]) == {"catalog", "profile_store", "rest_of_record"}
         assert "redis_commands" not in run
+        assert run["cpu_us_per_event"]["workers"] > 0 and "redis" not in run["cpu_us_per_event"]
     printed = capsys.readouterr().out
     assert "events/s" in printed and "written to" in printed
 

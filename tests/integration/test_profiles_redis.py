@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -105,6 +106,10 @@ def test_events_and_ids_are_trimmed(redis_url: str, raw: redis.Redis, user: str)
     keys = UserKeys.of(user)
     assert raw.llen(keys.events) == 3
     assert raw.zrange(keys.event_ids, 0, -1) == [b"e2", b"e3", b"e4"]
+    store.add_events([event(user, "view", ANKER.id, 5, at=T0 + 5)], PRODUCTS, {})
+    store.add_events([event(user, "view", ANKER.id, 6, at=T0 + 6)], PRODUCTS, {})
+    assert [e.event_id for e in store.events(user)] == ["e6", "e5", "e4"]
+    assert raw.zrange(keys.event_ids, 0, -1) == [b"e4", b"e5", b"e6"]
     store.close()
 
 
@@ -196,14 +201,14 @@ def test_a_damaged_profile_is_moved_aside_and_the_shopper_starts_again(
 ) -> None:
     keys = UserKeys.of(user)
     store.add_events([event(user, "purchase", SONY.id, 1)], PRODUCTS, VECTORS)
-    raw.hset(keys.profile, "brands", b"{not json")
+    raw.hset(keys.profile, "profile", b"{not json")
     before = store.stats().quarantined
     assert store.profile(user) is None  # moved aside, not a 503
     assert raw.exists(keys.quarantine) and not raw.exists(keys.profile)
     assert store.stats().quarantined == before + 1
     # damaged again, this time met by a write: the batch still applies, ids still known
     store.add_events([event(user, "view", ANKER.id, 2)], PRODUCTS, VECTORS)
-    raw.hset(keys.profile, "events", b"[1, 2")
+    raw.hset(keys.profile, "profile", b"[1, 2")
     report = store.add_events(
         [event(user, "view", ANKER.id, 2), event(user, "cart", ANKER.id, 3)], PRODUCTS, VECTORS
     )
@@ -227,13 +232,13 @@ def test_a_damaged_profile_is_rebuilt_from_the_stored_events_with_the_catalog(
         [event(user, "purchase", SONY.id, 1), event(user, "view", ANKER.id, 2)], PRODUCTS, {}
     )
     before = store.profile(user)
-    raw.hset(keys.profile, "brands", b"{not json")
+    raw.hset(keys.profile, "profile", b"{not json")
     rebuilt = store.profile(user)  # on read: moved aside, rebuilt, written back
     assert before is not None and rebuilt is not None
     assert rebuilt.events == 2 and rebuilt.brands == pytest.approx(before.brands)
     assert raw.exists(keys.quarantine) and raw.pttl(keys.profile) > 0
     assert store.profile(user) == rebuilt
-    raw.hset(keys.profile, "events", b"[1, 2")  # met by a write: rebuilt, then the batch
+    raw.hset(keys.profile, "profile", b"[1, 2")  # met by a write: rebuilt, then the batch
     report = store.add_events([event(user, "cart", ANKER.id, 3)], PRODUCTS, {})
     assert report.accepted == 1
     after = store.profile(user)
@@ -283,3 +288,105 @@ def test_batches_over_many_users_from_two_writers_count_each_distinct_event_once
         for worker in workers:
             worker.close()
         raw.delete(*[key for user in users for key in UserKeys.of(user).all()])
+
+
+class Meanwhile(dict[str, Product]):
+    """The batch's products, doing ``act`` once when the store first looks one up: between the
+    store's read of the shoppers and its write (a write by another worker, an erasure...)."""
+
+    def __init__(self, act: Callable[[], object]) -> None:
+        super().__init__(PRODUCTS)
+        self.act: Callable[[], object] | None = act
+
+    def get(self, key: str, default: Product | None = None) -> Product | None:  # type: ignore[override]
+        if self.act is not None:
+            act, self.act = self.act, None
+            act()
+        return super().get(key, default)
+
+
+def test_a_profile_written_by_another_worker_between_read_and_write_loses_nothing(
+    redis_url: str, user: str
+) -> None:
+    store, other = RedisProfileStore(redis_url), RedisProfileStore(redis_url)
+    store.add_events([event(user, "view", SONY.id, 1)], PRODUCTS, VECTORS)
+    meanwhile = Meanwhile(
+        lambda: other.add_events([event(user, "purchase", SONY.id, 2)], PRODUCTS, VECTORS)
+    )
+    bystander = f"{user}-b"
+    report = store.add_events(
+        [
+            event(user, "cart", ANKER.id, 3),
+            event(user, "purchase", SONY.id, 2),
+            event(bystander, "view", ANKER.id, 4),
+        ],
+        meanwhile,
+        VECTORS,
+    )
+    # the compare-and-set saw the other write: the shopper was read and applied again
+    assert (report.accepted, report.duplicates) == (2, 1)
+    profile = store.profile(user)
+    assert profile is not None and profile.events == 3
+    assert profile.brand_buys.keys() == {"anker", "sony"}
+    assert sorted(e.event_id for e in store.events(user)) == ["e1", "e2", "e3"]
+    by = store.profile(bystander)
+    assert by is not None and by.events == 1
+    store.erase(bystander)
+    store.close()
+    other.close()
+
+
+def test_an_erasure_between_read_and_write_is_not_undone(
+    redis_url: str, user: str, raw: redis.Redis
+) -> None:
+    store = RedisProfileStore(redis_url)
+    store.add_events([event(user, "purchase", SONY.id, 1)], PRODUCTS, VECTORS)
+    meanwhile = Meanwhile(lambda: RedisProfileStore(redis_url).erase(user))
+    report = store.add_events([event(user, "view", ANKER.id, 2)], meanwhile, VECTORS)
+    assert report.accepted == 1
+    profile = store.profile(user)
+    assert profile is not None and profile.events == 1  # only what came after the erasure
+    assert set(profile.brands) == {"anker"}
+    assert [e.event_id for e in store.events(user)] == ["e2"]
+    assert raw.zrange(UserKeys.of(user).event_ids, 0, -1) == [b"e2"]
+    store.close()
+
+
+def test_an_opt_out_between_read_and_write_stores_nothing(redis_url: str, user: str) -> None:
+    store = RedisProfileStore(redis_url)
+    meanwhile = Meanwhile(lambda: store.set_enabled(user, False))
+    report = store.add_events([event(user, "view", ANKER.id, 1)], meanwhile, VECTORS)
+    assert (report.accepted, report.opted_out) == (0, 1)
+    assert store.profile(user) is None and store.events(user) == []
+    store.close()
+
+
+def test_a_profile_hash_of_the_earlier_layout_reads_and_is_rewritten(
+    store: RedisProfileStore, user: str, raw: redis.Redis
+) -> None:
+    store.add_events([event(user, "purchase", ANKER.id, 1)], PRODUCTS, VECTORS)
+    before = store.profile(user)
+    assert before is not None and before.vector_sum is not None
+    keys = UserKeys.of(user)
+    old_layout: dict[str, str | bytes] = {  # one JSON field per part, no revision
+        k: json.dumps(v) for k, v in before.to_dict(vector=False).items()
+    }
+    old_layout["vector_sum"] = before.vector_sum.astype("<f4").tobytes()
+    raw.delete(keys.profile)
+    raw.hset(keys.profile, mapping=old_layout)  # type: ignore[arg-type]
+    assert store.profile(user) == before
+    store.add_events([event(user, "view", SONY.id, 2)], PRODUCTS, VECTORS)
+    assert sorted(raw.hkeys(keys.profile)) == [b"profile", b"rev", b"vector_sum"]
+    after = store.profile(user)
+    assert after is not None and after.events == 2 and after.brand_buys.keys() == {"anker"}
+
+
+def test_every_write_of_a_profile_sets_a_new_revision(
+    store: RedisProfileStore, user: str, raw: redis.Redis
+) -> None:
+    keys = UserKeys.of(user)
+    revisions = set()
+    for n in range(3):
+        store.add_events([event(user, "view", ANKER.id, n)], PRODUCTS, VECTORS)
+        revisions.add(raw.hget(keys.profile, "rev"))
+    assert len(revisions) == 3 and None not in revisions

@@ -225,6 +225,19 @@ class TestReading:
         assert restored.vector_sum.dtype == np.float32
         assert restored.vector_sum.tobytes() == profile.vector_sum.tobytes()
         assert restored != Profile("u1")
+        apart = profile.to_dict(vector=False)  # a store that keeps the vector apart
+        assert "vector_sum" not in apart
+        assert {**apart, "vector_sum": profile.to_dict()["vector_sum"]} == profile.to_dict()
+
+    def test_the_taste_vector_stays_float32_and_weighted_by_unit_vectors(self) -> None:
+        profile = Profile("u1")
+        apply(profile, event("view", ANKER.id), ANKER, np.array([3.0, 4.0], dtype=np.float64))
+        apply(profile, event("view", SONY.id), SONY, np.array([0.0, 2.0], dtype=np.float32))
+        assert profile.vector_sum is not None and profile.vector_sum.dtype == np.float32
+        np.testing.assert_allclose(profile.vector_sum, [0.6, 1.8], rtol=1e-6)
+        before = profile.vector_sum.copy()
+        apply(profile, event("view", SONY.id), SONY, np.zeros(2))  # no direction: skipped
+        np.testing.assert_array_equal(profile.vector_sum, before)
 
     def test_another_format_version_is_refused(self) -> None:
         data = Profile("u1").to_dict()
