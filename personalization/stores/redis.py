@@ -16,7 +16,8 @@ Python; one pipeline then calls, per shopper, a script (`WRITE_SCRIPT`) that wri
 profile, events and ids only if the profile's revision (``rev``, a random token every write of
 the profile sets anew) is still the one read and the shopper has not opted out meanwhile: a
 compare-and-set per shopper, each touching only that shopper's keys. A shopper whose profile
-changed in between (another worker, an erasure), or whose profile does not load, goes through
+changed in between (another worker, an erasure) is read and written again with the others so
+changed, up to `FAST_ROUNDS` times; then, or when its profile does not load, it goes through
 the careful path: an optimistic transaction (WATCH the profile and settings, read, apply, then
 MULTI/EXEC), retried while another worker writes in between. So concurrent writers lose no
 update and apply no event twice. Every write sets the time to live of the profile, events and
@@ -95,6 +96,7 @@ end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 1
 """
+FAST_ROUNDS = 3  # batched tries of a shopper another worker keeps changing, then the careful path
 MAX_SCRIPT_EVENTS = 2_000  # more of one shopper in a batch take the careful path (Lua's stack)
 _FAILURES = (redis.RedisError, OSError)
 # What a damaged profile hash or event entry raises when decoded (orjson.JSONDecodeError is a
@@ -200,9 +202,32 @@ class RedisProfileStore:
         products: Mapping[str, Product],
         vectors: Mapping[str, np.ndarray],
     ) -> IngestReport:
+        """Write ``groups`` in batched rounds (`_try_batch`): the shoppers another worker
+        changed meanwhile go again in the next round, up to `FAST_ROUNDS`; those left, and
+        the profiles that do not load, through `_add_user`."""
+        report = IngestReport()
+        pending, careful = list(groups), []
+        for _ in range(FAST_ROUNDS):
+            done, pending, damaged = self._try_batch(client, pending, products, vectors)
+            report += done
+            careful += damaged
+            if not pending:
+                break
+        for user_id, group in [*careful, *pending]:
+            report += self._add_user(client, user_id, group, products, vectors)
+        return report
+
+    def _try_batch(
+        self,
+        client: redis.Redis,
+        groups: Sequence[tuple[str, list[Event]]],
+        products: Mapping[str, Product],
+        vectors: Mapping[str, np.ndarray],
+    ) -> tuple[IngestReport, list[tuple[str, list[Event]]], list[tuple[str, list[Event]]]]:
         """Read every shopper of ``groups`` in one pipeline, then write each one whose profile
-        is unchanged, and who has not opted out, in another (`WRITE_SCRIPT`); the others
-        through `_add_user`."""
+        is unchanged, and who has not opted out, in another (`WRITE_SCRIPT`). Returns what was
+        written, the shoppers changed meanwhile, and those for the careful path (a profile
+        that does not load, too many events for one script call)."""
         keys = [UserKeys.of(user_id) for user_id, _ in groups]
         read = client.pipeline(transaction=False)
         for user_keys, (_, group) in zip(keys, groups, strict=True):
@@ -212,6 +237,7 @@ class RedisProfileStore:
         accepted: list[Event] = []
         duplicates_n = opted_out = 0
         careful: list[tuple[str, list[Event]]] = []
+        changed: list[tuple[str, list[Event]]] = []
         written: list[tuple[tuple[str, list[Event]], list[Event], int]] = []
         write = client.pipeline(transaction=False)
         ttl_ms = max(1, round(self.limits.ttl_s * 1000))
@@ -253,12 +279,10 @@ class RedisProfileStore:
                 duplicates_n += duplicates
             elif outcome == -1:
                 opted_out += len(shopper[1])
-            else:  # changed since read: read, apply and write again, carefully
-                careful.append(shopper)
+            else:  # changed since it was read: read, apply and write again
+                changed.append(shopper)
         report = IngestReport(len(accepted), duplicates_n, opted_out, tuple(accepted))
-        for user_id, group in careful:
-            report += self._add_user(client, user_id, group, products, vectors)
-        return report
+        return report, changed, careful
 
     def _add_user(
         self,

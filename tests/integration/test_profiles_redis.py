@@ -13,7 +13,7 @@ import redis
 
 from personalization.events import Event, EventType
 from personalization.stores.base import ProfileStoreUnavailable
-from personalization.stores.redis import RedisProfileStore, UserKeys
+from personalization.stores.redis import FAST_ROUNDS, RedisProfileStore, UserKeys
 from retrieval.schema import Product
 from tests.integration.servers import free_port
 
@@ -291,17 +291,17 @@ def test_batches_over_many_users_from_two_writers_count_each_distinct_event_once
 
 
 class Meanwhile(dict[str, Product]):
-    """The batch's products, doing ``act`` once when the store first looks one up: between the
+    """The batch's products, doing ``act`` on the store's first ``times`` lookups: between the
     store's read of the shoppers and its write (a write by another worker, an erasure...)."""
 
-    def __init__(self, act: Callable[[], object]) -> None:
+    def __init__(self, act: Callable[[], object], times: int = 1) -> None:
         super().__init__(PRODUCTS)
-        self.act: Callable[[], object] | None = act
+        self.act, self.times = act, times
 
     def get(self, key: str, default: Product | None = None) -> Product | None:  # type: ignore[override]
-        if self.act is not None:
-            act, self.act = self.act, None
-            act()
+        if self.times > 0:
+            self.times -= 1
+            self.act()
         return super().get(key, default)
 
 
@@ -332,6 +332,26 @@ def test_a_profile_written_by_another_worker_between_read_and_write_loses_nothin
     by = store.profile(bystander)
     assert by is not None and by.events == 1
     store.erase(bystander)
+    store.close()
+    other.close()
+
+
+def test_a_shopper_changed_in_every_batched_round_takes_the_careful_transaction(
+    redis_url: str, user: str, raw: redis.Redis
+) -> None:
+    store, other = RedisProfileStore(redis_url), RedisProfileStore(redis_url)
+    ids = iter(range(100, 200))
+    meanwhile = Meanwhile(
+        lambda: other.add_events([event(user, "view", SONY.id, next(ids))], PRODUCTS, VECTORS),
+        times=FAST_ROUNDS,
+    )
+    watches = raw.info("commandstats").get("cmdstat_watch", {}).get("calls", 0)
+    report = store.add_events([event(user, "purchase", ANKER.id, 1)], meanwhile, VECTORS)
+    assert report.accepted == 1
+    assert raw.info("commandstats")["cmdstat_watch"]["calls"] > watches
+    profile = store.profile(user)
+    assert profile is not None and profile.events == 1 + FAST_ROUNDS
+    assert set(profile.brands) == {"anker", "sony"}
     store.close()
     other.close()
 
