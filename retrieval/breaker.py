@@ -6,7 +6,9 @@ for ``retry_after_s``, then let one call probe it.
 
 While open, and while the probe is out, `allow` says no at once, so callers fail fast instead
 of each waiting out a timeout. A probe that never reports (its thread died) is replaced by
-another after ``retry_after_s``. Thread-safe.
+another after ``retry_after_s``. Thread-safe. Used by the Elasticsearch store
+(`retrieval.stores.guarded`), the Redis cache and the Redis rate limiter; the last two log in
+their own words (``log`` off) when `failed` and `succeeded` say the state changed.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ class CircuitBreaker:
         *,
         retry_after_s: float,
         clock: Callable[[], float] = time.monotonic,
+        log: bool = True,
     ) -> None:
-        if retry_after_s <= 0:
-            msg = f"retry_after_s must be positive, not {retry_after_s}"
+        if retry_after_s < 0:
+            msg = f"retry_after_s must not be negative, not {retry_after_s}"
             raise ValueError(msg)
         self.name = name
+        self.log = log
         self.retry_after_s = retry_after_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -50,18 +54,24 @@ class CircuitBreaker:
         with self._lock:
             return self._state
 
-    def allow(self) -> bool:
+    def allow(self, *, force: bool = False) -> bool:
         """Whether a call may go now: always while closed; once open, only the one probe after
-        the pause (the caller must then report `succeeded` or `failed`)."""
+        the pause (the caller must then report `succeeded` or `failed`). ``force``: go as a
+        probe even before then (a call that matters more than latency, an erasure)."""
         with self._lock:
             if self._state == "closed":
                 return True
             now = self._clock()
-            if now < self._until:
+            if now < self._until and not force:
                 return False
             self._state = "half-open"
             self._until = now + self.retry_after_s
             return True
+
+    def probe_due(self) -> bool:
+        """Whether the breaker is open and its pause is over: the next `allow` is a probe."""
+        with self._lock:
+            return self._state == "open" and self._clock() >= self._until
 
     def retry_in(self) -> float:
         """Seconds until a call may go again (0 while closed or when a probe is due)."""
@@ -70,23 +80,26 @@ class CircuitBreaker:
                 return 0.0
             return max(0.0, self._until - self._clock())
 
-    def succeeded(self) -> None:
-        """The dependency answered: close the breaker."""
+    def succeeded(self) -> bool:
+        """The dependency answered: close the breaker. Whether it was not closed."""
         with self._lock:
             was = self._state
             self._state = "closed"
-        if was != "closed":
+        if was != "closed" and self.log:
             logger.info("%s answers again: circuit breaker closed", self.name)
+        return was != "closed"
 
-    def failed(self, error: object) -> None:
+    def failed(self, error: object) -> bool:
         """The dependency failed (timed out, could not be reached): open the breaker, or keep
-        it open, for ``retry_after_s``."""
+        it open, for ``retry_after_s``. Whether it was closed (this failure opened it)."""
         with self._lock:
             was = self._state
             self._state = "open"
             self._until = self._clock() + self.retry_after_s
             if was == "closed":
                 self.opened += 1
+        if not self.log:
+            return was == "closed"
         if was == "closed":
             logger.warning(
                 "%s failed (%s): circuit breaker open, failing fast for %.1f s",
@@ -102,3 +115,4 @@ class CircuitBreaker:
                 error,
                 self.retry_after_s,
             )
+        return was == "closed"

@@ -6,22 +6,21 @@ on the window's first hit: atomic, one round trip), which expires with its windo
 Limits are protection, not correctness: when Redis fails (refused connection, timeout, an
 error reply) the limiter **fails open**, letting requests through unlimited rather than turning
 them into errors. The failure is logged once per outage, not per request; the limiter then
-stops calling Redis for ``retry_after_s`` (a circuit breaker, as `RedisCache`), after which one
-call probes it, so limits come back by themselves with Redis.
+stops calling Redis for ``retry_after_s`` (a circuit breaker, `retrieval.breaker.CircuitBreaker`,
+as `RedisCache`), after which one call probes it, so limits come back by themselves with Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import Literal
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.limits.base import Decision, check_hit
+from retrieval.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
@@ -74,32 +73,20 @@ class RedisLimiter:
             )
         )
         self._script = self._client.register_script(_HIT)  # EVALSHA, loaded again if need be
+        self._breaker = CircuitBreaker("redis rate limiter", retry_after_s=retry_after_s, log=False)
         self._lock = threading.Lock()
-        self._down_until: float | None = None  # None: the breaker is closed
         self.errors = 0
-
-    def _mode(self) -> Literal["skip", "call", "probe"]:
-        with self._lock:
-            if self._down_until is None:
-                return "call"
-            now = time.monotonic()
-            if now < self._down_until:
-                return "skip"
-            self._down_until = now + self.retry_after_s  # other callers skip meanwhile
-            return "probe"
 
     @property
     def available(self) -> bool:
         """Whether the breaker is closed (Redis answered last time)."""
-        with self._lock:
-            return self._down_until is None
+        return self._breaker.state == "closed"
 
     def hit(self, bucket: str, limit: int, window_s: float) -> Decision:
         """Count one hit in ``bucket`` (refused hits count too, until the window ends);
         allowed, unlimited, while Redis is unavailable."""
         check_hit(limit, window_s)
-        mode = self._mode()
-        if mode == "skip":
+        if not self._breaker.allow():
             return Decision(True, 0.0, limit)
         try:
             hits, ttl_ms = self._script(
@@ -108,17 +95,15 @@ class RedisLimiter:
         except _FAILURES as exc:
             self._failed(exc)
             return Decision(True, 0.0, limit)
-        if mode == "probe":
-            self._recovered()
+        if self._breaker.succeeded():
+            logger.info("redis rate limiter available again", extra={"limiter": "redis"})
         hits, left_s = int(hits), max(0, int(ttl_ms)) / 1000
         return Decision(hits <= limit, left_s, max(0, limit - hits))
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
             self.errors += 1
-            was_up = self._down_until is None
-            self._down_until = time.monotonic() + self.retry_after_s
-        if was_up:
+        if self._breaker.failed(exc):
             logger.warning(
                 "redis rate limiter unavailable (%s); letting requests through unlimited, "
                 "retrying in %.1f s",
@@ -126,13 +111,6 @@ class RedisLimiter:
                 self.retry_after_s,
                 extra={"limiter": "redis", "error": type(exc).__name__},
             )
-
-    def _recovered(self) -> None:
-        with self._lock:
-            was_down = self._down_until is not None
-            self._down_until = None
-        if was_down:
-            logger.info("redis rate limiter available again", extra={"limiter": "redis"})
 
     def close(self) -> None:
         """Close the connections this limiter opened."""

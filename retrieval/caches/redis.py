@@ -2,21 +2,22 @@
 
 Any Redis error (refused connection, timeout, an error reply) is counted, logged once, and
 answered as a miss; the cache then stops calling Redis for ``retry_after_s`` (a circuit
-breaker), after which one call probes it, so the cache comes back by itself with Redis.
+breaker, `retrieval.breaker.CircuitBreaker`), after which one call probes it, so the cache
+comes back by itself with Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from retrieval.breaker import CircuitBreaker
 from retrieval.caches.base import CacheError, CacheStats
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ T = TypeVar("T")
 
 _FAILURES = (redis.RedisError, OSError)
 _BATCH = 500
-_Mode = Literal["skip", "call", "probe"]
 
 
 def _glob_escape(text: str) -> str:
@@ -68,60 +68,38 @@ class RedisCache:
             )
         )
         self._lock = threading.Lock()
-        self._down_until: float | None = None  # None: the breaker is closed
+        self._breaker = CircuitBreaker("redis cache", retry_after_s=retry_after_s, log=False)
         self._hits = 0
         self._misses = 0
         self._errors = 0
 
     # -- the breaker -----------------------------------------------------------------------
 
-    def _mode(self, *, force: bool = False) -> _Mode:
-        """Call Redis, skip it (breaker open), or probe it (the one call after the pause)."""
-        with self._lock:
-            if self._down_until is None:
-                return "call"
-            now = time.monotonic()
-            if now < self._down_until and not force:
-                return "skip"
-            self._down_until = now + self.retry_after_s  # other callers skip meanwhile
-            return "probe"
-
     def _run(
         self, operation: str, action: Callable[[redis.Redis], T], *, force: bool = False
     ) -> tuple[bool, T | None]:
-        """(True, result) when Redis answered; (False, None) when skipped or failed."""
-        mode = self._mode(force=force)
-        if mode == "skip":
+        """(True, result) when Redis answered; (False, None) when skipped (the breaker open,
+        unless ``force``) or failed."""
+        if not self._breaker.allow(force=force):
             return False, None
         try:
             result = action(self._client)
         except _FAILURES as exc:
-            self._failed(operation, exc)
+            with self._lock:
+                self._errors += 1
+            if self._breaker.failed(exc):
+                logger.warning(
+                    "redis cache unavailable (%s failed: %s); serving without it, "
+                    "retrying in %.1f s",
+                    operation,
+                    exc,
+                    self.retry_after_s,
+                    extra={"cache": "redis", "operation": operation, "error": type(exc).__name__},
+                )
             return False, None
-        if mode == "probe":
-            self._recovered()
-        return True, result
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        with self._lock:
-            self._errors += 1
-            was_up = self._down_until is None
-            self._down_until = time.monotonic() + self.retry_after_s
-        if was_up:
-            logger.warning(
-                "redis cache unavailable (%s failed: %s); serving without it, retrying in %.1f s",
-                operation,
-                exc,
-                self.retry_after_s,
-                extra={"cache": "redis", "operation": operation, "error": type(exc).__name__},
-            )
-
-    def _recovered(self) -> None:
-        with self._lock:
-            was_down = self._down_until is not None
-            self._down_until = None
-        if was_down:
+        if self._breaker.succeeded():
             logger.info("redis cache available again", extra={"cache": "redis"})
+        return True, result
 
     # -- the cache -------------------------------------------------------------------------
 
@@ -181,14 +159,11 @@ class RedisCache:
 
     def stats(self) -> CacheStats:
         """Counters, and whether the breaker is closed (probing Redis when a retry is due)."""
-        with self._lock:
-            due = self._down_until is not None and time.monotonic() >= self._down_until
-        if due:
+        if self._breaker.probe_due():
             self._run("PING", lambda client: client.ping())
+        available = self._breaker.state == "closed"
         with self._lock:
-            return CacheStats(
-                "redis", self._hits, self._misses, self._errors, self._down_until is None
-            )
+            return CacheStats("redis", self._hits, self._misses, self._errors, available)
 
     def close(self) -> None:
         """Close the connections this cache opened."""

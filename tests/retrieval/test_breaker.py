@@ -103,9 +103,49 @@ def test_opening_and_closing_are_logged_once(
     ]
 
 
-def test_retry_after_s_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        CircuitBreaker("x", retry_after_s=0)
+def test_retry_after_s_must_not_be_negative_and_zero_probes_at_once(clock: Clock) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        CircuitBreaker("x", retry_after_s=-1)
+    breaker = CircuitBreaker("x", retry_after_s=0, clock=clock)
+    breaker.failed("refused")
+    assert breaker.state == "open" and breaker.probe_due()
+    assert breaker.allow() and breaker.state == "half-open"
+
+
+def test_failed_and_succeeded_say_when_the_state_changed(
+    breaker: CircuitBreaker, clock: Clock
+) -> None:
+    assert breaker.succeeded() is False  # closed already
+    assert breaker.failed("refused") is True  # this one opened it
+    assert breaker.failed("refused") is False
+    assert not breaker.probe_due()
+    clock.now += 5.0
+    assert breaker.probe_due()
+    assert breaker.allow() and not breaker.probe_due()  # the probe is out
+    assert breaker.failed("refused") is False  # the probe failed: open again, not newly
+    assert breaker.succeeded() is True
+    assert breaker.opened == 1
+
+
+def test_a_forced_call_goes_as_a_probe_while_open(breaker: CircuitBreaker, clock: Clock) -> None:
+    breaker.failed("refused")
+    assert not breaker.allow()
+    assert breaker.allow(force=True) and breaker.state == "half-open"
+    assert not breaker.allow()  # the others still wait
+    breaker.succeeded()
+    assert breaker.allow()
+
+
+def test_log_off_leaves_the_words_to_the_owner(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker = CircuitBreaker("quiet", retry_after_s=5.0, clock=clock, log=False)
+    with caplog.at_level(logging.DEBUG, logger="retrieval.breaker"):
+        assert breaker.failed("refused")
+        clock.now += 5.0
+        breaker.allow()
+        assert breaker.succeeded()
+    assert caplog.records == []
 
 
 def test_only_one_probe_among_threads(breaker: CircuitBreaker, clock: Clock) -> None:
