@@ -41,6 +41,7 @@ from retrieval.embedders.onnx_sentence import OnnxSentenceEmbedder
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.embedders.use_onnx import PACKAGED_NAME as USE_PACKAGED
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
+from retrieval.fusion import WeakMatch
 from retrieval.rankers.base import Reranker
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.manifest import read_manifest
@@ -465,6 +466,11 @@ def search_config(settings: Settings) -> SearchConfig:
         rerank_passages=scope.passages,
         min_similarity=settings.semantic_min_similarity,
         cross_min_similarity=settings.crosslingual_min_similarity,
+        weak_match=WeakMatch(
+            coverage=settings.crosslingual_weak_coverage, factor=settings.crosslingual_weak_factor
+        )
+        if settings.crosslingual_weak_coverage > 0
+        else None,
     )
 
 

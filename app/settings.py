@@ -103,6 +103,22 @@ class Settings(BaseSettings):
         description="RRF weight of the cross-lingual list (chosen on dev queries: BENCHMARKS.md, "
         "issue 18 second round); 0 turns cross-lingual search off at query time.",
     )
+    crosslingual_weak_coverage: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A query whose best BM25 hit holds fewer than this share of its terms is "
+        "taken to be in another language than the catalog: its cross-lingual list then weighs "
+        "CROSSLINGUAL_WEAK_FACTOR times its lexical and semantic lists together (if that is "
+        "more than CROSSLINGUAL_WEIGHT). 0 turns the rule off. Chosen on dev queries: "
+        "BENCHMARKS.md, issue 18 fourth round.",
+    )
+    crosslingual_weak_factor: float = Field(
+        1.0,
+        ge=0,
+        description="See CROSSLINGUAL_WEAK_COVERAGE; at 1 the other language's results "
+        "interleave with the query's own, above 1 they come first.",
+    )
     crosslingual_min_similarity: float | None = Field(
         None,
         ge=-1,

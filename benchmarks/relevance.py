@@ -209,7 +209,7 @@ class Systems:
         # HybridSearch has no public timed search that returns the fused list: `search` and
         # `passages` call `_run` exactly like this (`check` compares them once per task).
         if scope.product_search:
-            documents, timings = self.hybrid._run(
+            documents, timings, _ = self.hybrid._run(
                 query,
                 kinds=("product",),
                 filters=Filters(),
@@ -217,7 +217,7 @@ class Systems:
                 rerank=False,
             )
         else:
-            documents, timings = self.hybrid._run(
+            documents, timings, _ = self.hybrid._run(
                 query,
                 kinds=scope.kinds,
                 filters=scope.filters,
@@ -285,7 +285,7 @@ def _reference(search: HybridSearch, query: str, scope: Scope, *, rerank: bool) 
     ):
         hits = search.passages(one_product[0], query, top_k=scope.top_k, rerank=rerank)
         return [h.unit_id for h in hits]
-    documents, _ = search._run(
+    documents, _, _ = search._run(
         query,
         kinds=scope.kinds,
         filters=scope.filters,

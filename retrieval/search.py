@@ -12,6 +12,7 @@ from haystack import Document
 from retrieval import text
 from retrieval.components.hybrid_retriever import DEFAULT_BOOSTS
 from retrieval.embedders.base import Embedder
+from retrieval.fusion import WeakMatch
 from retrieval.pipelines import build_hybrid_pipeline, run_pipeline
 from retrieval.rankers.base import Reranker
 from retrieval.schema import PASSAGE_KINDS, Filters, Product, Unit, UnitKind
@@ -45,6 +46,9 @@ class SearchConfig:
     min_similarity: float | None = None
     # Leave out cross-lingual hits less similar than this (cosine of the cross-lingual embedder).
     cross_min_similarity: float | None = None
+    # The cross-lingual weight of a query its own language matches weakly (None: always
+    # `weights`): chosen on dev queries (BENCHMARKS.md, issue 18 fourth round).
+    weak_match: WeakMatch | None = field(default_factory=WeakMatch)
     # Fusion weights for queries with Chinese, Japanese or Korean characters (None: `weights`).
     # With an English-only embedder, {"semantic": 0} routes them around its noise.
     cjk_weights: Mapping[str, float] | None = None
@@ -127,6 +131,15 @@ class ResultPolicy(Protocol):
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """The weights that fused a query's lists, and the share of the query's terms its best
+    lexical hit holds (None where no rule read it)."""
+
+    weights: dict[str, float]
+    lexical_coverage: float | None = None
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """A page of products with what it took to find them."""
 
@@ -140,6 +153,8 @@ class SearchResult:
     timings_ms: dict[str, float]
     # Whether a `ResultPolicy` re-ordered the results (the hits then carry `Adjustment`s).
     adjusted: bool = False
+    # How the retrievers' lists were fused for this query.
+    fusion: Fusion | None = None
 
 
 def _hit(document: Document) -> Hit:
@@ -218,7 +233,7 @@ class HybridSearch:
         top_k: int,
         rerank: bool,
         similarity_floor: bool = True,
-    ) -> tuple[list[Document], dict[str, float]]:
+    ) -> tuple[list[Document], dict[str, float], Fusion]:
         start = time.perf_counter()
         weights = self.config.weights_for(query)
         rerank = rerank and self.reranker is not None
@@ -232,7 +247,12 @@ class HybridSearch:
                 "top_k": top_k,
                 "similarity_floor": similarity_floor,
             },
-            "joiner": {"top_k": top_k, "weights": weights},
+            "joiner": {
+                "top_k": top_k,
+                "weights": weights,
+                "query": query,
+                "weak_match": self.config.weak_match,
+            },
         }
         if self.cross_embedder is not None:
             # a query whose cross-lingual weight is 0 is not embedded by the second model
@@ -250,7 +270,9 @@ class HybridSearch:
         timings = {stage: round(result.get(stage, {}).get("took_ms", 0.0), 3) for stage in STAGES}
         timings["total"] = round((time.perf_counter() - start) * 1000, 3)
         last = "ranker" if rerank else "joiner"
-        return result[last]["documents"], timings
+        joined = result["joiner"]
+        fusion = Fusion(dict(joined["weights"]), joined["lexical_coverage"])
+        return result[last]["documents"], timings, fusion
 
     def search(
         self,
@@ -270,7 +292,7 @@ class HybridSearch:
         filters = filters or Filters()
         window = max(self.config.candidates, page * size)
         rerank = rerank and self.reranks(query, passages=False)
-        documents, timings = self._run(
+        documents, timings, fusion = self._run(
             query, kinds=("product",), filters=filters, top_k=window, rerank=rerank
         )
         if policy is None:
@@ -295,6 +317,7 @@ class HybridSearch:
             reranked=rerank,
             timings_ms=timings,
             adjusted=policy is not None,
+            fusion=fusion,
         )
 
     def _products(self, hits: list[Hit]) -> list[ProductHit]:
@@ -311,7 +334,7 @@ class HybridSearch:
         rerank: bool = True,
     ) -> list[Hit]:
         """The product's passages that best answer ``question`` (``None``: every product's)."""
-        documents, _ = self._run(
+        documents, _, _ = self._run(
             question,
             kinds=PASSAGE_KINDS,
             filters=Filters(product_ids=[product_id]) if product_id is not None else None,

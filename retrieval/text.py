@@ -178,3 +178,28 @@ def tokenize(text: str) -> list[str]:
         elif piece not in STOP_WORDS:
             tokens.append(stem(piece))
     return tokens
+
+
+def coverage_terms(text: str) -> frozenset[str]:
+    """The terms `coverage` compares: stemmed words, and the character bigrams of each Chinese
+    run (a lone character as itself). No segmenter: the same text always gives the same terms."""
+    terms: set[str] = set()
+    for match in _TOKEN_RE.finditer(normalize(text)):
+        piece = match.group()
+        if _CJK_RE.match(piece):
+            if len(piece) == 1:
+                terms.add(piece)
+            else:
+                terms.update(piece[i : i + 2] for i in range(len(piece) - 1))
+        elif piece not in STOP_WORDS:
+            terms.add(stem(piece))
+    return frozenset(terms)
+
+
+def coverage(query: str, text: str) -> float | None:
+    """The share of the query's terms (`coverage_terms`) that ``text`` holds, from 0 to 1;
+    None for a query without terms (only stop words or punctuation)."""
+    wanted = coverage_terms(query)
+    if not wanted:
+        return None
+    return len(wanted & coverage_terms(text)) / len(wanted)

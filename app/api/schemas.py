@@ -213,6 +213,18 @@ class SearchItem(ProductSummary):
         )
 
 
+class FusionInfo(BaseModel):
+    """The weights of the lexical, semantic and cross-lingual lists for this query."""
+
+    weights: dict[str, float]
+    lexical_coverage: float | None = Field(
+        None,
+        description="Share of the query's terms that its best lexical hit holds; below "
+        "CROSSLINGUAL_WEAK_COVERAGE the query is taken to be in another language than the "
+        "catalog and the cross-lingual list weighs more.",
+    )
+
+
 class SearchResponse(BaseModel):
     """A page of search results."""
 
@@ -225,6 +237,9 @@ class SearchResponse(BaseModel):
     reranked: bool
     personalized: bool = Field(False, description="A shopper's profile re-ordered the results.")
     results: list[SearchItem]
+    fusion: FusionInfo | None = Field(
+        None, description="How the retrievers' lists were fused for this query."
+    )
     timings_ms: dict[str, float]
     cached: bool = Field(False, description="Served from the cache (timings are the original's).")
 
@@ -244,6 +259,11 @@ class SearchResponse(BaseModel):
             reranked=result.reranked,
             personalized=personalized,
             results=[SearchItem.from_hit(h, rank) for rank, h in enumerate(result.hits, first)],
+            fusion=FusionInfo(
+                weights=result.fusion.weights, lexical_coverage=result.fusion.lexical_coverage
+            )
+            if result.fusion is not None
+            else None,
             timings_ms=result.timings_ms,
         )
 

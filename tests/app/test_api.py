@@ -76,6 +76,12 @@ class TestSearch:
         assert "lexical" in why["retrievers"] and why["matched_terms"]["title"]
         assert "found by" in why["summary"]
         assert body["timings_ms"]["total"] > 0
+        # the weights that fused this query's lists: its best BM25 hit holds all its terms,
+        # so the cross-lingual list keeps its configured weight
+        assert body["fusion"] == {
+            "weights": {"lexical": 1.0, "semantic": 1.0, "crosslingual": 0.5},
+            "lexical_coverage": 1.0,
+        }
 
     def test_query_constraints_become_filters(self, client: TestClient) -> None:
         body = client.post("/search", json={"query": "headphones under $50"}).json()

@@ -24,6 +24,7 @@ from retrieval.embedders.hashing import HashingEmbedder
 from retrieval.embedders.onnx_sentence import OnnxSentenceEmbedder, usable_cores
 from retrieval.embedders.sentence_transformers import SentenceTransformerEmbedder
 from retrieval.embedders.use_onnx import UseOnnxEmbedder
+from retrieval.fusion import WeakMatch
 from retrieval.rankers.cross_encoder import CrossEncoderReranker
 from retrieval.rankers.nanoranker import NanoReranker
 from retrieval.rankers.onnx_cross_encoder import OnnxCrossEncoderReranker
@@ -200,10 +201,15 @@ def test_every_search_setting_is_part_of_the_cache_key() -> None:
             changed = value + 1
         elif value is None:
             changed = 0.5
+        elif isinstance(value, WeakMatch):
+            changed = dataclasses.replace(value, coverage=value.coverage / 2)
         else:
             changed = {**value, "extra": 2.0}
         other = dataclasses.replace(base, **{field.name: changed})
         assert json.dumps(search_config_key(other)) != key, field.name
+    for rule in (None, WeakMatch(factor=2.0)):
+        other = dataclasses.replace(base, weak_match=rule)
+        assert json.dumps(search_config_key(other)) != key, rule
 
 
 def test_cache_backends() -> None:

@@ -8,6 +8,7 @@ import pytest
 from haystack import Document
 
 from retrieval.embedders.hashing import HashingEmbedder
+from retrieval.fusion import WeakMatch
 from retrieval.schema import Filters
 from retrieval.search import Adjustment, HybridSearch, ProductHit, SearchConfig
 from retrieval.stores.base import StoreUnavailable
@@ -336,19 +337,22 @@ class _ConceptEmbedder:
         return np.vstack([self.embed_query(t) for t in texts])
 
 
-class TestCrossLingual:
-    @pytest.fixture
-    def bilingual(self, tmp_path: Path, embedder: HashingEmbedder) -> HybridSearch:
-        store = EmbeddedStore(tmp_path / "bilingual")
-        write_crosslingual(store, embedder)
-        config = SearchConfig(
-            weights={"lexical": 1.0, "semantic": 1.0, "crosslingual": 0.5},
-            cjk_weights={"semantic": 0.0},
-            min_similarity=0.2,
-            cross_min_similarity=0.3,
-        )
-        return HybridSearch(store, embedder, config=config, cross_embedder=_ConceptEmbedder())
+@pytest.fixture
+def bilingual(tmp_path: Path, embedder: HashingEmbedder) -> HybridSearch:
+    """English and Chinese headphones and pans, with a cross-lingual space."""
+    store = EmbeddedStore(tmp_path / "bilingual")
+    write_crosslingual(store, embedder)
+    config = SearchConfig(
+        weights={"lexical": 1.0, "semantic": 1.0, "crosslingual": 0.5},
+        cjk_weights={"semantic": 0.0},
+        min_similarity=0.2,
+        cross_min_similarity=0.3,
+        weak_match=WeakMatch(coverage=0.5, factor=1.0),
+    )
+    return HybridSearch(store, embedder, config=config, cross_embedder=_ConceptEmbedder())
 
+
+class TestCrossLingual:
     def test_a_chinese_query_finds_the_english_product_after_its_own_language(
         self, bilingual: HybridSearch
     ) -> None:
@@ -371,3 +375,59 @@ class TestCrossLingual:
         result = bilingual.search("降噪耳机", rerank=False)
         assert [hit.product.id for hit in result.hits] == ["zh-hp"]
         assert result.timings_ms["cross_embedder"] < 1
+
+
+class TestWeakMatch:
+    """The cross-lingual weight of a query its own language matches weakly (`WeakMatch`)."""
+
+    def test_a_weakly_matched_query_weighs_the_other_language_more(
+        self, bilingual: HybridSearch
+    ) -> None:
+        # one of three words in the English title: the shopper's words are not the catalog's
+        result = bilingual.search("wireless earbuds headphones", rerank=False)
+        assert result.fusion is not None
+        assert result.fusion.lexical_coverage == pytest.approx(1 / 3)
+        assert result.fusion.weights["crosslingual"] == 2.0  # lexical + semantic
+        # interleaved: the English product is first in both of its lists, the Chinese one in
+        # the cross-lingual list; equal scores go to the earlier list
+        assert [hit.product.id for hit in result.hits][:2] == ["en-hp", "zh-hp"]
+        assert result.hits[0].hit.score == pytest.approx(result.hits[1].hit.score)
+        rule = WeakMatch(coverage=0.5, factor=2.0)
+        bilingual.config = replace(bilingual.config, weak_match=rule)
+        result = bilingual.search("wireless earbuds headphones", rerank=False)
+        assert [hit.product.id for hit in result.hits][:2] == ["zh-hp", "en-hp"]
+
+        bilingual.config = replace(bilingual.config, weak_match=None)
+        result = bilingual.search("wireless earbuds headphones", rerank=False)
+        assert result.fusion is not None and result.fusion.lexical_coverage is None
+        assert result.fusion.weights["crosslingual"] == 0.5
+        assert [hit.product.id for hit in result.hits][:2] == ["en-hp", "zh-hp"]
+        assert result.hits[0].hit.score > result.hits[1].hit.score
+
+    def test_a_well_matched_query_keeps_the_configured_weight(
+        self, bilingual: HybridSearch
+    ) -> None:
+        result = bilingual.search("noise cancelling headphones", rerank=False)
+        assert result.fusion is not None
+        assert result.fusion.lexical_coverage == 1.0
+        assert result.fusion.weights["crosslingual"] == 0.5
+        assert result.hits[0].product.id == "en-hp"
+
+    def test_a_chinese_query_without_the_semantic_list_weighs_as_its_lexical_list(
+        self, bilingual: HybridSearch
+    ) -> None:
+        # 耳机 is the only one of the query's five bigrams in the Chinese title
+        result = bilingual.search("蓝牙运动耳机", rerank=False)
+        assert result.fusion is not None
+        assert result.fusion.lexical_coverage == pytest.approx(1 / 5)
+        assert result.fusion.weights == {"lexical": 1.0, "semantic": 0.0, "crosslingual": 1.0}
+        # at equal weights the query's own language keeps the first place
+        assert [hit.product.id for hit in result.hits] == ["zh-hp", "en-hp"]
+
+    def test_cross_lingual_search_off_stays_off(self, bilingual: HybridSearch) -> None:
+        bilingual.config = replace(
+            bilingual.config, weights={**bilingual.config.weights, "crosslingual": 0.0}
+        )
+        result = bilingual.search("wireless earbuds headphones", rerank=False)
+        assert [hit.product.id for hit in result.hits] == ["en-hp"]
+        assert result.fusion is not None and result.fusion.weights["crosslingual"] == 0.0

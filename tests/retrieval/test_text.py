@@ -1,3 +1,6 @@
+import pytest
+
+from retrieval import text
 from retrieval.text import has_cjk, stem, tokenize
 
 
@@ -37,3 +40,19 @@ def test_stem_keeps_short_and_special_words() -> None:
     assert stem("glass") == "glass"
     assert stem("batteries") == "battery"
     assert stem("watches") == "watch"
+
+
+class TestCoverage:
+    def test_share_of_the_querys_words_the_text_holds(self) -> None:
+        assert text.coverage("red running shoes", "Running shoe, blue") == pytest.approx(2 / 3)
+        assert text.coverage("The running shoes", "running SHOES") == 1.0  # stop words aside
+        assert text.coverage("red shoes", "") == 0.0
+
+    def test_chinese_by_character_bigrams(self) -> None:
+        assert text.coverage_terms("蓝牙耳机") == {"蓝牙", "牙耳", "耳机"}
+        assert text.coverage_terms("锅 pan") == {"锅", "pan"}
+        assert text.coverage("蓝牙耳机", "无线耳机 黑色") == pytest.approx(1 / 3)
+
+    def test_a_query_without_terms_has_no_coverage(self) -> None:
+        assert text.coverage("the of", "anything") is None
+        assert text.coverage("", "anything") is None

@@ -3,6 +3,7 @@ products and an English query Chinese ones, on the shared catalog of both langua
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,16 @@ def test_weight_0_is_the_search_without_it(bilingual: HybridSearch) -> None:
         min_similarity=0.2,
     )
     assert "zh-midea" not in _found(bilingual, "rice cooker")
+
+
+def test_a_weakly_matched_query_interleaves_the_other_language(bilingual: HybridSearch) -> None:
+    # one of three words in the best English title: the Chinese earphones rank beside the
+    # English ones instead of after every English match
+    query = "wireless sports earphones"
+    result = bilingual.search(query, size=10, rerank=False)
+    assert result.fusion is not None and result.fusion.lexical_coverage == pytest.approx(1 / 3)
+    assert result.fusion.weights["crosslingual"] == 2.0
+    assert {h.product.id for h in result.hits[:2]} == {"zh-huawei", "ear-sport"}
+    bilingual.config = replace(bilingual.config, weak_match=None)
+    ids = [h.product.id for h in bilingual.search(query, size=10, rerank=False).hits]
+    assert ids[0] == "ear-sport" and "zh-huawei" not in ids[:3]
