@@ -120,11 +120,13 @@ class Settings(BaseSettings):
         "interleave with the query's own, above 1 they come first.",
     )
     crosslingual_min_similarity: float | None = Field(
-        None,
+        0.2,
         ge=-1,
         le=1,
         description="Leave out cross-lingual hits less similar than this (cosine of the "
-        "CROSS_EMBEDDER).",
+        "CROSS_EMBEDDER; -1 keeps them all). 0.2, for USE, was the best on dev queries of "
+        "0, 0.2 and 0.3 (BENCHMARKS.md, issue 18 fourth round); another CROSS_EMBEDDER needs "
+        "its own.",
     )
     reranker: str = Field(
         "none",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.settings import Settings
 from indexer.indexer import index_catalog
 from indexer.reader import read_catalog
 from retrieval.embedders.hashing import HashingEmbedder
@@ -92,3 +93,19 @@ def test_a_weakly_matched_query_interleaves_the_other_language(bilingual: Hybrid
     bilingual.config = replace(bilingual.config, weak_match=None)
     ids = [h.product.id for h in bilingual.search(query, size=10, rerank=False).hits]
     assert ids[0] == "ear-sport" and "zh-huawei" not in ids[:3]
+
+
+def test_the_default_floor_leaves_out_unrelated_products(bilingual: HybridSearch) -> None:
+    # USE cosines to "wireless sports earphones": earphones 0.42, a rice cooker 0.08
+    query = "wireless sports earphones"
+    assert "zh-midea" in [h.product.id for h in bilingual.search(query, rerank=False).hits]
+    floored = HybridSearch(
+        bilingual.store,
+        bilingual.embedder,
+        config=replace(
+            bilingual.config, cross_min_similarity=Settings().crosslingual_min_similarity
+        ),
+        cross_embedder=bilingual.cross_embedder,
+    )
+    ids = [h.product.id for h in floored.search(query, rerank=False).hits]
+    assert "zh-huawei" in ids[:2] and "zh-midea" not in ids
